@@ -1,0 +1,247 @@
+"""The training loop, assembled from Megatron-Core pieces.
+
+One step = ``get_forward_backward_func()`` over the global batch's micro-batches (1F1B when PP > 1),
+``finalize_model_grads`` (DP all-reduce, tied-embedding sync across pipeline stages), the Megatron
+optimizer step (grad-norm clipping inside) and the LR scheduler. Signals (SIGUSR1/SIGTERM) are
+honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
+``Distiller`` (distill.py) subclasses this and swaps only ``forward_step``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from megatron_ext import checkpoint as ckpt
+from megatron_ext import parallel
+from megatron_ext.data import MicroBatches, build_datasets
+from megatron_ext.metrics import MetricsLogger, Throughput
+from megatron_ext.model import build_model, transformer_config
+from recipes import Recipe, flops_per_token, validate
+
+
+def lm_loss(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
+    """Token-mean LM loss for one micro-batch; reports (sum, count) so logging can average exactly."""
+    losses = output_tensor.float().view(-1)
+    mask = loss_mask.float().view(-1)
+    loss_sum = torch.sum(losses * mask)
+    num_tokens = mask.sum().to(torch.int)
+    return loss_sum, num_tokens, {"lm loss": torch.stack([loss_sum.detach(), mask.sum()])}
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, resume: str = "auto"):
+        self.recipe = recipe
+        env = parallel.detect_env()
+        validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
+        p = recipe.parallel
+        self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
+                                        seed=recipe.train.seed)
+        from megatron.core import parallel_state as ps
+
+        self.ps = ps
+        self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
+        self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
+        self.config = transformer_config(recipe=recipe)
+        self.model = self._wrap(build_model(recipe=recipe, config=self.config))
+        self.optimizer, self.scheduler = self._optimizer()
+        self._wire_schedule_hooks()
+
+        self.step, self.consumed_samples = 0, 0
+        resume_from = self._resume_path(resume)
+        if resume_from is not None:
+            state = ckpt.load(resume_from, self.model, self.optimizer, self.scheduler)
+            self.step, self.consumed_samples = state["step"], state["consumed_samples"]
+            self._print(f"resumed from {resume_from} at step {self.step}")
+        elif recipe.checkpoint.load:
+            ckpt.load_model_only(recipe.checkpoint.load, self.model)
+            self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
+
+        t = recipe.train
+        dp = ps.get_data_parallel_world_size()
+        evals = t.steps // max(t.eval_interval, 1) + 1
+        train_ds, self.valid_ds, _ = build_datasets(recipe, t.steps * t.global_batch_size,
+                                                    evals * t.eval_steps * t.global_batch_size)
+        self.train_batches = MicroBatches(train_ds, recipe, ps.get_data_parallel_rank(), dp)
+        self.valid_batches = MicroBatches(self.valid_ds, recipe, ps.get_data_parallel_rank(), dp) \
+            if self.valid_ds is not None and len(self.valid_ds) else None
+        self.metrics = MetricsLogger(self.run_dir, enabled=parallel.is_rank0(), resume_step=self.step,
+                                     tensorboard=recipe.logging.tensorboard)
+        self.throughput = Throughput(t.global_batch_size * recipe.data.seq_length,
+                                     flops_per_token(recipe.model, recipe.data.seq_length),
+                                     torch.distributed.get_world_size())
+        self._stop_requested = False
+
+    # ---------------------------------------------------------------- setup
+    def _wrap(self, model):
+        from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+        from megatron.core.transformer.module import Float16Module
+
+        if torch.cuda.is_available():
+            model.cuda(torch.cuda.current_device())
+        if self.config.bf16 or self.config.fp16:
+            model = Float16Module(self.config, model)
+        p = self.recipe.parallel
+        ddp_config = DistributedDataParallelConfig(
+            grad_reduce_in_fp32=True, overlap_grad_reduce=p.overlap_grad_reduce,
+            overlap_param_gather=p.overlap_param_gather, use_distributed_optimizer=p.use_distributed_optimizer,
+            check_for_nan_in_grad=True, bucket_size=None if torch.cuda.is_available() else 10**9)
+        return DistributedDataParallel(config=self.config, ddp_config=ddp_config, module=model)
+
+    def _optimizer(self):
+        from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+        from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+        o, s, r = self.recipe.optimizer, self.recipe.scheduler, self.recipe
+        config = OptimizerConfig(
+            optimizer="adam", lr=o.lr, min_lr=o.min_lr, weight_decay=o.weight_decay, adam_beta1=o.adam_beta1,
+            adam_beta2=o.adam_beta2, adam_eps=o.adam_eps, clip_grad=o.clip_grad, bf16=self.config.bf16,
+            fp16=self.config.fp16, params_dtype=self.config.params_dtype,
+            use_distributed_optimizer=r.parallel.use_distributed_optimizer)
+        optimizer = get_megatron_optimizer(config, [self.model])
+        decay_steps = s.decay_steps or r.train.steps
+        style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant"}[s.style]
+        scheduler = OptimizerParamScheduler(
+            optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr, lr_warmup_steps=s.warmup_steps,
+            lr_decay_steps=max(decay_steps, s.warmup_steps + 1), lr_decay_style=style,
+            start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=decay_steps, wd_incr_style="constant",
+            wsd_decay_steps=s.wsd_decay_steps or max(1, decay_steps // 10) if style == "WSD" else None,
+            lr_wsd_decay_style=s.wsd_decay_style if style == "WSD" else None)
+        return optimizer, scheduler
+
+    def _wire_schedule_hooks(self):
+        from megatron.core.distributed import finalize_model_grads
+
+        self.config.no_sync_func = self.model.no_sync
+        self.config.finalize_model_grads_func = finalize_model_grads
+        self.config.grad_scale_func = self.optimizer.scale_loss
+        if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
+            self.config.param_sync_func = self.model.start_param_sync
+
+    def _resume_path(self, resume: str):
+        if resume == "none":
+            return None
+        if resume == "auto":
+            return ckpt.latest(self.ckpt_dir)
+        return resume
+
+    # ---------------------------------------------------------------- step
+    def forward_step(self, data_iterator, model):
+        batch = next(data_iterator)
+        dev = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
+        tokens = batch["tokens"].to(dev, non_blocking=True)
+        labels = batch["labels"].to(dev, non_blocking=True)
+        loss_mask = batch["loss_mask"].to(dev, non_blocking=True)
+        position_ids = batch["position_ids"].to(dev, non_blocking=True)
+        output = model(tokens, position_ids, attention_mask=None, labels=labels)
+        return output, partial(lm_loss, loss_mask)
+
+    def _run_batches(self, stream, num_microbatches: int, forward_only: bool):
+        from megatron.core.pipeline_parallel import get_forward_backward_func
+
+        return get_forward_backward_func()(
+            forward_step_func=self.forward_step, data_iterator=stream, model=[self.model],
+            num_microbatches=num_microbatches, seq_length=self.recipe.data.seq_length,
+            micro_batch_size=self.recipe.train.micro_batch_size, forward_only=forward_only)
+
+    def _reduce_loss(self, losses: list[dict], key: str = "lm loss") -> float:
+        """Token-weighted mean over micro-batches and DP ranks, made visible on every rank."""
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        total = torch.zeros(2, dtype=torch.float64, device=dev)
+        if self.ps.is_pipeline_last_stage() and self.ps.get_tensor_model_parallel_rank() == 0:
+            for item in losses:
+                total += item[key].to(total)
+        torch.distributed.all_reduce(total)
+        return (total[0] / total[1].clamp(min=1)).item()
+
+    def train_step(self, stream) -> dict:
+        self.model.train()
+        self.model.zero_grad_buffer()
+        self.optimizer.zero_grad()
+        losses = self._run_batches(stream, self.train_batches.num_microbatches, forward_only=False)
+        ok, grad_norm, _ = self.optimizer.step()
+        if ok:
+            self.scheduler.step(1)
+        return {"loss": self._reduce_loss(losses), "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                "lr": self.optimizer.param_groups[0]["lr"], "skipped": not ok}
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        if self.valid_batches is None:
+            return None
+        self.model.eval()
+        stream = self.valid_batches.stream(0)  # the same validation batches every time: comparable curves
+        losses = []
+        for _ in range(self.recipe.train.eval_steps):
+            losses += self._run_batches(stream, self.valid_batches.num_microbatches, forward_only=True)
+        self.model.train()
+        return self._reduce_loss(losses)
+
+    # ---------------------------------------------------------------- loop
+    def _request_stop(self, signum, frame):
+        self._stop_requested = True
+        self._print(f"received signal {signum}: will checkpoint after this step")
+
+    def _agree_to_stop(self) -> bool:
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0],
+                            device="cuda" if torch.cuda.is_available() else "cpu")
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def save(self) -> None:
+        ckpt.save(self.ckpt_dir, self.step, self.model, self.optimizer, self.scheduler, self.recipe,
+                  {"step": self.step, "consumed_samples": self.consumed_samples},
+                  keep_last=self.recipe.checkpoint.keep_last)
+
+    def run(self) -> bool:
+        """Train to ``train.steps``; False when stopped early by a signal (after checkpointing)."""
+        for sig in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(sig, self._request_stop)
+        t, log_every = self.recipe.train, self.recipe.logging.log_interval
+        stream = self.train_batches.stream(self.consumed_samples)
+        start_step, started = self.step, time.perf_counter()
+        last = {}
+        while self.step < t.steps:
+            last = self.train_step(stream)
+            self.step += 1
+            self.consumed_samples += t.global_batch_size
+            self.throughput.step()
+            if not math.isfinite(last["loss"]):
+                raise FloatingPointError(f"loss is {last['loss']} at step {self.step}; lower optimizer.lr or "
+                                         "check the data")
+            record = {"step": self.step, **last}
+            if self.step % t.eval_interval == 0 or self.step == t.steps:
+                record["val_loss"] = self.evaluate()
+            if self.step % log_every == 0 or "val_loss" in record:
+                self.metrics.log({**record, **self.throughput.report()})
+            stop = self._agree_to_stop()
+            if self.step % self.recipe.checkpoint.save_interval == 0 or self.step == t.steps or stop:
+                self.save()
+            if stop:
+                self._print(f"checkpointed at step {self.step} after a stop signal; resume with --resume auto")
+                return False
+            if t.exit_after_steps and self.step - start_step >= t.exit_after_steps:
+                return self.step >= t.steps
+        self._write_summary(last, time.perf_counter() - started, start_step)
+        return True
+
+    def _write_summary(self, last: dict, seconds: float, start_step: int) -> None:
+        if not parallel.is_rank0():
+            return
+        summary = {"recipe": self.recipe.name, "steps": self.step, "final_loss": last.get("loss"),
+                   "consumed_samples": self.consumed_samples, "seconds": seconds,
+                   "steps_this_invocation": self.step - start_step, "checkpoint": str(self.ckpt_dir)}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    def _print(self, message: str) -> None:
+        if parallel.is_rank0():
+            print(f"[midm train] {message}", flush=True)
+
+    def close(self) -> None:
+        self.metrics.close()
+        parallel.destroy()

@@ -1,0 +1,129 @@
+"""Build Megatron-Core's ``GPTModel`` from a recipe — the single seam to the model class.
+
+Transformer Engine's layer spec is used when TE and CUDA are both present (fused kernels, FP8),
+Megatron's local spec otherwise (CPU). Both save the same dist-checkpoint keys (the local spec maps
+its norms onto TE's names), so a checkpoint moves freely between a laptop and an H100 node.
+Megatron-Core 0.19 marks GPTModel deprecated in favour of HybridModel; all conversion and pruning
+tooling speaks GPTModel, so we stay on it, and only this module would change.
+"""
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import torch
+
+from recipes import ModelConfig, Recipe
+
+
+def te_available() -> bool:
+    return torch.cuda.is_available() and importlib.util.find_spec("transformer_engine") is not None
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def transformer_config(recipe: Recipe | None = None, model: ModelConfig | None = None, **overrides):
+    """Megatron ``TransformerConfig`` for a recipe (or a bare ModelConfig for tools like conversion)."""
+    from megatron.core.transformer import TransformerConfig
+
+    m = model if model is not None else recipe.model
+    kwargs = dict(
+        num_layers=m.num_layers,
+        hidden_size=m.hidden_size,
+        ffn_hidden_size=m.ffn_hidden_size,
+        num_attention_heads=m.num_attention_heads,
+        num_query_groups=m.num_query_groups,
+        kv_channels=m.kv_channels,
+        normalization="RMSNorm",
+        layernorm_epsilon=m.norm_epsilon,
+        gated_linear_unit=True,
+        activation_func=torch.nn.functional.silu,
+        add_bias_linear=False,
+        add_qkv_bias=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        init_method_std=m.init_method_std,
+        bias_activation_fusion=False,
+        masked_softmax_fusion=False,
+        persist_layer_norm=False,
+        bias_dropout_fusion=False,
+        apply_rope_fusion=False,
+        gradient_accumulation_fusion=False,
+        # TP-invariant initialisation: the full weight is drawn on the CPU and then split, so
+        # TP=1 and TP=2 runs start from the same model. On GPUs we initialise on device (fast).
+        use_cpu_initialization=not torch.cuda.is_available(),
+        params_dtype=torch.float32,
+    )
+    if recipe is not None:
+        p, prec = recipe.parallel, recipe.precision
+        dtype = torch_dtype(prec.dtype)
+        kwargs.update(
+            tensor_model_parallel_size=p.tensor_model_parallel_size,
+            pipeline_model_parallel_size=p.pipeline_model_parallel_size,
+            sequence_parallel=p.sequence_parallel,
+            bf16=prec.dtype == "bf16",
+            fp16=prec.dtype == "fp16",
+            params_dtype=dtype,
+            pipeline_dtype=dtype,
+            autocast_dtype=dtype,
+        )
+        if prec.fp8:
+            kwargs.update(fp8=prec.fp8_format, fp8_recipe=prec.fp8, fp8_amax_history_len=prec.fp8_amax_history_len,
+                          fp8_amax_compute_algo="max" if prec.fp8 == "delayed" else "most_recent")
+        if torch.cuda.is_available():
+            kwargs.update(bias_activation_fusion=True, masked_softmax_fusion=True, bias_dropout_fusion=True,
+                          apply_rope_fusion=te_available(), gradient_accumulation_fusion=False)
+    kwargs.update(overrides)
+    return TransformerConfig(**kwargs)
+
+
+def layer_spec(use_te: bool | None = None):
+    from megatron.core.models.gpt.gpt_layer_specs import (get_gpt_layer_local_spec,
+                                                          get_gpt_layer_with_transformer_engine_spec)
+
+    if use_te if use_te is not None else te_available():
+        return get_gpt_layer_with_transformer_engine_spec()
+    return get_gpt_layer_local_spec(normalization="RMSNorm")
+
+
+def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = None, *,
+                pre_process: bool | None = None, post_process: bool | None = None,
+                use_te: bool | None = None, config=None):
+    """A ``GPTModel`` for this rank's pipeline stage (model-parallel state must be initialised)."""
+    from megatron.core import parallel_state
+    from megatron.core.models.gpt import GPTModel
+
+    m = model_cfg if model_cfg is not None else recipe.model
+    if config is None:
+        config = transformer_config(recipe=recipe, model=m)
+    if pre_process is None:
+        pre_process = parallel_state.is_pipeline_first_stage()
+    if post_process is None:
+        post_process = parallel_state.is_pipeline_last_stage()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = GPTModel(
+            config=config,
+            transformer_layer_spec=layer_spec(use_te),
+            vocab_size=m.vocab_size,
+            max_sequence_length=m.max_position_embeddings,
+            pre_process=pre_process,
+            post_process=post_process,
+            share_embeddings_and_output_weights=m.tie_embeddings,
+            position_embedding_type="rope",
+            rotary_base=int(m.rotary_base),
+        )
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Elements in this rank's shard (tied output weights counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total

@@ -1,0 +1,5 @@
+import sys
+
+from midm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""``midm <stage> …`` — one CLI over every pipeline stage.
+
+Each stage lives in its own package and owns its argument parser (``main(argv) -> int``).
+The table below names them as import strings so that ``midm slurm render`` or
+``midm data filter`` never pull in torch or Megatron-Core: a stage's module is imported only
+when that stage runs.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    target: str  # "package.module:function", called with the remaining argv
+    summary: str
+
+
+STAGES: dict[str, Stage] = {
+    "recipe": Stage("recipes.cli:main", "show a resolved recipe as JSON (incl. num_parameters)"),
+    "train": Stage("megatron_ext.train:main", "pretrain / continue training a recipe on Megatron-Core"),
+    "data": Stage("data_prep.cli:main", "filter · dedup · pii · synth · mix · tokenize"),
+    "tokenizer": Stage("tokenizer.cli:main", "train · eval · export the Korean-optimized tokenizer"),
+    "dus": Stage("megatron_ext.depth_upscale:main", "depth-up scale a checkpoint (layer duplication)"),
+    "prune": Stage("megatron_ext.prune:main", "Minitron-style width/depth pruning of a checkpoint"),
+    "distill": Stage("megatron_ext.distill:main", "logit distillation from a frozen teacher"),
+    "convert": Stage("megatron_ext.hf_convert:main", "to-hf · from-hf checkpoint conversion"),
+    "eval": Stage("evaluation.cli:main", "lm-evaluation-harness runs and paper tables"),
+    "slurm": Stage("slurm.cli:main", "render · submit sbatch scripts for any stage"),
+    "demo": Stage("midm.demo:main", "the whole Mi:dm lineage at tiny scale"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, STAGES))
+    lines = ["usage: midm <stage> [args…]   (midm <stage> --help for each stage)", "", "stages:"]
+    lines += [f"  {name:<{width}}  {stage.summary}" for name, stage in STAGES.items()]
+    return "\n".join(lines)
+
+
+def _resolve(name: str):
+    module_name, func_name = STAGES[name].target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):  # the stage's own module is missing
+            return None
+        raise
+    return getattr(module, func_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in STAGES:
+        print(f"midm: unknown stage {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    func = _resolve(name)
+    if func is None:
+        print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
+              f"({STAGES[name].target} is missing).", file=sys.stderr)
+        return 2
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Recipes: typed, plain-data run configurations chosen by name (no torch, no Megatron)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, LoggingConfig, ModelConfig,
+                            OptimizerConfig, ParallelConfig, PrecisionConfig, Recipe, SchedulerConfig,
+                            TrainConfig)
+from recipes.overrides import RecipeError, apply_overrides, recipe_from_dict, recipe_to_dict
+from recipes.stats import flops_per_token, num_parameters
+from recipes.validate import validate
+
+__all__ = [
+    "CheckpointConfig", "DataConfig", "DistillConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
+    "ParallelConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig", "TrainConfig",
+    "apply_overrides", "flops_per_token", "get_recipe", "num_parameters", "recipe_from_dict", "recipe_to_dict",
+    "recipe_names", "validate",
+]
+
+
+def _registry() -> dict[str, Callable[[], Recipe]]:
+    from recipes import midm_8b, midm_base, midm_mini, tiny
+
+    return {
+        "tiny": tiny.tiny,
+        "tiny_deep": tiny.tiny_deep,
+        "tiny_mini": tiny.tiny_mini,
+        "midm_8b": midm_8b.midm_8b,
+        "midm_base": midm_base.midm_base,
+        "midm_base_long": midm_base.midm_base_long,
+        "midm_mini": midm_mini.midm_mini,
+    }
+
+
+def recipe_names() -> list[str]:
+    return sorted(_registry())
+
+
+def get_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
+    """Build recipe ``name`` and apply ``--set`` style overrides (``["train.steps=10", …]``)."""
+    registry = _registry()
+    if name not in registry:
+        raise RecipeError(f"unknown recipe {name!r}; available: {', '.join(sorted(registry))}")
+    return apply_overrides(registry[name](), overrides)

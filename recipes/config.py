@@ -1,0 +1,143 @@
+"""Typed recipe dataclasses: plain data, no torch, no Megatron.
+
+A recipe is everything a run needs to be reproduced: model geometry, parallel layout, precision,
+optimizer + LR schedule, data, checkpointing and logging. Recipes are built by short functions in
+this package (``recipes/tiny.py``, ``recipes/midm_8b.py`` …) and refined with ``--set a.b=c``.
+Keeping this module free of heavy imports lets ``midm recipe show`` and ``midm slurm render``
+resolve recipes instantly on a login node.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Llama-style decoder geometry (RMSNorm, SwiGLU, RoPE, GQA, no biases)."""
+
+    num_layers: int
+    hidden_size: int
+    ffn_hidden_size: int
+    num_attention_heads: int = 32
+    num_query_groups: int = 8
+    # Explicit, because Mini's head_dim (128) is not hidden/heads (1792/32 = 56).
+    kv_channels: int = 128
+    vocab_size: int = 131_392  # padded vocabulary, as in the released models
+    max_position_embeddings: int = 32_768
+    rotary_base: float = 8_000_000.0
+    norm_epsilon: float = 1e-5
+    tie_embeddings: bool = False
+    init_method_std: float = 0.02
+
+
+@dataclass
+class ParallelConfig:
+    tensor_model_parallel_size: int = 1
+    pipeline_model_parallel_size: int = 1
+    # GPU-only features (they need TE/CUDA tensors); validated against the hardware at launch.
+    sequence_parallel: bool = False
+    use_distributed_optimizer: bool = False
+    overlap_grad_reduce: bool = False
+    overlap_param_gather: bool = False
+
+
+@dataclass
+class PrecisionConfig:
+    # "bf16" on GPUs; "fp32" on CPU (bf16 matmuls on CPU are slow and not what we test).
+    dtype: str = "bf16"
+    # None, or an FP8 scaling recipe of Transformer Engine: "delayed" | "tensorwise" (current scaling)
+    fp8: str | None = None
+    fp8_format: str = "hybrid"  # e4m3 forward, e5m2 backward
+    fp8_amax_history_len: int = 1024
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    adam_eps: float = 1e-8
+    clip_grad: float = 1.0
+
+
+@dataclass
+class SchedulerConfig:
+    """LR schedule: warmup, then ``cosine`` (to min_lr at decay_steps), ``wsd`` (warmup-stable-decay)
+    or ``constant``."""
+
+    style: str = "cosine"
+    warmup_steps: int = 2000
+    decay_steps: int | None = None  # default: train.steps
+    wsd_decay_steps: int | None = None  # length of the final decay of "wsd"; default 10% of steps
+    wsd_decay_style: str = "linear"  # linear | cosine | exponential | minus_sqrt
+
+
+@dataclass
+class DataConfig:
+    # Megatron-style blend: ["prefix"] or ["w1", "prefix1", "w2", "prefix2", …] (prefix = path without .bin/.idx)
+    blend: list[str] = field(default_factory=list)
+    # Or a JSON file written by `midm data mix`: {"blend": [[weight, "prefix"], …], …}
+    blend_file: str | None = None
+    split: str = "969,30,1"  # train,valid,test proportions of each prefix
+    seq_length: int = 4096
+    seed: int = 1234
+    num_workers: int = 2
+    cache_dir: str | None = None  # GPTDataset index cache; default: <checkpoint.dir>/../data_cache
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    global_batch_size: int = 512
+    micro_batch_size: int = 1
+    eval_interval: int = 1000
+    eval_steps: int = 10
+    seed: int = 1234
+    # When set, stop cleanly after this many steps of this invocation (used by tests and time-boxed jobs).
+    exit_after_steps: int | None = None
+
+
+@dataclass
+class CheckpointConfig:
+    dir: str | None = None  # where this run saves; `--resume auto` continues from <dir>/latest
+    save_interval: int = 1000
+    # Initial weights for a new run (e.g. the output of `midm dus` or `midm prune`): loaded model-only,
+    # with a fresh optimizer and schedule. Ignored when resuming from `dir`.
+    load: str | None = None
+    keep_last: int | None = None  # prune older iter_* dirs after a successful save
+    async_save: bool = False
+
+
+@dataclass
+class LoggingConfig:
+    dir: str = "runs"
+    run_name: str = "run"
+    log_interval: int = 1
+    tensorboard: bool = True
+
+
+@dataclass
+class DistillConfig:
+    """Logit distillation (Minitron): forward KL on the teacher's logits, LM loss off by default."""
+
+    temperature: float = 1.0
+    kd_weight: float = 1.0
+    lm_loss_weight: float = 0.0
+    teacher_recipe: str | None = None  # default: read from the teacher checkpoint's recipe.json
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: ModelConfig
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)

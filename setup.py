@@ -1,0 +1,32 @@
+"""midm-recipes: training recipes reproducing Mi:dm 2.0 on Megatron-Core.
+
+Versions are pinned once, in requirements/constraints.txt (``make`` installs with ``-c``);
+the ranges here only state what the code is written against.
+"""
+from setuptools import find_packages, setup
+
+CORE = ["torch==2.13.0", "megatron-core>=0.19,<0.20", "psutil>=5.9", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66"]
+EXTRAS = {
+    # Transformer Engine: only on CUDA machines (NGC containers ship it). Never installed in CI:
+    # once importable, Megatron-Core switches to TE modules that refuse to run without CUDA.
+    "gpu": ["transformer-engine[pytorch]>=2.0"],
+    "data": ["datatrove[io,processing]>=0.10,<0.11", "kiwipiepy>=0.24", "ftfy>=6.3"],
+    "tokenizer": ["sentencepiece>=0.2", "tokenizers>=0.21", "mistral-common>=1.13", "matplotlib>=3.8"],
+    "eval": ["lm-eval[hf]>=0.4.13,<0.5", "transformers>=5.0", "safetensors>=0.4", "matplotlib>=3.8"],
+    "train": ["tensorboard>=2.16"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3"],
+}
+EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "gpu" for dep in deps})
+
+setup(
+    name="midm-recipes",
+    version="0.1.0",
+    description="Megatron-Core training recipes for the Mi:dm 2.0 Korean-English LLM family",
+    python_requires=">=3.12",
+    packages=find_packages(include=["midm*", "recipes*", "megatron_ext*", "tokenizer*", "data_prep*",
+                                    "evaluation*", "slurm*"]),
+    package_data={"slurm": ["templates/*"], "evaluation": ["tasks/**/*"], "data_prep": ["configs/*"]},
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["midm=midm.cli:main"]},
+)
