@@ -95,14 +95,20 @@ def check_prefix(prefix: str, vocab_size: int, sample_docs: int = 2000) -> int:
     return len(index)
 
 
+def check_data(recipe: Recipe) -> list[str]:
+    """Validate every prefix of the recipe's blend; returns the prefixes."""
+    prefixes, _ = resolve_blend(recipe)
+    for prefix in prefixes:
+        check_prefix(prefix, recipe.model.vocab_size)
+    return prefixes
+
+
 def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_id: int = 2):
     """(train, valid, test) GPTDatasets sized for the run (valid/test may be None)."""
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
     prefixes, weights = resolve_blend(recipe)
-    for prefix in prefixes:
-        check_prefix(prefix, recipe.model.vocab_size)
     cache = recipe.data.cache_dir or os.path.join(recipe.logging.dir, recipe.logging.run_name, "data_cache")
     config = GPTDatasetConfig(
         random_seed=recipe.data.seed,

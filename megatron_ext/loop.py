@@ -19,7 +19,7 @@ import torch
 
 from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
-from megatron_ext.data import MicroBatches, build_datasets
+from megatron_ext.data import MicroBatches, build_datasets, check_data
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model, transformer_config
 from recipes import Recipe, flops_per_token, validate
@@ -39,6 +39,7 @@ class Trainer:
         self.recipe = recipe
         env = parallel.detect_env()
         validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
+        check_data(recipe)  # fail on the login node / before process groups, not after
         p = recipe.parallel
         self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
                                         seed=recipe.train.seed)
@@ -120,6 +121,8 @@ class Trainer:
         self.config.no_sync_func = self.model.no_sync
         self.config.finalize_model_grads_func = finalize_model_grads
         self.config.grad_scale_func = self.optimizer.scale_loss
+        if self.recipe.parallel.overlap_grad_reduce:
+            self.config.grad_sync_func = self.model.start_grad_sync
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
             self.config.param_sync_func = self.model.start_param_sync
 

@@ -1,0 +1,205 @@
+"""``midm dus`` — depth-up scaling (SOLAR, arXiv 2312.15166): a deeper checkpoint by duplicating layers.
+
+Layer maps (``--map``), for a source with ``n`` layers:
+
+* ``solar:M`` — ``old[0:n-M] + old[M:n]`` (SOLAR's two trimmed copies; ``midm_8b`` → ``midm_base`` is
+  ``solar:8``: 24 + 24 = 48 layers, 11,545,743,360 parameters).
+* an explicit list of source layers, ranges inclusive: ``0-23,8-31`` (same as ``solar:8`` for n=32).
+* ``scored:L`` — Mi:dm picks layers "with high representational ability"; we measure block importance
+  (1 − cos(input, output), ``importance.py``) on ``--calib`` windows and duplicate the contiguous
+  window of ``L − n`` interior layers with the highest mean importance: ``old[0:s+k] + old[s:n]``.
+  This is SOLAR's construction with the seam placed by data instead of symmetrically; the first and
+  last layers (which map embeddings in and logits out) are never doubled, as in SOLAR.
+
+Embeddings, final norm and output layer are copied; every new layer is a bit-identical copy of its
+source layer. The checkpoint is read into one process (TP=PP=1; dist-checkpointing reshards any
+saved layout) and written as ``OUT/iter_0000000`` with its recipe; continue with a fresh optimizer:
+``midm train --recipe midm_base --set checkpoint.load=OUT``. See ``surgery.py`` for memory needs.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+import time
+
+_LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
+
+
+class MapError(ValueError):
+    """An invalid ``--map`` for this source depth."""
+
+
+def solar_map(n: int, m: int) -> list[int]:
+    if not 1 <= m < n / 2:
+        raise MapError(f"solar:{m} needs 1 <= M < n/2 = {n / 2:g} for a source of {n} layers "
+                       f"(it builds old[0:n-M] + old[M:n] = {2 * (n - m)} layers)")
+    return list(range(0, n - m)) + list(range(m, n))
+
+
+def explicit_map(spec: str, n: int) -> list[int]:
+    layers: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise MapError(f"--map: cannot parse {part!r}; use solar:M, scored:L or ranges like 0-23,8-31")
+        lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if hi < lo:
+            raise MapError(f"--map: range {part!r} is decreasing")
+        layers += list(range(lo, hi + 1))
+    bad = sorted({i for i in layers if i >= n})
+    if bad:
+        raise MapError(f"--map: source has {n} layers (0..{n - 1}); {bad} do not exist")
+    return layers
+
+
+def scored_window(n: int, target: int, block_importance: list[float]) -> tuple[int, int]:
+    """(start, length) of the interior window to duplicate, maximising mean block importance."""
+    k = target - n
+    if k < 1 or k > n - 2:
+        raise MapError(f"scored:{target}: a {n}-layer source can grow to {n + 1}..{2 * n - 2} layers this way")
+    best = max(range(1, n - k), key=lambda s: (sum(block_importance[s:s + k]), -s))
+    return best, k
+
+
+def scored_map(n: int, target: int, block_importance: list[float]) -> list[int]:
+    start, k = scored_window(n, target, block_importance)
+    return list(range(0, start + k)) + list(range(start, n))
+
+
+def parse_map(spec: str, n: int) -> tuple[str, int | list[int]]:
+    """("solar", M) | ("explicit", layers) | ("scored", L) — validated against the source depth."""
+    if spec.startswith("solar:"):
+        m = int(spec.split(":", 1)[1])
+        solar_map(n, m)
+        return "solar", m
+    if spec.startswith("scored:"):
+        target = int(spec.split(":", 1)[1])
+        scored_window(n, target, [0.0] * n)
+        return "scored", target
+    return "explicit", explicit_map(spec, n)
+
+
+def upscale_tensors(tensors: dict, layer_map: list[int]) -> dict:
+    """New state: layer j ← source layer ``layer_map[j]`` (shared storage); everything else copied."""
+    by_layer: dict[int, dict[str, object]] = {}
+    out = {}
+    for name, value in tensors.items():
+        match = _LAYER.match(name)
+        if match:
+            by_layer.setdefault(int(match.group(1)), {})[match.group(2)] = value
+        else:
+            out[name] = value
+    for new_index, src in enumerate(layer_map):
+        for suffix, value in by_layer[src].items():
+            out[f"decoder.layers.{new_index}.{suffix}"] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="midm dus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="source checkpoint root or iter_* directory")
+    parser.add_argument("--output", required=True, help="new checkpoint root (must not hold a checkpoint)")
+    parser.add_argument("--map", required=True, help="solar:M | explicit ranges 0-23,8-31 | scored:L")
+    parser.add_argument("--recipe", help="target recipe the output is for (its geometry is checked and it is "
+                                         "written as the output's recipe.json); default: the source recipe, deeper")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of --recipe (e.g. model.vocab_size=384)")
+    parser.add_argument("--calib", help="data prefix (.bin/.idx without extension) for scored:L")
+    parser.add_argument("--samples", type=int, default=64, help="calibration windows for scored:L (default 64)")
+    parser.add_argument("--seq-length", type=int, help="calibration window length (default: recipe data.seq_length)")
+    parser.add_argument("--micro-batch-size", type=int, default=4)
+    return parser
+
+
+def _target_recipe(args, source, num_layers: int):
+    from recipes import RecipeError, get_recipe
+
+    if not args.recipe:
+        recipe = copy.deepcopy(source)
+        recipe.model.num_layers = num_layers
+        recipe.checkpoint.load = None
+        return recipe
+    recipe = get_recipe(args.recipe, args.overrides)
+    expected = copy.deepcopy(source.model)
+    expected.num_layers = num_layers
+    diff = {k: (getattr(expected, k), getattr(recipe.model, k)) for k in vars(expected)
+            if getattr(expected, k) != getattr(recipe.model, k)}
+    if diff:
+        fix = " ".join(f"--set model.{k}={v[0]}" for k, v in diff.items())
+        raise RecipeError(f"recipe {args.recipe} does not match the upscaled model: "
+                          + ", ".join(f"model.{k}: output {a} vs recipe {b}" for k, (a, b) in diff.items())
+                          + f" (add {fix} if intended)")
+    return recipe
+
+
+def run(args) -> dict:
+    from megatron_ext import parallel, surgery
+    from megatron_ext.model import count_parameters
+    from recipes import num_parameters
+
+    progress = surgery.Progress("dus")
+    started = time.perf_counter()
+    n = surgery.read_source_recipe(args.checkpoint).model.num_layers
+    kind, value = parse_map(args.map, n)  # fail on a bad map before loading gigabytes
+    if kind == "scored" and not args.calib:
+        raise MapError("scored:L measures block importance on calibration data: pass --calib PREFIX "
+                       "(a Megatron .bin/.idx prefix) [--samples N]")
+    surgery.init_single_process()
+    try:
+        source, model, iter_dir = surgery.load_source(args.checkpoint)
+        progress(f"loaded {iter_dir} ({n} layers, {count_parameters(model):,} parameters)")
+        summary: dict = {"source": str(iter_dir), "map": args.map, "source_layers": n}
+        if kind == "solar":
+            layer_map = solar_map(n, value)
+        elif kind == "explicit":
+            layer_map = value
+        else:
+            from megatron_ext import importance
+
+            seq = args.seq_length or source.data.seq_length
+            tokens = surgery.calibration_tokens(args.calib, args.samples, seq, source.model.vocab_size)
+            scores = importance.measure(model, tokens, source.model.kv_channels, args.micro_batch_size, progress)
+            blocks = [float(x) for x in scores.blocks]
+            start, k = scored_window(n, value, blocks)
+            layer_map = scored_map(n, value, blocks)
+            summary.update(block_importance=blocks, duplicated_window=[start, start + k - 1],
+                           calibration={"prefix": args.calib, "samples": args.samples, "seq_length": seq})
+        target = _target_recipe(args, source, len(layer_map))
+        tensors = upscale_tensors(surgery.tensor_items(model), layer_map)
+        new_model = surgery.build_single(target)
+        surgery.load_tensors(new_model, tensors)
+        del model, tensors
+        progress(f"built {len(layer_map)} layers from source layers {layer_map}")
+        out_dir = surgery.save_output(args.output, new_model, target,
+                                      {"dus": {"source": str(iter_dir), "layer_map": layer_map}})
+        summary.update(layer_map=layer_map, layers=len(layer_map), recipe=target.name, checkpoint=str(out_dir),
+                       num_parameters=count_parameters(new_model), recipe_num_parameters=num_parameters(target.model),
+                       seconds=round(time.perf_counter() - started, 2),
+                       recipe_overrides=surgery.model_overrides(target.name, target.model),
+                       next_step=surgery.train_command(target.name, target.model, args.output))
+        surgery.write_summary(args.output, "dus_summary.json", summary)
+        progress(f"saved {out_dir} ({summary['num_parameters']:,} parameters)")
+        return summary
+    finally:
+        parallel.destroy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from megatron_ext.surgery import SurgeryError
+    from recipes import RecipeError
+
+    try:
+        run(args)
+    except (MapError, SurgeryError, RecipeError) as err:
+        print(f"midm dus: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

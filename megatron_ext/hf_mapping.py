@@ -1,0 +1,214 @@
+"""Declarative Llama ↔ Megatron-Core GPT name mapping: one table, pure tensor logic, no Megatron.
+
+Every HF tensor of ``LlamaForCausalLM`` corresponds to one Megatron tensor through one
+:class:`Rule` (HF name(s), Megatron name, transform). The transforms are where conversion tools
+usually go wrong silently, so each is small and exact (no arithmetic on values, only slicing,
+concatenation and zero-padding — a round trip is bit-exact):
+
+* ``qkv``: Megatron fuses Q, K and V per query group, ``[g0: q…q k v | g1: q…q k v | …]`` with
+  ``heads/groups`` query heads of ``head_dim`` rows each; HF keeps three matrices. ``head_dim`` is
+  taken from the geometry, never from ``hidden/heads`` (Mini: 32 × 128 ≠ 1792).
+* ``fc1``: SwiGLU's gate and up projections, concatenated ``[gate; up]`` in Megatron.
+* ``vocab``: Megatron pads the vocabulary (rows beyond the tokenizer); HF may keep the padded
+  rows (the released Mi:dm 2.0 does: 131,392) or drop them; restoring pads with zeros.
+* tied embeddings: no ``lm_head.weight`` / ``output_layer.weight`` tensor at all.
+
+Rotary embeddings need no permutation: Megatron (``rotary_interleaved=False``) and HF Llama both
+rotate halves. Megatron names exist in two spellings — Transformer Engine fuses the norms into
+the next linear (``linear_qkv.layer_norm_weight``), the local spec keeps ``input_layernorm`` — and
+both are read; which one is written is the caller's choice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LAYER = "{L}"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    num_layers: int
+    hidden_size: int
+    ffn_hidden_size: int
+    num_attention_heads: int
+    num_query_groups: int
+    head_dim: int
+    padded_vocab_size: int   # rows in Megatron's embedding / output layer
+    hf_vocab_size: int       # rows in the HF checkpoint (== padded, or the unpadded vocabulary)
+    tie_embeddings: bool
+
+    def __post_init__(self) -> None:
+        if self.num_attention_heads % self.num_query_groups:
+            raise ValueError(f"{self.num_attention_heads} heads are not divisible into "
+                             f"{self.num_query_groups} query groups")
+        if self.hf_vocab_size > self.padded_vocab_size:
+            raise ValueError(f"HF vocab {self.hf_vocab_size} is larger than the padded vocab "
+                             f"{self.padded_vocab_size}")
+
+    @property
+    def heads_per_group(self) -> int:
+        return self.num_attention_heads // self.num_query_groups
+
+
+@dataclass(frozen=True)
+class Rule:
+    hf: tuple[str, ...]          # one name, or the parts a fused Megatron tensor is split into
+    megatron: str                # canonical (Transformer Engine) name
+    transform: str = "identity"  # identity | qkv | fc1 | vocab
+    local_alias: str | None = None  # name under Megatron's local (non-TE) layer spec
+    untied_only: bool = False    # only present when embeddings are not tied
+    per_layer: bool = False
+
+
+_L = "model.layers.{L}."
+_M = "decoder.layers.{L}."
+MAPPING: tuple[Rule, ...] = (
+    Rule(("model.embed_tokens.weight",), "embedding.word_embeddings.weight", "vocab"),
+    Rule((_L + "input_layernorm.weight",), _M + "self_attention.linear_qkv.layer_norm_weight",
+         local_alias=_M + "input_layernorm.weight", per_layer=True),
+    Rule((_L + "self_attn.q_proj.weight", _L + "self_attn.k_proj.weight", _L + "self_attn.v_proj.weight"),
+         _M + "self_attention.linear_qkv.weight", "qkv", per_layer=True),
+    Rule((_L + "self_attn.o_proj.weight",), _M + "self_attention.linear_proj.weight", per_layer=True),
+    Rule((_L + "post_attention_layernorm.weight",), _M + "mlp.linear_fc1.layer_norm_weight",
+         local_alias=_M + "pre_mlp_layernorm.weight", per_layer=True),
+    Rule((_L + "mlp.gate_proj.weight", _L + "mlp.up_proj.weight"), _M + "mlp.linear_fc1.weight", "fc1",
+         per_layer=True),
+    Rule((_L + "mlp.down_proj.weight",), _M + "mlp.linear_fc2.weight", per_layer=True),
+    Rule(("model.norm.weight",), "decoder.final_layernorm.weight"),
+    Rule(("lm_head.weight",), "output_layer.weight", "vocab", untied_only=True),
+)
+
+
+class MappingError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- transforms (exact, shape-checked)
+
+def qkv_split(fused: torch.Tensor, g: Geometry) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    qpg, d = g.heads_per_group, g.head_dim
+    expected = (g.num_query_groups * (qpg + 2) * d, g.hidden_size)
+    _check(fused, expected, "linear_qkv")
+    grouped = fused.reshape(g.num_query_groups, qpg + 2, d, g.hidden_size)
+    q = grouped[:, :qpg].reshape(g.num_attention_heads * d, g.hidden_size)
+    k = grouped[:, qpg].reshape(g.num_query_groups * d, g.hidden_size)
+    v = grouped[:, qpg + 1].reshape(g.num_query_groups * d, g.hidden_size)
+    return q.clone(), k.clone(), v.clone()
+
+
+def qkv_fuse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: Geometry) -> torch.Tensor:
+    qpg, d, ng, h = g.heads_per_group, g.head_dim, g.num_query_groups, g.hidden_size
+    _check(q, (g.num_attention_heads * d, h), "q_proj")
+    _check(k, (ng * d, h), "k_proj")
+    _check(v, (ng * d, h), "v_proj")
+    fused = torch.cat([q.reshape(ng, qpg, d, h), k.reshape(ng, 1, d, h), v.reshape(ng, 1, d, h)], dim=1)
+    return fused.reshape(ng * (qpg + 2) * d, h).contiguous()
+
+
+def fc1_split(fused: torch.Tensor, g: Geometry) -> tuple[torch.Tensor, torch.Tensor]:
+    _check(fused, (2 * g.ffn_hidden_size, g.hidden_size), "linear_fc1")
+    gate, up = fused.split(g.ffn_hidden_size, dim=0)
+    return gate.clone(), up.clone()
+
+
+def fc1_fuse(gate: torch.Tensor, up: torch.Tensor, g: Geometry) -> torch.Tensor:
+    _check(gate, (g.ffn_hidden_size, g.hidden_size), "gate_proj")
+    _check(up, (g.ffn_hidden_size, g.hidden_size), "up_proj")
+    return torch.cat([gate, up], dim=0).contiguous()
+
+
+def vocab_unpad(weight: torch.Tensor, g: Geometry) -> torch.Tensor:
+    _check(weight, (g.padded_vocab_size, g.hidden_size), "embedding/output")
+    return weight[: g.hf_vocab_size].clone()
+
+
+def vocab_pad(weight: torch.Tensor, g: Geometry) -> torch.Tensor:
+    _check(weight, (g.hf_vocab_size, g.hidden_size), "embed_tokens/lm_head")
+    if g.padded_vocab_size == g.hf_vocab_size:
+        return weight.clone()
+    pad = weight.new_zeros(g.padded_vocab_size - g.hf_vocab_size, g.hidden_size)
+    return torch.cat([weight, pad], dim=0)
+
+
+def _check(t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+    if tuple(t.shape) != tuple(shape):
+        raise MappingError(f"{what}: shape {tuple(t.shape)} does not match the geometry's {tuple(shape)}")
+
+
+# ---------------------------------------------------------------- whole state dicts
+
+def _expand(rule: Rule, g: Geometry):
+    layers = range(g.num_layers) if rule.per_layer else [None]
+    for layer in layers:
+        fill = (lambda s: s.replace(LAYER, str(layer))) if layer is not None else (lambda s: s)
+        yield ([fill(n) for n in rule.hf], fill(rule.megatron),
+               fill(rule.local_alias) if rule.local_alias else None)
+
+
+def _rules(g: Geometry):
+    return [r for r in MAPPING if not (r.untied_only and g.tie_embeddings)]
+
+
+def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry) -> dict[str, torch.Tensor]:
+    """Full (unsharded) Megatron GPT state dict, either naming → HF Llama state dict."""
+    out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for rule in _rules(g):
+        for hf_names, meg, alias in _expand(rule, g):
+            name = meg if meg in state else alias if alias and alias in state else None
+            if name is None:
+                raise MappingError(f"Megatron state dict has no {meg!r}" + (f" (nor {alias!r})" if alias else ""))
+            used.add(name)
+            tensor = state[name]
+            if rule.transform == "qkv":
+                parts = qkv_split(tensor, g)
+            elif rule.transform == "fc1":
+                parts = fc1_split(tensor, g)
+            elif rule.transform == "vocab":
+                parts = (vocab_unpad(tensor, g),)
+            else:
+                parts = (tensor.clone(),)
+            out.update(zip(hf_names, parts))
+    _reject_unmapped(state, used, "Megatron")
+    return out
+
+
+def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, *, naming: str = "local") -> dict[str, torch.Tensor]:
+    """HF Llama state dict → full Megatron GPT state dict (``naming``: "local" or "te" norm names)."""
+    if naming not in ("local", "te"):
+        raise ValueError("naming must be 'local' or 'te'")
+    out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for rule in _rules(g):
+        for hf_names, meg, alias in _expand(rule, g):
+            missing = [n for n in hf_names if n not in state]
+            if missing:
+                raise MappingError(f"HF state dict has no {missing}")
+            used.update(hf_names)
+            parts = [state[n] for n in hf_names]
+            if rule.transform == "qkv":
+                tensor = qkv_fuse(*parts, g)
+            elif rule.transform == "fc1":
+                tensor = fc1_fuse(*parts, g)
+            elif rule.transform == "vocab":
+                tensor = vocab_pad(parts[0], g)
+            else:
+                tensor = parts[0].clone()
+            out[alias if naming == "local" and alias else meg] = tensor
+    if g.tie_embeddings and "lm_head.weight" in state:
+        if not torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"]):
+            raise MappingError("tie_embeddings is set but lm_head.weight differs from embed_tokens")
+        used.add("lm_head.weight")
+    _reject_unmapped(state, used, "HF")
+    return out
+
+
+def _reject_unmapped(state: dict, used: set[str], side: str) -> None:
+    # TE keeps per-module FP8 metadata in "_extra_state"; it carries no weights.
+    left = sorted(k for k in state if k not in used and not k.endswith("_extra_state")
+                  and not k.endswith("rotary_pos_emb.inv_freq"))
+    if left:
+        raise MappingError(f"{side} tensors not covered by the mapping (refusing to drop them): {left[:8]}"
+                           + (" …" if len(left) > 8 else ""))

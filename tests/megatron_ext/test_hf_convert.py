@@ -1,0 +1,290 @@
+"""HF ↔ Megatron conversion: the mapping's transforms, bit-exact round trips for several geometries
+(Mini-shaped: head_dim × heads ≠ hidden with tied embeddings; GQA untied; MHA), logits of Megatron
+vs `transformers` on the converted model, the released Mini config.json, and checkpoints saved
+under TP=2 and PP=2 converting to the same HF weights.
+
+Megatron runs in subprocesses (this file is also the worker: ``python test_hf_convert.py …``),
+which keeps its process-global state and CPU patches out of the pytest process.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+HERE = Path(__file__).resolve()
+TOKENS = torch.tensor([[5, 17, 42, 99, 7, 250, 3, 11, 64, 128, 1, 200, 9, 33, 77, 150]])
+
+# name: HF geometry; padded vocab on the Megatron side; HF vocab written back by to-hf
+CASES = {
+    "mini_tied": dict(hidden_size=48, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                      tie_word_embeddings=True, vocab_size=300, padded=384),
+    "gqa_untied": dict(hidden_size=64, num_attention_heads=8, num_key_value_heads=2, head_dim=8,
+                       tie_word_embeddings=False, vocab_size=300, padded=384),
+    "mha_untied": dict(hidden_size=40, num_attention_heads=4, num_key_value_heads=4, head_dim=12,
+                       tie_word_embeddings=False, vocab_size=256, padded=256),
+}
+
+
+def make_hf_model(out: Path, case: dict, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    geo = {k: v for k, v in case.items() if k != "padded"}
+    config = LlamaConfig(intermediate_size=96, num_hidden_layers=2, max_position_embeddings=64,
+                         rope_theta=8_000_000.0, rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, **geo)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # every tensor random, norms included, so a swapped norm cannot hide
+        for p in model.parameters():
+            p.normal_(0.0, 0.4 if p.dim() == 2 else 1.0)
+    model.save_pretrained(out)
+    return model
+
+
+def load_hf_dir(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state = {}
+    for f in path.glob("*.safetensors"):
+        state.update(load_file(str(f)))
+    return state
+
+
+def run_python(args: list[str], nproc: int = 1, timeout: int = 300) -> None:
+    import os
+    import socket
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    if nproc == 1:
+        cmd = [sys.executable, str(HERE), *args]
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={port}",
+               str(HERE), *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+
+
+# ---------------------------------------------------------------- pure mapping (no Megatron)
+
+def _geometry(case: dict):
+    from megatron_ext.hf_mapping import Geometry
+
+    return Geometry(num_layers=2, hidden_size=case["hidden_size"], ffn_hidden_size=96,
+                    num_attention_heads=case["num_attention_heads"], num_query_groups=case["num_key_value_heads"],
+                    head_dim=case["head_dim"], padded_vocab_size=case["padded"], hf_vocab_size=case["vocab_size"],
+                    tie_embeddings=case["tie_word_embeddings"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("naming", ["local", "te"])
+def test_mapping_round_trip_is_bit_exact(tmp_path, name, naming):
+    from megatron_ext.hf_mapping import hf_to_megatron, megatron_to_hf
+
+    case = CASES[name]
+    hf = make_hf_model(tmp_path, case).state_dict()
+    hf = {k: v for k, v in hf.items() if not (case["tie_word_embeddings"] and k == "lm_head.weight")}
+    meg = hf_to_megatron(hf, _geometry(case), naming=naming)
+    norm_key = "decoder.layers.0.input_layernorm.weight" if naming == "local" else \
+        "decoder.layers.0.self_attention.linear_qkv.layer_norm_weight"
+    assert norm_key in meg
+    assert meg["embedding.word_embeddings.weight"].shape[0] == case["padded"]
+    assert ("output_layer.weight" in meg) != case["tie_word_embeddings"]
+    back = megatron_to_hf(meg, _geometry(case))
+    assert back.keys() == hf.keys()
+    for k in hf:
+        assert torch.equal(back[k], hf[k]), k
+
+
+def test_qkv_layout_is_grouped_per_kv_head():
+    """Megatron's fused QKV rows: for each KV group, its query heads, then its K head, then its V head."""
+    from megatron_ext.hf_mapping import Geometry, qkv_fuse
+
+    g = Geometry(num_layers=1, hidden_size=3, ffn_hidden_size=4, num_attention_heads=4, num_query_groups=2,
+                 head_dim=2, padded_vocab_size=8, hf_vocab_size=8, tie_embeddings=True)
+    q = torch.arange(4).repeat_interleave(2).float().unsqueeze(1).expand(8, 3)        # row value = query head
+    k = (10 + torch.arange(2)).repeat_interleave(2).float().unsqueeze(1).expand(4, 3)  # 10 + kv head
+    v = (20 + torch.arange(2)).repeat_interleave(2).float().unsqueeze(1).expand(4, 3)  # 20 + kv head
+    rows = qkv_fuse(q, k, v, g)[:, 0].tolist()
+    assert rows == [0, 0, 1, 1, 10, 10, 20, 20, 2, 2, 3, 3, 11, 11, 21, 21]
+
+
+def test_mapping_refuses_mismatched_or_unmapped_tensors(tmp_path):
+    from megatron_ext.hf_mapping import MappingError, hf_to_megatron
+
+    case = CASES["gqa_untied"]
+    hf = make_hf_model(tmp_path, case).state_dict()
+    with pytest.raises(MappingError, match="q_proj"):  # head_dim wrong for these weights
+        hf_to_megatron(hf, _geometry({**case, "head_dim": 16}))
+    with pytest.raises(MappingError, match="not covered"):
+        hf_to_megatron({**hf, "model.layers.0.self_attn.q_proj.bias": torch.zeros(64)}, _geometry(case))
+
+
+def test_mini_recipe_exports_exactly_the_published_config():
+    from transformers import LlamaConfig
+
+    from megatron_ext.hf_convert import hf_config
+    from recipes import get_recipe
+
+    published = json.loads((REPO / "evaluation" / "paper" / "midm2_mini_config.json").read_text())
+    ours = hf_config(get_recipe("midm_mini").model, vocab_size=131_392, dtype="bf16")
+    assert list(ours) == list(published) and ours == published
+    loaded = LlamaConfig(**ours)  # and transformers reads it as intended
+    assert (loaded.head_dim, loaded.hidden_size, loaded.rope_parameters["rope_theta"]) == (128, 1792, 8_000_000)
+
+
+# ---------------------------------------------------------------- through Megatron (subprocess worker)
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("convert")
+    for name, case in CASES.items():
+        make_hf_model(root / name / "hf", case)
+    make_tokenizer(root / "tokenizer")
+    torch.save(TOKENS, root / "tokens.pt")
+    run_python(["convert", str(root)])
+    return root
+
+
+def make_tokenizer(out: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<|begin_of_text|>", "<pad>", "<|end_of_text|>", "<|eot_id|>"] + [f"w{i}" for i in range(286)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=words[0], pad_token=words[1], eos_token=words[2],
+                            additional_special_tokens=[words[3]]).save_pretrained(out)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hf_megatron_hf_round_trip_is_bit_exact(converted, name):
+    case = CASES[name]
+    original = load_hf_dir(converted / name / "hf")
+    if case["tie_word_embeddings"]:
+        original.pop("lm_head.weight", None)
+    back = load_hf_dir(converted / name / "hf_back")
+    assert back.keys() == original.keys()
+    for k in original:
+        assert torch.equal(back[k], original[k]), k
+    config = json.loads((converted / name / "hf_back" / "config.json").read_text())
+    assert config["head_dim"] == case["head_dim"] and config["vocab_size"] == case["vocab_size"]
+    assert config["tie_word_embeddings"] == case["tie_word_embeddings"]
+    assert config["rope_theta"] == 8_000_000 and config["rms_norm_eps"] == 1e-5
+    recipe = json.loads((converted / name / "ckpt" / "iter_0000000" / "recipe.json").read_text())
+    assert recipe["model"]["vocab_size"] == case["padded"] and recipe["model"]["kv_channels"] == case["head_dim"]
+
+
+def test_sharded_output_has_an_index_and_reads_back(converted):
+    out = converted / "gqa_untied" / "hf_back"
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+    from megatron_ext.hf_convert import read_hf
+
+    _, state = read_hf(out)
+    assert state.keys() == index["weight_map"].keys()
+
+
+def test_padded_vocab_kept_by_default_and_tokenizer_exported(converted):
+    """Default keeps Megatron's padded rows (as the released model does); the tokenizer travels along."""
+    out = converted / "mini_tied" / "hf_padded"
+    config = json.loads((out / "config.json").read_text())
+    assert config["vocab_size"] == 384
+    emb = load_hf_dir(out)["model.embed_tokens.weight"]
+    original = load_hf_dir(converted / "mini_tied" / "hf")["model.embed_tokens.weight"]
+    assert torch.equal(emb[:300], original) and not emb[300:].any()
+    assert json.loads((out / "generation_config.json").read_text())["eos_token_id"] == [2, 3]
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(str(out))) == 290
+    assert json.loads((out / "midm_conversion.json").read_text())["hf_vocab_size"] == 384
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_megatron_and_transformers_logits_agree(converted, name):
+    from transformers import LlamaForCausalLM
+
+    megatron_logits = torch.load(converted / name / "megatron_logits.pt", weights_only=True)
+    model = LlamaForCausalLM.from_pretrained(str(converted / name / "hf_back"), dtype=torch.float32).eval()
+    with torch.no_grad():
+        hf_logits = model(TOKENS).logits
+    vocab = CASES[name]["vocab_size"]
+    assert megatron_logits.shape[-1] == CASES[name]["padded"]
+    assert torch.allclose(megatron_logits[..., :vocab], hf_logits, atol=1e-4, rtol=0), \
+        (megatron_logits[..., :vocab] - hf_logits).abs().max()
+
+
+def test_convert_cli_reports_bad_input(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "midm", "convert", "to-hf", "--checkpoint", str(tmp_path),
+                           "--output", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
+
+
+@pytest.mark.slow
+def test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights(converted, tmp_path):
+    ckpt = converted / "mini_tied" / "ckpt"
+    run_python(["reshard", str(ckpt), str(tmp_path)], nproc=2)
+    original = load_hf_dir(converted / "mini_tied" / "hf")
+    original.pop("lm_head.weight", None)
+    for layout in ("tp2pp1", "tp1pp2"):
+        saved = json.loads((tmp_path / layout / "iter_0000000" / "trainer_state.json").read_text())["layout"]
+        assert (saved["tp"], saved["pp"]) == (int(layout[2]), int(layout[5]))
+        out = load_hf_dir(tmp_path / f"hf_{layout}")
+        assert out.keys() == original.keys()
+        for k in original:
+            assert torch.equal(out[k], original[k]), (layout, k)
+
+
+# ---------------------------------------------------------------- worker (runs in subprocesses)
+
+def _worker_convert(root: Path) -> None:
+    from megatron_ext import checkpoint, hf_convert
+
+    for name, case in CASES.items():
+        d = root / name
+        hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=case["padded"])
+        shard = ["--max-shard-size", "20KB"] if name == "gqa_untied" else []
+        assert hf_convert.main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_back"),
+                                "--dtype", "fp32", "--vocab-size", str(case["vocab_size"]), *shard]) == 0
+        recipe = checkpoint.read_recipe(d / "ckpt")
+        model = hf_convert._single_process_model(recipe.model)
+        checkpoint.load_model_only(d / "ckpt", model)
+        tokens = torch.load(root / "tokens.pt", weights_only=True)
+        with torch.no_grad():
+            logits = model(tokens, torch.arange(tokens.shape[1]).unsqueeze(0), attention_mask=None)
+        torch.save(logits, d / "megatron_logits.pt")
+    hf_convert.to_hf(root / "mini_tied" / "ckpt", root / "mini_tied" / "hf_padded", dtype="fp32",
+                     tokenizer_dir=root / "tokenizer")
+
+
+def _worker_reshard(ckpt: Path, out: Path) -> None:
+    from megatron.core import parallel_state
+
+    from megatron_ext import hf_convert
+
+    for tp, pp in ((2, 1), (1, 2)):
+        hf_convert.reshard(ckpt, out / f"tp{tp}pp{pp}", tp, pp)
+        parallel_state.destroy_model_parallel()
+    for layout in ("tp2pp1", "tp1pp2"):  # world of 2 at TP=PP=1: both ranks load, rank 0 writes
+        hf_convert.to_hf(out / layout, out / f"hf_{layout}", dtype="fp32", vocab_size=300)
+        parallel_state.destroy_model_parallel()
+
+
+if __name__ == "__main__":  # the guard dist-checkpointing's writer processes need
+    sys.path.insert(0, str(REPO))
+    if sys.argv[1] == "convert":
+        _worker_convert(Path(sys.argv[2]))
+    else:
+        _worker_reshard(Path(sys.argv[2]), Path(sys.argv[3]))
+    from megatron_ext import parallel
+
+    parallel.destroy()

@@ -1,0 +1,108 @@
+"""Recipes: published sizes, overrides, validation — all without torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recipes import (RecipeError, flops_per_token, get_recipe, num_parameters, recipe_from_dict, recipe_names,
+                     recipe_to_dict, validate)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("midm_8b", 8_055_951_360),
+    ("midm_base", 11_545_743_360),
+    ("midm_mini", 2_305_517_312),
+])
+def test_published_parameter_counts(name, expected):
+    assert num_parameters(get_recipe(name).model) == expected
+
+
+def test_mini_geometry_matches_published_config():
+    m = get_recipe("midm_mini").model
+    assert (m.num_layers, m.hidden_size, m.ffn_hidden_size) == (48, 1792, 4608)
+    assert (m.num_attention_heads, m.num_query_groups, m.kv_channels) == (32, 8, 128)
+    assert m.tie_embeddings and m.vocab_size == 131_392 and m.rotary_base == 8_000_000
+
+
+def test_flops_per_token_is_about_six_n_plus_attention():
+    r = get_recipe("midm_8b")
+    n_nonembed = num_parameters(r.model) - r.model.vocab_size * r.model.hidden_size
+    flops = flops_per_token(r.model, r.data.seq_length)
+    attention = 3 * 4 * 32 * 4096 * 4096
+    assert flops == pytest.approx(6 * n_nonembed + attention, rel=1e-3)
+
+
+def test_overrides_are_typed_and_named():
+    r = get_recipe("tiny", ["train.steps=7", "optimizer.lr=1e-3", "data.blend=0.3 a 0.7 b",
+                            "parallel.sequence_parallel=false", "checkpoint.keep_last=none", "logging.run_name=x y"])
+    assert r.train.steps == 7 and isinstance(r.train.steps, int)
+    assert r.optimizer.lr == 1e-3
+    assert r.data.blend == ["0.3", "a", "0.7", "b"]
+    assert r.checkpoint.keep_last is None and r.logging.run_name == "x y"
+    with pytest.raises(RecipeError, match="unknown field 'stpes'.*steps"):
+        get_recipe("tiny", ["train.stpes=3"])
+    with pytest.raises(RecipeError, match="expected int"):
+        get_recipe("tiny", ["train.steps=many"])
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        get_recipe("tiny", ["train.steps"])
+    with pytest.raises(RecipeError, match="unknown recipe"):
+        get_recipe("gpt5")
+
+
+def test_json_round_trip():
+    for name in recipe_names():
+        r = get_recipe(name)
+        assert recipe_from_dict(json.loads(json.dumps(recipe_to_dict(r)))) == r
+
+
+@pytest.mark.parametrize("overrides,world,gpu,message", [
+    (["parallel.tensor_model_parallel_size=3"], None, None, "must divide model.num_attention_heads"),
+    (["parallel.tensor_model_parallel_size=16"], None, None, "must divide model.num_query_groups"),
+    (["parallel.pipeline_model_parallel_size=5"], None, None, "must divide model.num_layers"),
+    (["parallel.tensor_model_parallel_size=1", "parallel.sequence_parallel=true"], None, None,
+     "sequence_parallel needs parallel.tensor_model_parallel_size > 1"),
+    (["train.global_batch_size=1000", "train.micro_batch_size=3"], None, None, "multiple of train.micro_batch_size"),
+    (["train.global_batch_size=1024", "train.micro_batch_size=2"], 6 * 2, None,
+     "divisible by train.micro_batch_size × data-parallel size"),
+    ([], 3, None, "not a multiple of tensor_model_parallel_size"),
+    ([], None, False, "precision.fp8 needs an NVIDIA GPU"),
+    (["precision.fp8=none"], None, False, "use_distributed_optimizer needs GPUs"),
+    (["data.seq_length=65536"], None, None, "exceeds model.max_position_embeddings"),
+    (["precision.dtype=fp8"], None, None, "precision.dtype must be one of"),
+])
+def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
+    with pytest.raises(RecipeError, match=message):
+        validate(get_recipe("midm_8b", overrides), world_size=world, has_gpu=gpu)
+
+
+def test_valid_layouts_pass():
+    validate(get_recipe("midm_8b"), world_size=64, has_gpu=True)
+    validate(get_recipe("tiny", ["parallel.tensor_model_parallel_size=2"]), world_size=2, has_gpu=False)
+    validate(get_recipe("midm_mini", ["parallel.tensor_model_parallel_size=8", "parallel.sequence_parallel=true"]),
+             world_size=16, has_gpu=True)
+
+
+def test_recipe_show_cli_does_not_import_torch():
+    code = ("import sys, json, io, contextlib; from midm.cli import main\n"
+            "buf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf): rc = main(['recipe', 'show', 'midm_base', '--set', 'train.steps=5'])\n"
+            "d = json.loads(buf.getvalue()); assert rc == 0\n"
+            "print(d['num_parameters'], d['train']['steps'], d['flops_per_token'] > 0, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["11545743360", "5", "True", "False"]
+
+
+def test_recipe_show_reports_invalid_recipe():
+    proc = subprocess.run([sys.executable, "-m", "midm", "recipe", "show", "tiny", "--set",
+                           "parallel.pipeline_model_parallel_size=3"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "pipeline_model_parallel_size (3) must divide model.num_layers (4)" in proc.stderr
+
+
+def test_unknown_stage_and_help():
+    proc = subprocess.run([sys.executable, "-m", "midm", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "train" in proc.stdout and "slurm" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "midm", "frobnicate"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown stage" in proc.stderr
