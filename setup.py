@@ -5,7 +5,8 @@ the ranges here only state what the code is written against.
 """
 from setuptools import find_packages, setup
 
-CORE = ["torch==2.13.0", "megatron-core>=0.19,<0.20", "psutil>=5.9", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66"]
+CORE = ["torch==2.13.0", "megatron-core>=0.19,<0.20", "psutil>=5.9", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66",
+        "tensorboard>=2.16"]
 EXTRAS = {
     # Transformer Engine: only on CUDA machines (NGC containers ship it). Never installed in CI:
     # once importable, Megatron-Core switches to TE modules that refuse to run without CUDA.
@@ -13,7 +14,6 @@ EXTRAS = {
     "data": ["datatrove[io,processing]>=0.10,<0.11", "kiwipiepy>=0.24", "ftfy>=6.3"],
     "tokenizer": ["sentencepiece>=0.2", "tokenizers>=0.21", "mistral-common>=1.13", "matplotlib>=3.8"],
     "eval": ["lm-eval[hf]>=0.4.13,<0.5", "transformers>=5.0", "safetensors>=0.4", "matplotlib>=3.8"],
-    "train": ["tensorboard>=2.16"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "gpu" for dep in deps})

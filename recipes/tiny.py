@@ -40,9 +40,11 @@ def tiny_deep() -> Recipe:
 
 
 def tiny_mini() -> Recipe:
-    """Pruned tiny student: hidden 64 while heads × head_dim = 128 (Mini's layout), tied embeddings."""
-    recipe = tiny()
+    """``tiny_deep`` pruned in width, as Mini is Base pruned in width (same depth): hidden 64 while
+    heads × head_dim = 128 (Mini's layout, q projects 64 → 128), FFN 192, tied embeddings."""
+    recipe = tiny_deep()
     recipe.name = "tiny_mini"
+    recipe.optimizer.lr = 3e-3
     recipe.model.hidden_size = 64
     recipe.model.ffn_hidden_size = 192
     recipe.model.tie_embeddings = True

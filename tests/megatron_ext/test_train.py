@@ -72,9 +72,9 @@ def test_kill9_then_resume_reproduces_losses_exactly(baseline, byte_prefix, tmp_
     run_dir = tmp_path / "killed"
     args = tiny_args(byte_prefix, run_dir)
     proc = subprocess.Popen(midm_cmd(args), cwd=REPO, env=run_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_step(run_dir, 14, proc)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job, checkpoint writer processes included
     proc.wait()
     assert (run_dir / "checkpoints" / "latest").read_text() in ("iter_0000010", "iter_0000020")
     run_midm(args + ["--resume", "auto"])

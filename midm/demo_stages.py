@@ -1,0 +1,310 @@
+"""The demo's stages: each runs real ``midm`` sub-commands and returns a JSON-able summary."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Family:
+    parent: str
+    deep: str
+    mini: str
+    dus_map: str
+    hidden: int
+    ffn: int
+
+
+@dataclass
+class DemoContext:
+    out: Path
+    data: str
+    family: Family
+    steps: int
+    continue_steps: int
+    vocab_size: int
+    eval_data: str
+    eval_limit: int | None
+    overrides: list[str] = field(default_factory=list)
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    @property
+    def tokens_prefix(self) -> Path:
+        return self.path("tokens", "corpus")
+
+    def run_dir(self, name: str) -> Path:
+        return self.path("runs", name)
+
+
+def run(ctx: DemoContext, label: str, log_name: str, args: list[str], show: Callable[[str], bool] | None = None) -> None:
+    """Run ``midm ARGS`` streaming its output to a log; echo progress lines; raise on failure."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TOKENIZERS_PARALLELISM="false")
+    log_path = ctx.path("logs", f"{log_name}.log")
+    with log_path.open("a") as log:
+        log.write(f"$ midm {' '.join(args)}\n")
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "midm", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
+        tail: list[str] = []
+        for line in proc.stdout:
+            log.write(line)
+            tail = (tail + [line.rstrip()])[-15:]
+            if show is not None and show(line):
+                print(f"{label} {line.rstrip()[:150]}", flush=True)
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"`midm {' '.join(args[:3])} …` exited {proc.returncode}:\n  " + "\n  ".join(tail))
+
+
+def _every(n: int) -> Callable[[str], bool]:
+    def show(line: str) -> bool:
+        if not line.startswith("step "):
+            return "val_loss" in line or "error" in line.lower()
+        try:
+            step = int(line.split()[1])
+        except (IndexError, ValueError):
+            return False
+        return step % n == 0 or "val_loss" in line
+    return show
+
+
+def _all_tasks_completed(line: str) -> bool:
+    """datatrove logs 'k/n tasks completed' per task; echo only each finished step of the pipeline."""
+    if "tasks completed" not in line:
+        return False
+    done, _, total = line.split(" - ")[-1].split()[0].partition("/")
+    return done == total
+
+
+def _input_data(ctx: DemoContext) -> str:
+    """A local path, or a Hub dataset id materialised as JSONL (online only)."""
+    if Path(ctx.data).exists():
+        return str(Path(ctx.data).resolve())
+    target = ctx.path("input", "hub.jsonl.gz")
+    if not target.exists():
+        try:
+            from datasets import load_dataset
+
+            dataset = load_dataset(ctx.data, split="train", streaming=True)
+        except Exception as err:
+            raise RuntimeError(f"--data {ctx.data!r} is neither a local path nor a loadable Hub dataset ({err})") from err
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(target, "wt", encoding="utf-8") as f:
+            for i, row in enumerate(dataset):
+                if i >= 20_000:
+                    break
+                f.write(json.dumps({"id": row.get("id", i), "text": row["text"]}, ensure_ascii=False) + "\n")
+    return str(target)
+
+
+# ----------------------------------------------------------------------------------------- data
+def stage_filter(ctx: DemoContext, label: str) -> dict:
+    out = ctx.path("filtered")
+    run(ctx, label, "filter", ["data", "filter", _input_data(ctx), str(out), "--fresh", "--keep-rejects"],
+        show=_all_tasks_completed)
+    stats = json.loads((out / "stats.json").read_text())
+    return {"output": str(out), "stats": stats}
+
+
+def stage_tokenizer(ctx: DemoContext, label: str) -> dict:
+    tok = ctx.path("tokenizer")
+    filtered = ctx.path("filtered")
+    run(ctx, label, "tokenizer", ["tokenizer", "train", "--input", str(filtered), "--vocab-size", str(ctx.vocab_size),
+                                  "--output", str(tok)])
+    heldout = _heldout_texts(ctx)
+    run(ctx, label, "tokenizer", ["tokenizer", "eval", "--tokenizer", str(tok), "--text", *heldout,
+                                  "--output", str(tok / "eval")])
+    meta = json.loads((tok / "midm_tokenizer.json").read_text())
+    return {"tokenizer": str(tok), "meta": {k: meta[k] for k in ("vocab_size", "padded_vocab_size") if k in meta},
+            "eval": json.loads((tok / "eval" / "eval.json").read_text())}
+
+
+def _heldout_texts(ctx: DemoContext) -> list[str]:
+    """Documents the filter rejected are never trained on: use the bundled sample's tail as held-out text."""
+    source = Path(_input_data(ctx))
+    files = sorted(source.rglob("*.jsonl*")) if source.is_dir() else [source]
+    ko, en = ctx.path("heldout", "ko.jsonl"), ctx.path("heldout", "en.jsonl")
+    ko.parent.mkdir(parents=True, exist_ok=True)
+    kept = {"ko": [], "en": []}
+    for path in files:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line).get("text", "")
+                hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
+                lang = "ko" if hangul > 0.3 * max(1, len(text.replace(" ", ""))) else "en"
+                kept[lang].append(text)
+    for lang, path in (("ko", ko), ("en", en)):
+        path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in kept[lang][-300:]))
+    return [f"korean={ko}", f"english={en}"]
+
+
+def stage_tokenize(ctx: DemoContext, label: str) -> dict:
+    ctx.tokens_prefix.parent.mkdir(parents=True, exist_ok=True)
+    run(ctx, label, "tokenize", ["data", "tokenize", str(ctx.path("filtered")), str(ctx.tokens_prefix),
+                                 "--tokenizer", str(ctx.path("tokenizer")), "--no-progress"])
+    summary_file = Path(str(ctx.tokens_prefix) + ".json")
+    return json.loads(summary_file.read_text()) if summary_file.exists() else {"prefix": str(ctx.tokens_prefix)}
+
+
+# ------------------------------------------------------------------------------------- training
+def _vocab(ctx: DemoContext) -> int:
+    meta = json.loads(ctx.path("tokenizer", "midm_tokenizer.json").read_text())
+    return int(meta["padded_vocab_size"])
+
+
+def _train_args(ctx: DemoContext, recipe: str, run_name: str, steps: int, *extra: str) -> list[str]:
+    sets = [f"data.blend={ctx.tokens_prefix}", f"model.vocab_size={_vocab(ctx)}", f"logging.dir={ctx.path('runs')}",
+            f"logging.run_name={run_name}", f"train.steps={steps}", f"train.eval_interval={max(steps // 10, 1)}",
+            f"checkpoint.save_interval={steps}", "logging.tensorboard=false", *ctx.overrides, *extra]
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+def _curve(ctx: DemoContext, run_name: str) -> dict:
+    records = [json.loads(line) for line in (ctx.run_dir(run_name) / "metrics.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    return {"run": run_name, "steps": records[-1]["step"], "final_loss": records[-1]["loss"],
+            "final_val_loss": val[-1][1] if val else None, "val_curve": val,
+            "loss_curve": [(r["step"], r["loss"]) for r in records]}
+
+
+def stage_pretrain(ctx: DemoContext, label: str) -> dict:
+    f = ctx.family
+    run(ctx, label, "pretrain", ["train", "--recipe", f.parent, "--resume", "none",
+                                 *_train_args(ctx, f.parent, "parent", ctx.steps)], show=_every(20))
+    return _curve(ctx, "parent")
+
+
+def stage_dus(ctx: DemoContext, label: str) -> dict:
+    f = ctx.family
+    out = ctx.path("checkpoints", "dus")
+    run(ctx, label, "dus", ["dus", "--checkpoint", str(ctx.run_dir("parent") / "checkpoints"), "--output", str(out),
+                            "--map", f.dus_map, "--recipe", f.deep, "--set", f"model.vocab_size={_vocab(ctx)}"])
+    return {"checkpoint": str(out), "map": f.dus_map}
+
+
+def stage_continued(ctx: DemoContext, label: str) -> dict:
+    f = ctx.family
+    dus = ctx.path("checkpoints", "dus")
+    run(ctx, label, "continued", ["train", "--recipe", f.deep, "--resume", "none",
+                                  *_train_args(ctx, f.deep, "deep_dus", ctx.continue_steps, f"checkpoint.load={dus}")],
+        show=_every(25))
+    run(ctx, label, "continued", ["train", "--recipe", f.deep, "--resume", "none",
+                                  *_train_args(ctx, f.deep, "deep_scratch", ctx.continue_steps)], show=_every(25))
+    return {"dus": _curve(ctx, "deep_dus"), "scratch": _curve(ctx, "deep_scratch")}
+
+
+def stage_prune(ctx: DemoContext, label: str) -> dict:
+    f = ctx.family
+    out = ctx.path("checkpoints", "pruned")
+    run(ctx, label, "prune", ["prune", "--checkpoint", str(ctx.run_dir("deep_dus") / "checkpoints"), "--output", str(out),
+                              "--recipe", f.mini, "--set", f"model.vocab_size={_vocab(ctx)}", "--hidden", str(f.hidden),
+                              "--ffn", str(f.ffn), "--calib", str(ctx.tokens_prefix), "--samples", "64"])
+    summary = out / "prune_summary.json"
+    return json.loads(summary.read_text()) if summary.exists() else {"checkpoint": str(out)}
+
+
+def stage_distill(ctx: DemoContext, label: str) -> dict:
+    f = ctx.family
+    teacher = ctx.run_dir("deep_dus") / "checkpoints"
+    pruned = ctx.path("checkpoints", "pruned")
+    steps = ctx.continue_steps
+    run(ctx, label, "distill", ["distill", "--recipe", f.mini, "--teacher", str(teacher), "--student", str(pruned),
+                                "--resume", "none", *_train_args(ctx, f.mini, "mini_distill", steps)], show=_every(25))
+    run(ctx, label, "distill", ["train", "--recipe", f.mini, "--resume", "none",
+                                *_train_args(ctx, f.mini, "mini_pruned_lm", steps, f"checkpoint.load={pruned}")],
+        show=_every(25))
+    run(ctx, label, "distill", ["train", "--recipe", f.mini, "--resume", "none",
+                                *_train_args(ctx, f.mini, "mini_scratch", steps)], show=_every(25))
+    return {"distill": _curve(ctx, "mini_distill"), "pruned_lm": _curve(ctx, "mini_pruned_lm"),
+            "scratch": _curve(ctx, "mini_scratch")}
+
+
+# ----------------------------------------------------------------------------------- HF + eval
+MODELS = {"base": "deep_dus", "mini": "mini_distill"}
+
+
+def stage_convert(ctx: DemoContext, label: str) -> dict:
+    result = {}
+    for name, run_name in MODELS.items():
+        out = ctx.path("hf", name)
+        run(ctx, label, "convert", ["convert", "to-hf", "--checkpoint", str(ctx.run_dir(run_name) / "checkpoints"),
+                                    "--output", str(out), "--tokenizer", str(ctx.path("tokenizer")), "--dtype", "fp32"])
+        result[name] = str(out)
+    return result
+
+
+PROMPTS = ["대한민국의 수도는", "이 영화는 정말", "제1조(목적) 이 법은", "오늘 날씨가"]
+
+
+def stage_generate(ctx: DemoContext, label: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    generations: dict[str, list[dict]] = {}
+    for name in MODELS:
+        path = ctx.path("hf", name)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        generations[name] = []
+        for prompt in PROMPTS:
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                out = model.generate(**ids, max_new_tokens=32, do_sample=False, repetition_penalty=1.3,
+                                     pad_token_id=tokenizer.pad_token_id)
+            text = tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            generations[name].append({"prompt": prompt, "continuation": text})
+            print(f"{label} {name}: {prompt}▸{text[:80]!r}", flush=True)
+    return {"generations": generations}
+
+
+EVAL_TASKS = "klue_nli_mc,kornli_mc"
+
+
+def stage_eval(ctx: DemoContext, label: str) -> dict:
+    results = {}
+    for name in MODELS:
+        out = ctx.path("eval", f"{name}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        args = ["eval", "--model", str(ctx.path("hf", name)), "--tasks", EVAL_TASKS, "--data-dir", ctx.eval_data,
+                "--output", str(out), "--device", "cpu"]
+        if ctx.eval_limit:
+            args += ["--limit", str(ctx.eval_limit)]
+        run(ctx, label, "eval", args)
+        results[name] = json.loads(out.read_text())
+    table = ctx.path("eval", "table")
+    run(ctx, label, "eval", ["eval", "table", str(ctx.path("eval", "base.json")), str(ctx.path("eval", "mini.json")),
+                             "--label", "demo Base (tiny)", "--label", "demo Mini (tiny)", "--output", str(table)])
+    return {"results": results, "table_md": str(table) + ".md", "table_html": str(table) + ".html"}
+
+
+def stage_report(ctx: DemoContext, label: str) -> dict:
+    from midm.demo_report import write_report
+
+    return write_report(ctx)
+
+
+STAGES: dict[str, Callable[[DemoContext, str], dict]] = {
+    "filter": stage_filter,
+    "tokenizer": stage_tokenizer,
+    "tokenize": stage_tokenize,
+    "pretrain": stage_pretrain,
+    "dus": stage_dus,
+    "continued": stage_continued,
+    "prune": stage_prune,
+    "distill": stage_distill,
+    "convert": stage_convert,
+    "generate": stage_generate,
+    "eval": stage_eval,
+    "report": stage_report,
+}

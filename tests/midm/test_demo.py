@@ -1,0 +1,58 @@
+"""A reduced `midm demo`: every stage of the lineage through the real CLI, on a small slice of the
+bundled sample with very few training steps (the full demo is `make demo`)."""
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SAMPLE = REPO / "demo_data" / "web_sample.jsonl.gz"
+
+
+def _demo(out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "midm", "demo", "--out", str(out), "--data", str(data), "--steps", "12",
+            "--continue-steps", "6", "--vocab-size", "1024", "--eval-limit", "12", *extra]
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
+
+
+@pytest.mark.slow
+def test_reduced_demo_runs_every_stage(tmp_path):
+    data = tmp_path / "slice.jsonl.gz"
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as src, gzip.open(data, "wt", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i == 1500:
+                break
+            dst.write(line)
+    out = tmp_path / "demo_out"
+    proc = _demo(out, data)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    summaries = out / "summaries"
+    for stage in ("filter", "tokenizer", "tokenize", "pretrain", "dus", "continued", "prune", "distill", "convert",
+                  "generate", "eval", "report"):
+        assert (summaries / f"{stage}.json").exists(), stage
+    stats = json.loads((summaries / "filter.json").read_text())["stats"]
+    assert stats["records_read"] == 1500 and stats["kept"] + stats["dropped_total"] == 1500
+    report = (out / "report.md").read_text()
+    for heading in ("Data filtering", "Tokenizer", "Depth-up scaling", "Pruning + logit distillation",
+                    "Generations", "Evaluation"):
+        assert heading in report
+    for png in ("parent_loss.png", "dus_vs_scratch.png", "distill_vs_scratch.png"):
+        assert (out / png).stat().st_size > 1000
+    assert "<table>" in (out / "report.html").read_text()
+    assert (out / "hf" / "mini" / "config.json").exists()
+
+    # Re-running reuses finished stages; --stages picks a subset.
+    again = _demo(out, data, "--stages", "pretrain,report")
+    assert again.returncode == 0 and "finished earlier — reusing" in again.stdout
+
+
+def test_unknown_stage_is_rejected(tmp_path):
+    proc = _demo(tmp_path, SAMPLE, "--stages", "filter,bake")
+    assert proc.returncode == 2 and "unknown stage" in proc.stderr
