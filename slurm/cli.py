@@ -1,0 +1,127 @@
+"""``midm slurm render|submit STAGE --recipe NAME --nodes N …`` — sbatch scripts from recipes.
+
+``render`` prints the script; ``submit`` hands it to ``sbatch``, prints the job id and keeps the
+script, the resolved recipe JSON and a submission record in ``<run dir>/slurm/`` beside the job's
+log. ``submit --dry-run`` checks everything and prints the script without submitting.
+
+Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill (multi-node, one rank
+per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
+task); data-filter, data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths).
+Importing this module pulls in neither torch nor Megatron-Core.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from slurm.quoting import RenderError
+from slurm.render import LAUNCHERS, MPI_CHOICES, JobOptions, render
+from slurm.stages import STAGES, Stage, dest
+
+
+def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str) -> None:
+    p = sub.add_parser(stage.name, help=stage.summary, description=f"midm slurm {action} {stage.name}: "
+                       f"{stage.summary}.")
+    p.add_argument("--recipe", required=True, help="recipe name (see `midm recipe list`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set train.steps=100 (repeatable)")
+    res = p.add_argument_group("resources")
+    res.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    res.add_argument("--gpus-per-node", type=int, default=None,
+                     help=f"GPUs per node, 0 = CPU only (default: {stage.default_gpus_per_node})")
+    res.add_argument("--ntasks-per-node", type=int, default=None,
+                     help="tasks per node (default: one per GPU; set it for CPU runs)")
+    res.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per task (passed to srun as well)")
+    res.add_argument("--partition", default=None)
+    res.add_argument("--account", default=None)
+    res.add_argument("--qos", default=None)
+    res.add_argument("--time", default=None, help="time limit, e.g. 4:00:00 or 2-00:00:00")
+    env = p.add_argument_group("environment")
+    env.add_argument("--container", default=None, metavar="IMAGE",
+                     help="pyxis/enroot image for srun --container-image (default: the env file's, or none)")
+    env.add_argument("--container-mounts", default=None, metavar="SRC:DST[,…]",
+                     help="srun --container-mounts (default: the env file's)")
+    env.add_argument("--mpi", default="pmi2", choices=MPI_CHOICES,
+                     help="srun --mpi plugin (default pmi2: it works under pyxis/enroot where pmix often fails)")
+    env.add_argument("--env-file", default=None, help="shared environment file to source (default: the "
+                     "package's slurm/templates/env.sh)")
+    env.add_argument("--python", default=None, help="interpreter that runs `-m midm` in the job (default: this "
+                     "one; `python` inside a container)")
+    env.add_argument("--workdir", default=None, help="directory the job runs in; relative paths resolve against "
+                     "it (default: the current directory)")
+    if stage.kind == "distributed":
+        dist = p.add_argument_group("distributed training")
+        dist.add_argument("--launcher", default="srun", choices=LAUNCHERS,
+                          help="srun: one task per GPU (default); torchrun: one torchrun per node")
+        dist.add_argument("--signal-lead", type=int, default=120,
+                          help="seconds before the time limit at which the job checkpoints and requeues (default 120)")
+        dist.add_argument("--max-requeues", type=int, default=20,
+                          help="stop requeueing after this many restarts (default 20)")
+    if stage.kind == "data":
+        p.add_argument("--array", default=None, metavar="N|RANGE",
+                       help="run as a job array over N shards (or a Slurm range such as 0-63%%8)")
+    if stage.args:
+        group = p.add_argument_group(f"{stage.name} arguments")
+        for arg in stage.args:
+            group.add_argument(arg.flag, dest=f"stage_{dest(arg.flag)}", default=None, required=arg.required,
+                               metavar=dest(arg.flag).upper(), help=arg.help)
+    if action == "submit":
+        p.add_argument("--dry-run", action="store_true", help="check and print the script; submit nothing")
+        p.add_argument("--sbatch", default="sbatch", help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="midm slurm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", required=True)
+    for action, help_text in (("render", "print the sbatch script"), ("submit", "submit the script with sbatch")):
+        p = actions.add_parser(action, help=help_text, description=f"midm slurm {action}: {help_text}.")
+        stages = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
+        for stage in STAGES.values():
+            _add_stage_parser(stages, stage, action)
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> JobOptions:
+    stage_args = {key[len("stage_"):]: value for key, value in vars(args).items()
+                  if key.startswith("stage_") and value is not None}
+    return JobOptions(
+        stage=args.stage, recipe=args.recipe, overrides=args.overrides, nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node, ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task,
+        partition=args.partition, account=args.account, qos=args.qos, time=args.time, container=args.container,
+        container_mounts=args.container_mounts, mpi=args.mpi, launcher=getattr(args, "launcher", "srun"),
+        array=getattr(args, "array", None), env_file=args.env_file, python=args.python,
+        signal_lead=getattr(args, "signal_lead", 120), max_requeues=getattr(args, "max_requeues", 20),
+        workdir=args.workdir, stage_args=stage_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from recipes import RecipeError
+
+    try:
+        rendered = render(options_from_args(args))
+    except (RenderError, RecipeError) as err:
+        print(f"midm slurm: error: {err}", file=sys.stderr)
+        return 2
+    if args.action == "render" or args.dry_run:
+        sys.stdout.write(rendered.script)
+        if args.action == "submit":
+            print(f"midm slurm: dry run: would pipe this script to `{args.sbatch} --parsable`; logs would go to "
+                  f"{rendered.log_pattern}. Nothing was submitted or written.", file=sys.stderr)
+        return 0
+    from slurm.submit import SubmitError, submit
+
+    try:
+        sub = submit(rendered, args.stage, sbatch=args.sbatch)
+    except SubmitError as err:
+        print(f"midm slurm: error: {err}", file=sys.stderr)
+        return 1
+    print(sub.job_id)
+    print(f"midm slurm: submitted {rendered.job_name} as job {sub.job_id}; log {rendered.log_pattern}, "
+          f"recipe {sub.recipe_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Submit a rendered script with ``sbatch`` and keep what is needed to reproduce the job.
+
+The script goes to sbatch on stdin (Slurm stores it; a requeued job reruns that stored copy), so
+nothing is written before the submission succeeds. Afterwards the run's log directory holds, next
+to ``<job name>-<job id>.out``: the exact script (``.sbatch``), the resolved recipe (``.recipe.json``)
+and a small submission record (``.submit.json``).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slurm.render import Rendered
+
+
+class SubmitError(RuntimeError):
+    """sbatch is missing or refused the job; the message carries sbatch's own words."""
+
+
+@dataclass
+class Submission:
+    job_id: str
+    script_path: Path
+    recipe_path: Path
+    record_path: Path
+
+
+def sbatch_argv(sbatch: str = "sbatch") -> list[str]:
+    return [sbatch, "--parsable"]
+
+
+def submit(rendered: Rendered, stage: str, sbatch: str = "sbatch") -> Submission:
+    exe = shutil.which(sbatch)
+    if exe is None:
+        raise SubmitError(f"{sbatch!r} not found on PATH: run `midm slurm submit` on a Slurm login node "
+                          "(or use `midm slurm render` and submit the script yourself)")
+    # Slurm does not create the directory of --output; a missing one fails the job silently.
+    rendered.log_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(sbatch_argv(exe), input=rendered.script, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SubmitError(f"sbatch failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    job_id = proc.stdout.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise SubmitError(f"could not read a job id from sbatch's output {proc.stdout!r}")
+    base = rendered.log_dir / f"{rendered.job_name}-{job_id}"
+    script_path = base.with_name(base.name + ".sbatch")
+    recipe_path = base.with_name(base.name + ".recipe.json")
+    record_path = base.with_name(base.name + ".submit.json")
+    script_path.write_text(rendered.script)
+    recipe_path.write_text(json.dumps(rendered.recipe_dict, indent=2) + "\n")
+    log = rendered.log_pattern.replace("%x", rendered.job_name).replace("%j", job_id).replace("%A", job_id)
+    record = {"job_id": job_id, "stage": stage, "job_name": rendered.job_name, "submitted_at": time.time(),
+              "log": log, "script": str(script_path), "recipe": str(recipe_path), "run_dir": str(rendered.run_dir)}
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return Submission(job_id, script_path, recipe_path, record_path)

@@ -1,0 +1,3 @@
+
+@@LAUNCH@@
+echo "[midm] $(date -u +%FT%TZ) $MIDM_STAGE finished"

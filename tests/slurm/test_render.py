@@ -1,0 +1,230 @@
+"""Rendered scripts: #SBATCH lines, srun/torchrun lines, exported variables and quoting.
+
+Multi-node GPU allocations do not exist here, so the rendered script itself is executed by bash
+with the SLURM_* variables a 4-node job would have and a *recording srun* first on PATH: it writes
+the argv and environment it was called with and exits. Everything else (the env file, scontrol
+expanding the node list, the traps, the quoting) is the real thing.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from slurm.cli import main as slurm_main
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def midm(args: list[str], check: bool = True) -> Result:
+    """`midm slurm …` in-process (the CLI's own entry point; rendering imports nothing heavy)."""
+    assert args[0] == "slurm"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = slurm_main(args[1:])
+    result = Result(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"midm {' '.join(args)} exited {code}:\n{result.stderr}")
+    return result
+
+RECORDING_SRUN = """#!/bin/bash
+n=$(find "$RECORD_DIR" -name 'argv.*' | wc -l)
+printf '%s\\0' "$@" > "$RECORD_DIR/argv.$n"
+env -0 > "$RECORD_DIR/env.$n"
+exit "${RECORD_EXIT:-0}"
+"""
+
+
+def sbatch_directives(script: str) -> list[str]:
+    return [line.split(None, 1)[1] for line in script.splitlines() if line.startswith("#SBATCH ")]
+
+
+def run_script(script: str, tmp_path: Path, conf: Path, env: dict[str, str]) -> list[tuple[list[str], dict]]:
+    """Execute a rendered script with a recording srun; return [(argv, env)] per srun call."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir(exist_ok=True)
+    record.mkdir(exist_ok=True)
+    (bin_dir / "srun").write_text(RECORDING_SRUN)
+    (bin_dir / "srun").chmod(0o755)
+    path = tmp_path / "job.sh"
+    path.write_text(script)
+    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "SLURM_CONF": str(conf),
+                "RECORD_DIR": str(record), **env}
+    proc = subprocess.run(["bash", str(path)], capture_output=True, text=True, env=full_env, cwd=tmp_path,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, f"script failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    calls = []
+    for i in range(len(list(record.glob("argv.*")))):
+        argv = (record / f"argv.{i}").read_text().split("\0")[:-1]
+        environ = dict(item.split("=", 1) for item in (record / f"env.{i}").read_text().split("\0") if "=" in item)
+        calls.append((argv, environ))
+    return calls
+
+
+GPU_JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[001-004]", "SLURM_NNODES": "4"}
+
+
+def test_multinode_srun_pyxis_script(tmp_path, offline_slurm_conf):
+    image = "nvcr.io#nvidia/pytorch:25.01-py3"
+    script = midm(["slurm", "render", "pretrain", "--recipe", "midm_8b", "--nodes", "4", "--gpus-per-node", "8",
+                   "--cpus-per-task", "12", "--partition", "gpu", "--account", "proj", "--time", "2-00:00:00",
+                   "--container", image, "--container-mounts", "/lustre:/lustre", "--workdir", str(tmp_path)]).stdout
+    run_dir = tmp_path / "runs" / "midm_8b"
+    assert sbatch_directives(script) == [
+        "--job-name=midm-pretrain-midm_8b", "--nodes=4", "--ntasks-per-node=8", "--gpus-per-node=8",
+        "--cpus-per-task=12", "--exclusive", "--mem=0", "--partition=gpu", "--account=proj", "--time=2-00:00:00",
+        f"--output={run_dir}/slurm/%x-%j.out", "--open-mode=append", "--signal=B:USR1@120", "--requeue"]
+    assert "trap 'midm_on_signal USR1' USR1" in script and 'scontrol requeue "$SLURM_JOB_ID"' in script
+
+    # RANK/WORLD_SIZE left in the submitting shell must not override the per-task SLURM_* ranks.
+    calls = run_script(script, tmp_path, offline_slurm_conf, {**GPU_JOB, "RANK": "5", "WORLD_SIZE": "9"})
+    assert len(calls) == 1
+    argv, env = calls[0]
+    assert "RANK" not in env and "WORLD_SIZE" not in env
+    # #SBATCH resources repeated on srun, the --mpi choice, pyxis flags, then one rank per GPU.
+    assert argv == ["--nodes=4", "--ntasks=32", "--ntasks-per-node=8", "--gpus-per-node=8", "--cpus-per-task=12", "--mpi=pmi2",
+                    "--kill-on-bad-exit=0", "--wait=60", f"--container-image={image}",
+                    "--container-mounts=/lustre:/lustre", f"--container-workdir={tmp_path}",
+                    "python", "-m", "midm", "train", "--recipe", "midm_8b",
+                    "--set", f"logging.dir={tmp_path / 'runs'}",
+                    "--set", f"checkpoint.dir={run_dir / 'checkpoints'}",
+                    "--resume", "auto"]
+    assert env["MASTER_ADDR"] == "gpu001" and env["MASTER_PORT"] == str(20000 + 4242 % 20000)
+    assert env["MIDM_CONTAINER_IMAGE"] == image and env["CUDA_DEVICE_MAX_CONNECTIONS"] == "1"
+    assert env["NCCL_IB_TIMEOUT"] == "22" and env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
+    assert env["UCX_TLS"] == "rc,sm,self" and env["OMP_NUM_THREADS"] == "1"
+    assert env["HF_HOME"].endswith("/huggingface") and env["PYTHONUNBUFFERED"] == "1"
+    assert (run_dir / "slurm").is_dir()
+
+
+def test_multinode_torchrun_script(tmp_path, offline_slurm_conf):
+    script = midm(["slurm", "render", "cpt", "--recipe", "midm_base", "--nodes", "4", "--launcher", "torchrun",
+                   "--mpi", "none", "--dus-from", "ckpt/midm_8b", "--workdir", str(tmp_path),
+                   "--python", "/opt/venv/bin/python"]).stdout
+    assert "--ntasks-per-node=1" in sbatch_directives(script)
+    calls = run_script(script, tmp_path, offline_slurm_conf, GPU_JOB)
+    assert len(calls) == 2  # depth-up scaling once on one task, then training
+    dus, _ = calls[0]
+    run_dir = tmp_path / "runs" / "midm_base"
+    assert dus == ["--nodes=1", "--ntasks=1", "--ntasks-per-node=1", "--gpus-per-node=8", "--mpi=none", "--kill-on-bad-exit=0",
+                   "--wait=60", "/opt/venv/bin/python", "-m", "midm", "dus", "--checkpoint",
+                   str(tmp_path / "ckpt" / "midm_8b"), "--output", str(run_dir / "dus_init"), "--map", "solar:8",
+                   "--recipe", "midm_base"]
+    assert (run_dir / "dus_init.done").exists()
+    argv, env = calls[1]
+    assert argv[:7] == ["--nodes=4", "--ntasks=4", "--ntasks-per-node=1", "--gpus-per-node=8", "--mpi=none",
+                        "--kill-on-bad-exit=0", "--wait=60"]
+    runner = argv[7:]
+    assert runner[:10] == ["/opt/venv/bin/python", "-m", "torch.distributed.run", "--nnodes=4", "--nproc-per-node=8",
+                           "--rdzv-backend=c10d", "--rdzv-endpoint=gpu001:24242", "--rdzv-id=4242",
+                           "--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", "--shutdown-timeout=110"]
+    assert runner[10:15] == ["-m", "midm", "train", "--recipe", "midm_base"]
+    assert f"checkpoint.load={run_dir / 'dus_init'}" in runner and runner[-2:] == ["--resume", "auto"]
+    assert env["MASTER_ADDR"] == "gpu001"
+    # A requeued start does not depth-up scale again.
+    (tmp_path / "record" / "argv.0").unlink()
+    for f in (tmp_path / "record").iterdir():
+        f.unlink()
+    assert len(run_script(script, tmp_path, offline_slurm_conf, GPU_JOB)) == 1
+
+
+def test_hostile_values_stay_inert(tmp_path, offline_slurm_conf):
+    marker = tmp_path / "pwned"
+    hostile = f"$(touch {marker})`touch {marker}`;touch {marker} 'q\" ${{HOME}} \\ %j"
+    script = midm(["slurm", "render", "pretrain", "--recipe", "tiny", "--gpus-per-node", "0", "--ntasks-per-node",
+                   "2", "--set", f"data.blend_file={hostile}", "--container", f"img{hostile}",
+                   "--container-mounts", f"/a:/b{hostile}", "--workdir", str(tmp_path)]).stdout
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    job = {"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n1"}
+    argv, env = run_script(script, tmp_path, offline_slurm_conf, job)[0]
+    assert f"data.blend_file={hostile}" in argv
+    assert f"--container-image=img{hostile}" in argv and f"--container-mounts=/a:/b{hostile}" in argv
+    assert env["MIDM_CONTAINER_IMAGE"] == f"img{hostile}"
+    assert not marker.exists()
+
+
+def test_hostile_data_paths_in_array_job(tmp_path, offline_slurm_conf):
+    marker = tmp_path / "pwned"
+    evil = f"$(touch {marker})"
+    script = midm(["slurm", "render", "data-filter", "--recipe", "tiny", "--array", "8",
+                   "--input", f"raw/{evil}/part_{{shard:05d}}.jsonl", "--output", f"clean/{{shard}}`touch {marker}`",
+                   "--workdir", str(tmp_path)]).stdout
+    assert "--array=0-7" in sbatch_directives(script)
+    assert f"--output={tmp_path}/runs/tiny/slurm/%x-%A_%a.out" in sbatch_directives(script)
+    argv, _ = run_script(script, tmp_path, offline_slurm_conf,
+                         {"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "9", "SLURM_ARRAY_TASK_ID": "3"})[0]
+    assert argv[-6:] == ["data", "filter", f"{tmp_path}/raw/{evil}/part_00003.jsonl",
+                         f"{tmp_path}/clean/3`touch {marker}`", "--workers", "1"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pretrain", "--recipe", "tiny", "--set", "logging.run_name=x$(touch /tmp/p)"], "logging.run_name"),
+    (["pretrain", "--recipe", "tiny", "--set", "logging.run_name=a`id`"], "#SBATCH"),
+    (["pretrain", "--recipe", "tiny", "--partition", "gpu batch"], "--partition"),
+    (["pretrain", "--recipe", "tiny", "--set", "data.blend_file=a\n#SBATCH --wrap=id"], "newline"),
+    (["pretrain", "--recipe", "tiny", "--container", "img\nid"], "--container"),
+    (["pretrain", "--recipe", "tiny", "--time", "1h; id"], "--time"),
+    (["pretrain", "--recipe", "tiny", "--set", "train.nope=1"], "unknown field 'nope'"),
+    (["pretrain", "--recipe", "tiny", "--gpus-per-node", "0", "--ntasks-per-node", "3"], "global_batch_size"),
+    (["pretrain", "--recipe", "midm_base", "--nodes", "1", "--gpus-per-node", "6"], "tensor_model_parallel_size"),
+    (["prune", "--recipe", "midm_mini", "--nodes", "2", "--checkpoint", "c", "--calib", "c"], "one node"),
+    (["data-filter", "--recipe", "tiny", "--input", "in/{shard}", "--output", "o"], "--array"),
+    (["pretrain", "--recipe", "no_such_recipe"], "unknown recipe"),
+])
+def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
+    proc = midm(["slurm", "render", *args, "--workdir", str(tmp_path)], check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert message in proc.stderr and proc.stderr.startswith("midm slurm: error:")
+    assert not Path("/tmp/p").exists()
+
+
+def test_every_stage_renders_valid_bash(tmp_path):
+    cases = {
+        "pretrain": [], "cpt": ["--dus-from", "c8b"], "distill": ["--teacher", "t", "--student", "s"],
+        "prune": ["--checkpoint", "c", "--calib", "calib"], "convert": [], "eval": ["--tasks", "kmmlu,haerae"],
+        "data-filter": ["--input", "a", "--output", "b"],
+        "data-tokenize": ["--input", "a", "--output", "b", "--tokenizer", "tok"],
+    }
+    for stage, extra in cases.items():
+        recipe = "midm_mini" if stage in ("prune", "distill") else "midm_base" if stage == "cpt" else "midm_8b"
+        nodes = ["--nodes", "2"] if stage in ("pretrain", "cpt", "distill") else []
+        script = midm(["slurm", "render", stage, "--recipe", recipe, *nodes, *extra,
+                       "--workdir", str(tmp_path)]).stdout
+        assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0, stage
+        assert "source " in script and "srun " in script, stage
+    prune = midm(["slurm", "render", "prune", "--recipe", "midm_mini", "--checkpoint", "base", "--calib", "c",
+                  "--workdir", str(tmp_path)]).stdout
+    assert f"prune --checkpoint {tmp_path / 'base'} --output {tmp_path / 'runs/midm_mini/pruned'}" in prune
+    assert f"--recipe midm_mini --hidden 1792 --ffn 4608 --calib {tmp_path / 'c'}" in prune
+    distill = midm(["slurm", "render", "distill", "--recipe", "midm_mini", "--nodes", "2", "--teacher", "t",
+                    "--student", "s", "--workdir", str(tmp_path)]).stdout
+    assert f"--teacher {tmp_path / 't'} --student {tmp_path / 's'} --resume auto &" in distill
+
+
+def test_submit_dry_run_writes_nothing(tmp_path):
+    proc = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--dry-run", "--gpus-per-node", "0",
+                 "--workdir", str(tmp_path)])
+    assert proc.stdout.startswith("#!/bin/bash") and "dry run" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_slurm_cli_does_not_import_torch():
+    code = ("import sys, slurm.cli, slurm.render, slurm.submit; from slurm.render import JobOptions, render; "
+            "render(JobOptions(stage='pretrain', recipe='midm_8b', nodes=4)); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == []
