@@ -116,43 +116,67 @@ def stage_filter(ctx: DemoContext, label: str) -> dict:
 
 
 def stage_tokenizer(ctx: DemoContext, label: str) -> dict:
+    """Train on the filtered corpus minus a held-out slice, then measure compression on that slice."""
     tok = ctx.path("tokenizer")
-    filtered = ctx.path("filtered")
-    run(ctx, label, "tokenizer", ["tokenizer", "train", "--input", str(filtered), "--vocab-size", str(ctx.vocab_size),
-                                  "--output", str(tok)])
-    heldout = _heldout_texts(ctx)
-    run(ctx, label, "tokenizer", ["tokenizer", "eval", "--tokenizer", str(tok), "--text", *heldout,
+    heldout_files, heldout_ids = _heldout(ctx)
+    train_input = ctx.path("heldout", "tokenizer_train.jsonl.gz")
+    with gzip.open(train_input, "wt", encoding="utf-8") as out:
+        for path in sorted(_kept_shards(ctx).glob("*.jsonl.gz")):
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for line in f:
+                    if str(json.loads(line).get("id")) not in heldout_ids:
+                        out.write(line)
+    run(ctx, label, "tokenizer", ["tokenizer", "train", "--input", str(train_input), "--vocab-size",
+                                  str(ctx.vocab_size), "--output", str(tok)])
+    run(ctx, label, "tokenizer", ["tokenizer", "eval", "--tokenizer", str(tok), "--text", *heldout_files,
                                   "--output", str(tok / "eval")])
     meta = json.loads((tok / "midm_tokenizer.json").read_text())
     return {"tokenizer": str(tok), "meta": {k: meta[k] for k in ("vocab_size", "padded_vocab_size") if k in meta},
-            "eval": json.loads((tok / "eval" / "eval.json").read_text())}
+            "heldout_docs": len(heldout_ids), "eval": json.loads((tok / "eval" / "eval.json").read_text())}
 
 
-def _heldout_texts(ctx: DemoContext) -> list[str]:
-    """Documents the filter rejected are never trained on: use the bundled sample's tail as held-out text."""
+def _heldout(ctx: DemoContext, per_language: int = 300) -> tuple[list[str], set[str]]:
+    """The input's last documents per language (by Hangul share), kept out of tokenizer training."""
     source = Path(_input_data(ctx))
     files = sorted(source.rglob("*.jsonl*")) if source.is_dir() else [source]
-    ko, en = ctx.path("heldout", "ko.jsonl"), ctx.path("heldout", "en.jsonl")
-    ko.parent.mkdir(parents=True, exist_ok=True)
-    kept = {"ko": [], "en": []}
+    docs: dict[str, list[dict]] = {"korean": [], "english": []}
     for path in files:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                text = json.loads(line).get("text", "")
+            for i, line in enumerate(f):
+                doc = json.loads(line)
+                text = doc.get("text", "")
+                letters = sum(ch.isalpha() for ch in text)
                 hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
-                lang = "ko" if hangul > 0.3 * max(1, len(text.replace(" ", ""))) else "en"
-                kept[lang].append(text)
-    for lang, path in (("ko", ko), ("en", en)):
-        path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in kept[lang][-300:]))
-    return [f"korean={ko}", f"english={en}"]
+                lang = "korean" if hangul > 0.3 * max(1, letters) else "english"
+                docs[lang].append({"id": str(doc.get("id", f"{path.name}:{i}")), "text": text})
+    files_out, ids = [], set()
+    ctx.path("heldout").mkdir(parents=True, exist_ok=True)
+    for lang, items in docs.items():
+        held = items[-per_language:]
+        ids.update(d["id"] for d in held)
+        path = ctx.path("heldout", f"{lang}.jsonl")
+        path.write_text("".join(json.dumps({"text": d["text"]}, ensure_ascii=False) + "\n" for d in held))
+        files_out.append(f"{lang}={path}")
+    return files_out, ids
+
+
+def _kept_shards(ctx: DemoContext) -> Path:
+    """A directory holding only the filter's kept shards (OUT/ also has rejects/ and _work/)."""
+    kept = ctx.path("kept")
+    kept.mkdir(exist_ok=True)
+    for shard in sorted(ctx.path("filtered").glob("*.jsonl.gz")):
+        link = kept / shard.name
+        if not link.exists():
+            link.symlink_to(shard)
+    return kept
 
 
 def stage_tokenize(ctx: DemoContext, label: str) -> dict:
     ctx.tokens_prefix.parent.mkdir(parents=True, exist_ok=True)
-    run(ctx, label, "tokenize", ["data", "tokenize", str(ctx.path("filtered")), str(ctx.tokens_prefix),
+    run(ctx, label, "tokenize", ["data", "tokenize", str(_kept_shards(ctx)), str(ctx.tokens_prefix),
                                  "--tokenizer", str(ctx.path("tokenizer")), "--no-progress"])
-    summary_file = Path(str(ctx.tokens_prefix) + ".json")
+    summary_file = Path(str(ctx.tokens_prefix) + ".summary.json")
     return json.loads(summary_file.read_text()) if summary_file.exists() else {"prefix": str(ctx.tokens_prefix)}
 
 
