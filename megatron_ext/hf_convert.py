@@ -62,7 +62,7 @@ def hf_config(model_cfg, *, vocab_size: int, dtype: str = "bf16", bos_token_id: 
         "head_dim": m.kv_channels, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
         "vocab_size": vocab_size, "tie_word_embeddings": m.tie_embeddings, "rope_theta": _number(m.rotary_base),
         "rope_scaling": None, "max_position_embeddings": m.max_position_embeddings,
-        "rms_norm_eps": _number(m.norm_epsilon) if m.norm_epsilon >= 1 else m.norm_epsilon,
+        "rms_norm_eps": m.norm_epsilon,
         "initializer_range": m.init_method_std, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
         "torch_dtype": DTYPES[dtype],
     }
@@ -114,35 +114,49 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def _single_process_model(model_cfg):
-    """A TP=PP=1 GPTModel in this process (initialising Megatron's groups if needed)."""
+def _single_process_model(model_cfg, dtype: str = "fp32"):
+    """A TP=PP=1 GPTModel in this process (initialising Megatron's groups if needed).
+
+    ``dtype`` is the parameter dtype: exporting bf16 from a bf16 model halves the memory of an
+    fp32 build, and the rounding is the one ``Tensor.to(bfloat16)`` would do anyway.
+    """
     from megatron_ext import parallel
-    from megatron_ext.model import build_model
+    from megatron_ext.model import build_model, torch_dtype, transformer_config
 
     parallel.initialize(1, 1)
-    return build_model(model_cfg).eval()
+    config = transformer_config(model=model_cfg, params_dtype=torch_dtype(dtype))
+    return build_model(model_cfg, config=config).eval()
 
 
-def load_megatron_state(ckpt: Path):
-    """(recipe, full fp32 state dict) from a dist-checkpoint saved with any TP/PP."""
+def read_recipe(ckpt: Path):
+    from megatron_ext import checkpoint
+
+    try:
+        return checkpoint.read_recipe(ckpt)
+    except (checkpoint.CheckpointError, FileNotFoundError) as err:
+        raise ConvertError(str(err)) from err
+
+
+def load_megatron_state(ckpt: Path, recipe, dtype: str = "fp32") -> dict:
+    """Full state dict (CPU, ``dtype``) of a dist-checkpoint saved with any TP/PP."""
     import torch
 
     from megatron_ext import checkpoint
 
-    try:
-        recipe = checkpoint.read_recipe(ckpt)
-    except (checkpoint.CheckpointError, FileNotFoundError) as err:
-        raise ConvertError(str(err)) from err
-    model = _single_process_model(recipe.model)
+    model = _single_process_model(recipe.model, dtype)
     checkpoint.load_model_only(ckpt, model)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
-    return recipe, state
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()
+            if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
 
 
-def save_megatron_checkpoint(state: dict, recipe, root: Path, note: dict[str, Any]) -> Path:
+def norm_naming(model) -> str:
+    """"te" when the model fuses norms into the next linear (Transformer Engine spec), else "local"."""
+    return "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in model.state_dict()) else "local"
+
+
+def save_megatron_checkpoint(model, state: dict, recipe, root: Path, note: dict[str, Any]) -> Path:
     from megatron_ext import checkpoint
 
-    model = _single_process_model(recipe.model)
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("_extra_state")]
     if missing or result.unexpected_keys:
@@ -218,8 +232,8 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     from megatron_ext.hf_mapping import megatron_to_hf
 
     started = time.time()
+    recipe = read_recipe(ckpt)
     bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)
-    recipe, state = load_megatron_state(ckpt)
     m = recipe.model
     if trim_vocab and vocab_size is None:
         if tok_len is None:
@@ -230,7 +244,7 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
         raise ConvertError(f"the tokenizer has {tok_len} tokens but the model only {hf_vocab} embedding rows")
     dtype = dtype or recipe.precision.dtype
     config = hf_config(m, vocab_size=hf_vocab, dtype=dtype, bos_token_id=bos, eos_token_id=eos_ids[0])
-    tensors = megatron_to_hf(state, geometry(m, hf_vocab))
+    tensors = megatron_to_hf(load_megatron_state(ckpt, recipe, dtype), geometry(m, hf_vocab))
     if _rank() == 0:  # under a launcher every rank loads (collectively); one writes
         write_hf(out, tensors, config, tokenizer_dir=tokenizer_dir, max_shard_size=max_shard_size,
                  eos_ids=eos_ids, pad_id=pad)
@@ -245,22 +259,23 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
 
 
 def _base_recipe(name: str | None, fields: dict[str, Any]):
-    """The named recipe, or the registered one whose geometry matches the HF model (else ``tiny``)."""
+    """(recipe, geometry matched): the named recipe, or the registered one whose geometry matches the
+    HF model, else ``tiny`` for the non-model settings."""
     from recipes import get_recipe, recipe_names
 
-    if name:
-        return get_recipe(name)
     keys = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
             "kv_channels", "tie_embeddings")
-    for candidate in recipe_names():
+    candidates = [name] if name else recipe_names()
+    for candidate in candidates:
         recipe = get_recipe(candidate)
         if all(getattr(recipe.model, k) == fields[k] for k in keys):
-            return recipe
-    return get_recipe("tiny")
+            return recipe, True
+    return (get_recipe(name) if name else get_recipe("tiny")), False
 
 
 def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, overrides: list[str] | None = None,
             padded_vocab_size: int | None = None) -> dict:
+    import torch
     from recipes import apply_overrides
 
     from megatron_ext.hf_mapping import hf_to_megatron
@@ -268,17 +283,21 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     started = time.time()
     config, hf_state = read_hf(hf_dir)
     fields = model_fields_from_hf(config)
-    recipe = _base_recipe(recipe_name, fields)
+    recipe, matched = _base_recipe(recipe_name, fields)
     base_vocab = recipe.model.vocab_size
     for key, value in fields.items():
         setattr(recipe.model, key, value)
     hf_vocab = int(config["vocab_size"])
-    # Restore the recipe's padding when it fits (a Megatron → HF → Megatron round trip gets its rows back).
-    recipe.model.vocab_size = padded_vocab_size or (base_vocab if base_vocab >= hf_vocab else hf_vocab)
+    # Restore the recipe's padding when its geometry is this model's (a Megatron → HF(trimmed) →
+    # Megatron round trip gets its rows back); otherwise keep the HF vocabulary as it is.
+    recipe.model.vocab_size = padded_vocab_size or (base_vocab if matched and base_vocab >= hf_vocab else hf_vocab)
     recipe.name = recipe_name or f"{recipe.name}_from_hf"
     apply_overrides(recipe, overrides)
-    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), naming="local")
-    path = save_megatron_checkpoint(state, recipe, out, {"converted_from": str(hf_dir)})
+    dtypes = {t.dtype for t in hf_state.values()}
+    dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtypes.pop(), "fp32") if len(dtypes) == 1 else "fp32"
+    model = _single_process_model(recipe.model, dtype)  # the HF dtype: no rounding, no doubled memory
+    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), naming=norm_naming(model))
+    path = save_megatron_checkpoint(model, state, recipe, out, {"converted_from": str(hf_dir)})
     summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
                "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
                "elapsed_s": round(time.time() - started, 2)}
@@ -333,9 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     from recipes import RecipeError
 
-    from megatron_ext import parallel
     from megatron_ext.hf_mapping import MappingError
 
+    rank0 = True
     try:
         if args.command == "to-hf":
             summary = to_hf(args.checkpoint, args.output, tokenizer_dir=args.tokenizer, dtype=args.dtype,
@@ -345,12 +364,15 @@ def main(argv: list[str] | None = None) -> int:
                               padded_vocab_size=args.padded_vocab_size)
         else:
             summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp))}
-        rank0 = parallel.is_rank0()
+        rank0 = _rank() == 0
     except (ConvertError, MappingError, RecipeError, ValueError) as err:
         print(f"midm convert: error: {err}", file=sys.stderr)
         return 2
     finally:
-        parallel.destroy()
+        if "megatron.core" in sys.modules:  # bad input fails before Megatron is ever imported
+            from megatron_ext import parallel
+
+            parallel.destroy()
     if rank0:
         print(json.dumps(summary))
     return 0

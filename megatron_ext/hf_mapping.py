@@ -3,7 +3,8 @@
 Every HF tensor of ``LlamaForCausalLM`` corresponds to one Megatron tensor through one
 :class:`Rule` (HF name(s), Megatron name, transform). The transforms are where conversion tools
 usually go wrong silently, so each is small and exact (no arithmetic on values, only slicing,
-concatenation and zero-padding — a round trip is bit-exact):
+concatenation and zero-padding — a round trip is bit-exact; tensors that need no transform are
+passed through without a copy, which keeps an 11.5B export within one copy of the weights):
 
 * ``qkv``: Megatron fuses Q, K and V per query group, ``[g0: q…q k v | g1: q…q k v | …]`` with
   ``heads/groups`` query heads of ``head_dim`` rows each; HF keeps three matrices. ``head_dim`` is
@@ -121,13 +122,15 @@ def fc1_fuse(gate: torch.Tensor, up: torch.Tensor, g: Geometry) -> torch.Tensor:
 
 def vocab_unpad(weight: torch.Tensor, g: Geometry) -> torch.Tensor:
     _check(weight, (g.padded_vocab_size, g.hidden_size), "embedding/output")
-    return weight[: g.hf_vocab_size].clone()
+    if g.padded_vocab_size == g.hf_vocab_size:
+        return weight
+    return weight[: g.hf_vocab_size].clone()  # a copy: safetensors must not see a view of a larger storage
 
 
 def vocab_pad(weight: torch.Tensor, g: Geometry) -> torch.Tensor:
     _check(weight, (g.hf_vocab_size, g.hidden_size), "embed_tokens/lm_head")
     if g.padded_vocab_size == g.hf_vocab_size:
-        return weight.clone()
+        return weight
     pad = weight.new_zeros(g.padded_vocab_size - g.hf_vocab_size, g.hidden_size)
     return torch.cat([weight, pad], dim=0)
 
@@ -168,8 +171,8 @@ def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry) -> dict[str, tor
                 parts = fc1_split(tensor, g)
             elif rule.transform == "vocab":
                 parts = (vocab_unpad(tensor, g),)
-            else:
-                parts = (tensor.clone(),)
+            else:  # no copy: the output only ever holds one tensor per storage (splits are copies)
+                parts = (tensor,)
             out.update(zip(hf_names, parts))
     _reject_unmapped(state, used, "Megatron")
     return out
@@ -195,7 +198,7 @@ def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, *, naming: str =
             elif rule.transform == "vocab":
                 tensor = vocab_pad(parts[0], g)
             else:
-                tensor = parts[0].clone()
+                tensor = parts[0]
             out[alias if naming == "local" and alias else meg] = tensor
     if g.tie_embeddings and "lm_head.weight" in state:
         if not torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"]):

@@ -73,6 +73,15 @@ def run_python(args: list[str], nproc: int = 1, timeout: int = 300) -> None:
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core box: extra intra-op threads only spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------- pure mapping (no Megatron)
 
 def _geometry(case: dict):
@@ -139,6 +148,34 @@ def test_mini_recipe_exports_exactly_the_published_config():
     assert list(ours) == list(published) and ours == published
     loaded = LlamaConfig(**ours)  # and transformers reads it as intended
     assert (loaded.head_dim, loaded.hidden_size, loaded.rope_parameters["rope_theta"]) == (128, 1792, 8_000_000)
+
+
+def test_from_hf_refuses_what_our_model_cannot_represent():
+    from megatron_ext.hf_convert import ConvertError, model_fields_from_hf
+
+    base = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 8, "intermediate_size": 16,
+            "num_attention_heads": 2, "max_position_embeddings": 32}
+    assert model_fields_from_hf(base)["kv_channels"] == 4  # head_dim absent: hidden / heads
+    for bad, message in [({"model_type": "mistral"}, "model_type"), ({"attention_bias": True}, "biases"),
+                         ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "rope scaling")]:
+        with pytest.raises(ConvertError, match=message):
+            model_fields_from_hf({**base, **bad})
+
+
+def test_from_hf_picks_the_recipe_with_the_same_geometry():
+    from megatron_ext.hf_convert import _base_recipe, model_fields_from_hf
+    from recipes import get_recipe
+
+    m = get_recipe("tiny_mini").model
+    fields = model_fields_from_hf({"model_type": "llama", "num_hidden_layers": m.num_layers,
+                                   "hidden_size": m.hidden_size, "intermediate_size": m.ffn_hidden_size,
+                                   "num_attention_heads": m.num_attention_heads,
+                                   "num_key_value_heads": m.num_query_groups, "head_dim": m.kv_channels,
+                                   "tie_word_embeddings": True, "max_position_embeddings": 1024})
+    assert [(r.name, matched) for r, matched in [_base_recipe(None, fields),
+                                                  _base_recipe(None, {**fields, "hidden_size": 72}),
+                                                  _base_recipe("tiny", fields)]] == \
+        [("tiny_mini", True), ("tiny", False), ("tiny", False)]
 
 
 # ---------------------------------------------------------------- through Megatron (subprocess worker)
@@ -223,9 +260,10 @@ def test_megatron_and_transformers_logits_agree(converted, name):
 
 
 def test_convert_cli_reports_bad_input(tmp_path):
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "midm", "convert", "to-hf", "--checkpoint", str(tmp_path),
                            "--output", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+                          env=env, timeout=120)
     assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
 
 
@@ -251,7 +289,9 @@ def _worker_convert(root: Path) -> None:
 
     for name, case in CASES.items():
         d = root / name
-        hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=case["padded"])
+        # mha_untied: no --padded-vocab-size and no recipe of this geometry, so the HF vocab is kept
+        padded = None if case["padded"] == case["vocab_size"] else case["padded"]
+        hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=padded)
         shard = ["--max-shard-size", "20KB"] if name == "gqa_untied" else []
         assert hf_convert.main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_back"),
                                 "--dtype", "fp32", "--vocab-size", str(case["vocab_size"]), *shard]) == 0
