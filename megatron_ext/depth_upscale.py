@@ -12,9 +12,13 @@ Layer maps (``--map``), for a source with ``n`` layers:
   last layers (which map embeddings in and logits out) are never doubled, as in SOLAR.
 
 Embeddings, final norm and output layer are copied; every new layer is a bit-identical copy of its
-source layer. The checkpoint is read into one process (TP=PP=1; dist-checkpointing reshards any
-saved layout) and written as ``OUT/iter_0000000`` with its recipe; continue with a fresh optimizer:
-``midm train --recipe midm_base --set checkpoint.load=OUT``. See ``surgery.py`` for memory needs.
+source layer. The target model is built in one process (TP=PP=1) and each of its layers is read
+directly from the source checkpoint's stacked layer tensors at the mapped offset
+(``surgery.load_layers_remapped``: dist-checkpointing resolves whatever TP shards and pipeline
+layer offsets the source was saved with, and the source model is never materialised, so peak
+memory is the target alone: ≈ 23 GB of host RAM for ``midm_base`` in bf16; ``scored:L`` also
+loads the source once to measure it). The result is written as ``OUT/iter_0000000`` with its
+recipe; continue with a fresh optimizer: ``midm train --recipe midm_base --set checkpoint.load=OUT``.
 """
 from __future__ import annotations
 
@@ -23,9 +27,6 @@ import copy
 import re
 import sys
 import time
-
-_LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
-
 
 class MapError(ValueError):
     """An invalid ``--map`` for this source depth."""
@@ -82,22 +83,6 @@ def parse_map(spec: str, n: int) -> tuple[str, int | list[int]]:
     return "explicit", explicit_map(spec, n)
 
 
-def upscale_tensors(tensors: dict, layer_map: list[int]) -> dict:
-    """New state: layer j ← source layer ``layer_map[j]`` (shared storage); everything else copied."""
-    by_layer: dict[int, dict[str, object]] = {}
-    out = {}
-    for name, value in tensors.items():
-        match = _LAYER.match(name)
-        if match:
-            by_layer.setdefault(int(match.group(1)), {})[match.group(2)] = value
-        else:
-            out[name] = value
-    for new_index, src in enumerate(layer_map):
-        for suffix, value in by_layer[src].items():
-            out[f"decoder.layers.{new_index}.{suffix}"] = value
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="midm dus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,6 +122,7 @@ def _target_recipe(args, source, num_layers: int):
 
 
 def run(args) -> dict:
+    from megatron_ext import checkpoint as ckpt
     from megatron_ext import parallel, surgery
     from megatron_ext.model import count_parameters
     from recipes import num_parameters
@@ -148,32 +134,33 @@ def run(args) -> dict:
     if kind == "scored" and not args.calib:
         raise MapError("scored:L measures block importance on calibration data: pass --calib PREFIX "
                        "(a Megatron .bin/.idx prefix) [--samples N]")
+    source = surgery.read_source_recipe(args.checkpoint)
+    iter_dir = ckpt.resolve(args.checkpoint)
     surgery.init_single_process()
     try:
-        source, model, iter_dir = surgery.load_source(args.checkpoint)
-        progress(f"loaded {iter_dir} ({n} layers, {count_parameters(model):,} parameters)")
         summary: dict = {"source": str(iter_dir), "map": args.map, "source_layers": n}
         if kind == "solar":
             layer_map = solar_map(n, value)
         elif kind == "explicit":
             layer_map = value
-        else:
+        else:  # the only map that needs the source model itself (one forward pass per batch)
             from megatron_ext import importance
 
+            _, model, _ = surgery.load_source(iter_dir)
+            progress(f"loaded {iter_dir} ({count_parameters(model):,} parameters) to score its blocks")
             seq = args.seq_length or source.data.seq_length
             tokens = surgery.calibration_tokens(args.calib, args.samples, seq, source.model.vocab_size)
             scores = importance.measure(model, tokens, source.model.kv_channels, args.micro_batch_size, progress)
+            del model
             blocks = [float(x) for x in scores.blocks]
             start, k = scored_window(n, value, blocks)
             layer_map = scored_map(n, value, blocks)
             summary.update(block_importance=blocks, duplicated_window=[start, start + k - 1],
                            calibration={"prefix": args.calib, "samples": args.samples, "seq_length": seq})
         target = _target_recipe(args, source, len(layer_map))
-        tensors = upscale_tensors(surgery.tensor_items(model), layer_map)
         new_model = surgery.build_single(target)
-        surgery.load_tensors(new_model, tensors)
-        del model, tensors
-        progress(f"built {len(layer_map)} layers from source layers {layer_map}")
+        surgery.load_layers_remapped(new_model, iter_dir, layer_map, n)
+        progress(f"read {len(layer_map)} layers from source layers {layer_map} of {iter_dir}")
         out_dir = surgery.save_output(args.output, new_model, target,
                                       {"dus": {"source": str(iter_dir), "layer_map": layer_map}})
         summary.update(layer_map=layer_map, layers=len(layer_map), recipe=target.name, checkpoint=str(out_dir),

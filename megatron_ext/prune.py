@@ -111,19 +111,19 @@ def run(args) -> dict:
         tokens = surgery.calibration_tokens(args.calib, args.samples, seq + 1, source.model.vocab_size)
         scores = importance.measure(model, tokens[:, :-1], source.model.kv_channels, args.micro_batch_size, progress)
         keep = plan(scores, source.model, student_cfg)
-        eval_tokens = tokens[: min(len(tokens), 64)]
+        eval_tokens = tokens[: min(len(tokens), 32)]
         teacher_loss = surgery.lm_loss(model, eval_tokens, args.micro_batch_size)
         tensors = surgery.tensor_items(model)
         del model
         student = surgery.build_single(out_recipe)
-        folds = [args.fold] if args.fold != "auto" else list(FOLDS)
-        if not (student_cfg.tie_embeddings and "output_layer.weight" in tensors):
-            folds = folds[:1]  # nothing to fold: the choice does not matter
+        # A tied student from an untied teacher: one matrix must stand in for both (see module doc).
+        foldable = student_cfg.tie_embeddings and "output_layer.weight" in tensors
+        folds = (list(FOLDS) if args.fold == "auto" else [args.fold]) if foldable else ["embedding"]
         fold_losses = {}
         for how in folds:
             surgery.load_tensors(student, slice_state(tensors, source.model, student_cfg, keep, how))
             fold_losses[how] = surgery.lm_loss(student, eval_tokens, args.micro_batch_size)
-            progress(f"student with fold={how}: calibration LM loss {fold_losses[how]:.4f}")
+            progress(f"student (fold={how}): calibration LM loss {fold_losses[how]:.4f}")
         best = min(fold_losses, key=fold_losses.get)
         if best != folds[-1]:
             surgery.load_tensors(student, slice_state(tensors, source.model, student_cfg, keep, best))
@@ -138,8 +138,7 @@ def run(args) -> dict:
                             "batches": scores.batches},
             "block_importance": [float(x) for x in scores.blocks], "kept_layers": keep.layers,
             "calib_lm_loss": {"teacher": teacher_loss, "student": fold_losses[best]},
-            "fold": best if len(fold_losses) > 1 or student_cfg.tie_embeddings else None,
-            "fold_losses": fold_losses if len(fold_losses) > 1 else None,
+            "fold": best if foldable else None, "fold_losses": fold_losses if foldable else None,
             "recipe_overrides": surgery.model_overrides(out_recipe.name, student_cfg),
             "next_step": surgery.train_command(out_recipe.name, student_cfg, args.output),
             "seconds": round(time.perf_counter() - started, 2),

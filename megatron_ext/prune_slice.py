@@ -142,7 +142,8 @@ def slice_state(tensors: dict[str, torch.Tensor], src: ModelConfig, dst: ModelCo
         if match:
             layer = int(match.group(1))
             if layer in renumber:
-                out[f"decoder.layers.{renumber[layer]}.{match.group(2)}"] = slice_layer(match.group(2), w, src, p, layer)
+                suffix = match.group(2)
+                out[f"decoder.layers.{renumber[layer]}.{suffix}"] = slice_layer(suffix, w, src, p, layer)
         elif name == "decoder.final_layernorm.weight":
             out[name] = w[h]
         elif name not in ("embedding.word_embeddings.weight", "output_layer.weight"):

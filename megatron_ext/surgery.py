@@ -1,15 +1,16 @@
 """Shared plumbing for checkpoint surgery (``midm dus`` and ``midm prune``).
 
-Both stages follow one design: load the source dist-checkpoint into a *single-process* model
+Both stages follow one design: read the source dist-checkpoint into a *single-process* model
 (TP=1, PP=1 — dist-checkpointing reshards from whatever layout it was saved with, so pipeline
 layer offsets and tensor-parallel shards are resolved by Megatron-Core itself), transform the
 plain ``state_dict``, build the target model, and save it as a new dist-checkpoint with its own
 ``recipe.json``. The result then loads into any TP/PP layout with ``checkpoint.load=OUT``.
 
-Memory: the whole source and target models live in one process, in the checkpoint's dtype
-(bf16 for the released recipes): 8B → 11.5B DuS needs ≈ 16 + 23 GB, Base → Mini pruning
-≈ 23 + 5 GB plus activations for calibration (GPU if present, else CPU RAM). Budget 50–100 GB of
-host RAM for the full-scale runs.
+Memory, in the checkpoint's dtype (bf16 for the released recipes; fp32 on CPU for ``tiny``):
+DuS with a SOLAR/explicit map streams layers straight into the target (``load_layers_remapped``,
+≈ 23 GB for 8B → 11.5B); ``scored:L`` additionally loads the 8B source (≈ 16 GB) for its forward
+passes; Base → Mini pruning holds teacher + student (≈ 23 + 5 GB) plus calibration activations —
+on the GPU when there is one, else in host RAM. Plan 32–64 GB of host RAM for full-scale runs.
 
 The model is always built with Megatron's *local* layer spec here: its ``state_dict`` names each
 norm separately (``input_layernorm.weight``), which keeps the slicing code spec-independent, and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,8 @@ import torch
 
 from megatron_ext import checkpoint as ckpt
 from recipes import ModelConfig, Recipe
+
+_LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
 
 
 class SurgeryError(RuntimeError):
@@ -66,8 +70,9 @@ def build_single(recipe: Recipe, model_cfg: ModelConfig | None = None):
     from megatron_ext.model import build_model, transformer_config
 
     single = single_process_recipe(recipe, model_cfg)
+    # Every weight is overwritten from a checkpoint, so skip random initialisation (minutes at 11.5B).
     config = transformer_config(recipe=single, bias_activation_fusion=False, masked_softmax_fusion=False,
-                                bias_dropout_fusion=False, apply_rope_fusion=False)
+                                bias_dropout_fusion=False, apply_rope_fusion=False, perform_initialization=False)
     model = build_model(recipe=single, config=config, pre_process=True, post_process=True, use_te=False)
     return model.to(device())
 
@@ -106,6 +111,41 @@ def load_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> No
             if tuple(value.shape) != tuple(tensors[name].shape):
                 raise SurgeryError(f"{name}: built {tuple(value.shape)}, computed {tuple(tensors[name].shape)}")
             value.copy_(tensors[name])
+
+
+def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list[int], source_layers: int) -> None:
+    """Fill ``model`` straight from a checkpoint, new layer j ← source layer ``layer_map[j]``.
+
+    The streaming path of DuS: the source model is never built. Each parameter is requested from
+    dist-checkpointing as a one-layer slice (offset ``layer_map[j]``) of the source's stacked
+    ``decoder.layers.*`` tensors, directly into the new model's storage — peak memory is the
+    target model alone (23 GB instead of 39 GB for 8B → 11.5B in bf16). A source layer used twice
+    is read in a second pass, so no single load requests overlapping regions.
+    """
+    from megatron.core import dist_checkpointing
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor
+
+    sharded = model.sharded_state_dict()
+    targets = tensor_items(model)
+    passes: list[dict] = []
+    for name, param in targets.items():
+        key = sharded[name].key
+        match = _LAYER.match(name)
+        if match is None:
+            round_, request = 0, ShardedTensor.from_rank_offsets(key, param, replica_id=0)
+        else:
+            j = int(match.group(1))
+            src = layer_map[j]
+            round_ = layer_map[:j].count(src)  # 0 for a layer's first copy, 1 for its duplicate
+            request = ShardedTensor.from_rank_offsets(key, param.unsqueeze(0), (0, src, source_layers), replica_id=0)
+        while len(passes) <= round_:
+            passes.append({})
+        passes[round_][name] = request
+    with torch.no_grad():
+        for request in passes:
+            loaded = dist_checkpointing.load(request, str(iter_dir), validate_access_integrity=False)
+            for name in request:  # (the result also carries the checkpoint's common state)
+                targets[name].copy_(loaded[name].reshape(targets[name].shape))
 
 
 def save_output(output: str | Path, model: torch.nn.Module, recipe: Recipe, provenance: dict) -> Path:

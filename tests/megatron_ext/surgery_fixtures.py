@@ -1,0 +1,73 @@
+"""Shared, cached artefacts for the DuS / prune / distill tests: a tiny model trained at TP=2 on the
+committed corpus, its `midm prune` output, and a Megatron-free reader of dist-checkpoints.
+
+Each artefact is built once per pytest session (the first test file that needs it pays for it).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.megatron_ext.byte_data import VOCAB
+from tests.megatron_ext.conftest import run_midm
+
+TEACHER_STEPS = 12
+MINI_SETS = ["--set", f"model.vocab_size={VOCAB}", "--set", "model.num_layers=4"]
+_CACHE: dict[str, Path] = {}
+
+
+def common_sets(run_root: Path, name: str, steps: int) -> list[str]:
+    return ["--set", f"model.vocab_size={VOCAB}", "--set", f"logging.dir={run_root}",
+            "--set", f"logging.run_name={name}",
+            "--set", f"train.steps={steps}", "--set", f"train.eval_interval={steps}", "--set", "train.eval_steps=1",
+            "--set", f"checkpoint.save_interval={steps}", "--set", "logging.tensorboard=false"]
+
+
+def trained_tiny(root: Path, prefix: str) -> Path:
+    """Checkpoint root of `tiny` trained TP=2 (2 gloo processes) for a few steps."""
+    if "teacher" not in _CACHE:
+        run_midm(["train", "--recipe", "tiny", "--set", f"data.blend={prefix}",
+                  "--set", "parallel.tensor_model_parallel_size=2", *common_sets(root, "teacher", TEACHER_STEPS)],
+                 nproc=2)
+        _CACHE["teacher"] = root / "teacher" / "checkpoints"
+    return _CACHE["teacher"]
+
+
+def upscaled_tiny(root: Path, prefix: str) -> Path:
+    """`midm dus --map solar:1` of the trained tiny model: the 6-layer `tiny_deep`."""
+    if "upscaled" not in _CACHE:
+        teacher = trained_tiny(root, prefix)
+        out = root / "deep"
+        run_midm(["dus", "--checkpoint", str(teacher), "--output", str(out), "--map", "solar:1",
+                  "--recipe", "tiny_deep", "--set", f"model.vocab_size={VOCAB}"])
+        _CACHE["upscaled"] = out
+    return _CACHE["upscaled"]
+
+
+def pruned_tiny(root: Path, prefix: str) -> Path:
+    """`midm prune` of the trained tiny model to the `tiny_mini` width (hidden 64, FFN 192, tied; 4 layers
+    here because the source is `tiny`, where the recipe's 6 layers come from `tiny_deep`)."""
+    if "pruned" not in _CACHE:
+        teacher = trained_tiny(root, prefix)
+        out = root / "pruned"
+        run_midm(["prune", "--checkpoint", str(teacher), "--output", str(out), "--recipe", "tiny_mini",
+                  *MINI_SETS, "--calib", prefix, "--samples", "16"])
+        _CACHE["pruned"] = out
+    return _CACHE["pruned"]
+
+
+def plain_tensors(path: Path, optimizer: bool = False) -> dict:
+    """All tensors of a dist-checkpoint iter dir, whole (torch DCP, no process group, no Megatron)."""
+    import warnings
+
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+    iter_dir = path / (path / "latest").read_text() if (path / "latest").is_file() else path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = _load_state_dict_from_keys(checkpoint_id=str(iter_dir))
+    return {k: v for k, v in state.items() if hasattr(v, "shape") and (optimizer or not k.startswith("optimizer"))}
+
+
+def summary(path: Path, name: str) -> dict:
+    return json.loads((path / name).read_text())
