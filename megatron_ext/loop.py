@@ -219,12 +219,16 @@ class Trainer:
                                          "check the data")
             record = {"step": self.step, **last}
             if self.step % t.eval_interval == 0 or self.step == t.steps:
+                eval_start = time.perf_counter()
                 record["val_loss"] = self.evaluate()
+                self.throughput.exclude(time.perf_counter() - eval_start)
             if self.step % log_every == 0 or "val_loss" in record:
                 self.metrics.log({**record, **self.throughput.report()})
             stop = self._agree_to_stop()
             if self.step % self.recipe.checkpoint.save_interval == 0 or self.step == t.steps or stop:
+                save_start = time.perf_counter()
                 self.save()
+                self.throughput.exclude(time.perf_counter() - save_start)
             if stop:
                 self._print(f"checkpointed at step {self.step} after a stop signal; resume with --resume auto")
                 return False

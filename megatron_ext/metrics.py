@@ -86,6 +86,10 @@ class Throughput:
     def step(self) -> None:
         self._steps += 1
 
+    def exclude(self, seconds: float) -> None:
+        """Leave time spent outside training steps (validation, checkpointing) out of the rate."""
+        self._t0 += seconds
+
     def report(self) -> dict[str, float | None]:
         elapsed = time.perf_counter() - self._t0
         tokens_per_s = self.tokens_per_step * self._steps / max(elapsed, 1e-9)

@@ -1,0 +1,111 @@
+"""Filter throughput: docs/s per core for the 8-stage pipeline, plus time per stage.
+
+Runs ``midm data filter`` end to end with ONE task on ONE worker (so docs/s = docs/s/core) on
+a corpus (default: a Korean web/review/statute mix built from ../shared/data), then replays
+the documents through each stage object alone to attribute the time. Any JSONL corpus can be
+given with --input. Prints one JSON line.
+
+    python benchmarks/data_filter_throughput.py [--input FILE.jsonl] [--docs 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def default_corpus(path: Path, n_docs: int) -> None:
+    """Web comments, movie reviews and statute articles in a 45/45/10 document mix."""
+    docs = []
+    for f in sorted(glob.glob(str(SHARED / "corpora/korean_hate_speech_unlabeled/unlabeled/*.txt"))):
+        docs += [{"text": t.strip(), "source": "comments"} for t in open(f, encoding="utf-8") if t.strip()]
+    comments = docs[: int(n_docs * 0.45)]
+    with open(SHARED / "corpora/nsmc_raw_reviews/nsmc_style_100k.tsv", encoding="utf-8") as fh:
+        reviews = [{"text": r["document"], "source": "nsmc"} for r in csv.DictReader(fh, delimiter="\t")
+                   if r.get("document")][: int(n_docs * 0.45)]
+    statutes = []
+    for line in open(SHARED / "corpora/korean_statutes/korean_statutes_sample_every5th.jsonl", encoding="utf-8"):
+        text = json.loads(line)["text"]
+        statutes += [{"text": text[i:i + 4000], "source": "statutes"} for i in range(0, len(text), 4000)]
+        if len(statutes) >= n_docs * 0.10:
+            break
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, d in enumerate(comments + reviews + statutes):
+            fh.write(json.dumps({"id": str(i), **d}, ensure_ascii=False) + "\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", help="JSONL corpus (default: built from ../shared/data)")
+    ap.add_argument("--docs", type=int, default=20000)
+    ap.add_argument("--stages", default=None, help="comma list (default: all 8)")
+    args = ap.parse_args(argv)
+    from data_prep.config import load_config
+    from data_prep.executors import ExecOptions
+    from data_prep.pipeline import run_filter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(args.input) if args.input else Path(tmp) / "corpus.jsonl"
+        if not args.input:
+            default_corpus(corpus, args.docs)
+        n_bytes = corpus.stat().st_size
+        stages = args.stages.split(",") if args.stages else None
+        cfg = load_config(None, stages)
+        cfg["io"]["tasks"] = 1
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()  # tasks=1, workers=1: the pipeline runs in this process
+        stats = run_filter([str(corpus)], str(Path(tmp) / "out"), cfg, ExecOptions(kind="local", workers=1),
+                           fresh=True)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        per_stage = stage_times(corpus, cfg, Path(tmp) / "replay")
+    print(json.dumps({
+        "benchmark": "data_filter_throughput", "corpus": str(args.input or "shared mix (comments/reviews/statutes)"),
+        "docs": stats["records_read"], "mb": round(n_bytes / 1e6, 2), "kept": stats["kept"], "tasks": 1,
+        "workers": 1, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "docs_per_s_per_core": round(stats["records_read"] / wall, 1),
+        "mb_per_s_per_core": round(n_bytes / 1e6 / wall, 3),
+        "docs_per_cpu_s": round(stats["records_read"] / cpu, 1), "mb_per_cpu_s": round(n_bytes / 1e6 / cpu, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "stage_seconds_replay": per_stage, "dropped": stats["dropped"], "balanced": stats["balanced"],
+    }, ensure_ascii=False))
+    return 0
+
+
+def stage_times(corpus: Path, cfg: dict, work: Path) -> dict:
+    """Each streaming stage's own processing time on the documents that reach it."""
+    from datatrove.data import Document
+
+    from data_prep.pipeline import RunPaths, _stage_steps
+
+    docs = []
+    for i, line in enumerate(open(corpus, encoding="utf-8")):
+        r = json.loads(line)
+        docs.append(Document(text=r.pop("text"), id=str(r.pop("id", i)), metadata=r))
+    names = [s for s in cfg["stages"] if s != "dedup"]
+    steps = _stage_steps(names, cfg, RunPaths(work), keep_rejects=False)
+    out = {}
+    for name, step in zip(names, steps):
+        t = time.perf_counter()
+        step.setup()
+        setup = time.perf_counter() - t
+        t, c = time.perf_counter(), time.process_time()
+        survivors = [d for d in docs if step.process(d) is None]
+        out[name] = {"docs_in": len(docs), "seconds": round(time.perf_counter() - t, 3),
+                     "cpu_s": round(time.process_time() - c, 3), "setup_s": round(setup, 2)}
+        docs = survivors
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""``midm data …`` — the Korean-centric data pipeline.
+
+Kept import-light on purpose: ``midm data --help`` must not load datatrove, Kiwi or torch.
+Each sub-command imports what it needs when it runs (``tokenize`` is the only one that
+touches Megatron-Core, lazily).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _add_filter_io(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="IN … OUT",
+                   help="input .jsonl/.jsonl.gz files or directories (field `text`; other fields kept), then OUT dir")
+    p.add_argument("--config", help="YAML deep-merged over data_prep/configs/filter.yaml")
+    p.add_argument("--tasks", type=int, help="datatrove tasks = output shards (default: io.tasks in the config)")
+    p.add_argument("--workers", type=int, default=-1, help="local parallel tasks (default: min(tasks, cores))")
+    p.add_argument("--keep-rejects", action="store_true", help="write dropped documents with stage/reason to OUT/rejects")
+    p.add_argument("--fresh", action="store_true", help="delete OUT first instead of resuming completed tasks")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local")
+    g = p.add_argument_group("slurm (with --executor slurm)")
+    g.add_argument("--partition", default="cpu")
+    g.add_argument("--time", default="24:00:00", help="per array task, sbatch --time")
+    g.add_argument("--cpus-per-task", type=int, default=1)
+    g.add_argument("--mem-per-cpu-gb", type=int, default=2)
+    g.add_argument("--max-array-size", type=int, default=1001, help="cluster's MaxArraySize (bigger runs are split)")
+    g.add_argument("--qos", default="", help="sbatch --qos (omitted when empty)")
+    g.add_argument("--venv", help="activate script sourced by each array task (default: this interpreter's venv)")
+    g.add_argument("--sbatch-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra #SBATCH directive, repeatable (e.g. account=proj)")
+
+
+def exec_options(args):
+    from data_prep.executors import ExecOptions, SlurmOptions
+
+    extra = {}
+    for item in args.sbatch_arg:
+        if "=" not in item:
+            raise SystemExit(f"error: --sbatch-arg {item!r} must be KEY=VALUE")
+        k, v = item.split("=", 1)
+        extra[k] = v
+    return ExecOptions(kind=args.executor, workers=args.workers, slurm=SlurmOptions(
+        partition=args.partition, time=args.time, cpus_per_task=args.cpus_per_task,
+        mem_per_cpu_gb=args.mem_per_cpu_gb, max_array_size=args.max_array_size, qos=args.qos,
+        venv_path=args.venv, sbatch_args=extra))
+
+
+def _run_filter(args, stages: list[str] | None) -> int:
+    from data_prep.config import load_config
+    from data_prep.pipeline import run_filter
+
+    if len(args.paths) < 2:
+        raise SystemExit("error: give at least one input and the output directory (IN … OUT)")
+    stage_list = stages if stages is not None else (
+        [s.strip() for s in args.stages.split(",") if s.strip()] if getattr(args, "stages", None) else None)
+    cfg = load_config(args.config, stage_list)
+    if args.tasks:
+        cfg["io"]["tasks"] = args.tasks
+    stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
+    if stats is None:
+        print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/stats.json by the last job")
+        return 0
+    brief = {k: stats[k] for k in ("records_read", "kept", "dropped_total", "balanced")}
+    brief["dropped"] = stats["dropped"]
+    print(json.dumps(brief, ensure_ascii=False))
+    if not stats["balanced"]:
+        print("error: accounting does not balance: " + "; ".join(stats["problems"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="midm data", description="Korean-centric data pipeline (datatrove-based).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("filter", help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)")
+    _add_filter_io(p)
+    p.add_argument("--stages", help="comma-separated subset, e.g. normalize,langid,pii (default: all in the config)")
+
+    p = sub.add_parser("dedup", help="stage 5 alone: exact + MinHash near-duplicate removal")
+    _add_filter_io(p)
+    p = sub.add_parser("pii", help="stage 7 alone: mask PII into Mi:dm's typed placeholder tokens")
+    _add_filter_io(p)
+
+    p = sub.add_parser("train-classifier", help="train the toxicity or quality fastText model from labelled data")
+    p.add_argument("kind", choices=["toxicity", "quality"])
+    p.add_argument("--data", required=True, help="../shared/data (the labelled sets and corpora are read from it)")
+    p.add_argument("--out", help="model path (default: data_prep/models/<kind>.ftz)")
+    p.add_argument("--report", help="also write held-out precision/recall/F1 JSON here")
+
+    p = sub.add_parser("build-lexicons", help="(re)build data_prep/configs/lexicons from ../shared/data/lexicons")
+    p.add_argument("--data", required=True, help="../shared/data")
+    p.add_argument("--out", help="default: data_prep/configs/lexicons")
+
+    p = sub.add_parser("synth", help="textbook rewrites / Q&A / translation through an OpenAI-compatible endpoint")
+    from data_prep.synth.args import add_synth_args
+    add_synth_args(p)
+
+    p = sub.add_parser("mix", help="curriculum phases -> Megatron blend lists (JSON per phase)")
+    p.add_argument("config", help="YAML curriculum (see data_prep/configs/mix_example.yaml)")
+    p.add_argument("out_dir")
+
+    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx via Megatron-Core's IndexedDatasetBuilder")
+    p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz file or a directory of them")
+    p.add_argument("out_prefix", metavar="OUT_PREFIX")
+    p.add_argument("--tokenizer", required=True, help="tokenizer DIR (tokenizer.json inside)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--text-key", default="text")
+    p.add_argument("--shard-mb", type=float, default=256.0,
+                   help="input MB per work unit / output shard (plain .jsonl is split at line ends; each .gz is one unit)")
+    p.add_argument("--batch-docs", type=int, default=1000)
+    p.add_argument("--keep-shards", action="store_true",
+                   help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
+    p.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "filter":
+        return _run_filter(args, None)
+    if args.cmd == "dedup":
+        return _run_filter(args, ["dedup"])
+    if args.cmd == "pii":
+        return _run_filter(args, ["pii"])
+    if args.cmd == "train-classifier":
+        from data_prep.classifiers.train import main_train
+
+        return main_train(args)
+    if args.cmd == "build-lexicons":
+        from data_prep.classifiers.lexicons import build_lexicons
+
+        return build_lexicons(args.data, args.out)
+    if args.cmd == "synth":
+        from data_prep.synth.run import main_synth
+
+        return main_synth(args)
+    if args.cmd == "mix":
+        from data_prep.mix.curriculum import main_mix
+
+        return main_mix(args.config, args.out_dir)
+    if args.cmd == "tokenize":
+        from data_prep.tokenization.megatron import main_tokenize
+
+        return main_tokenize(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

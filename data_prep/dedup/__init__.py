@@ -1,0 +1,1 @@
+"""Stage 5 — exact and MinHash near-duplicate removal on datatrove's dedup stages."""

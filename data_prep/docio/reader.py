@@ -1,0 +1,125 @@
+"""A JSONL(.gz) reader that survives real-world input.
+
+datatrove's ``JsonlReader`` opens files in text mode, so one invalid UTF-8 byte aborts the
+rest of the file, and a truncated ``.gz`` ends the shard silently. Web dumps contain both.
+This reader reads *bytes*, decodes line by line and counts every malformed record by reason
+(``bad_json``, ``invalid_utf8``, ``truncated_gzip``, ``missing_text``, ``empty``,
+``too_large``) so that the run's accounting balances: records = kept + Σ dropped.
+
+Every field other than ``text`` and ``id`` is carried in ``Document.metadata`` and written
+back at the top level by :mod:`data_prep.docio.writer`.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections import Counter
+from typing import Iterator
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.readers.base import BaseDiskReader
+
+from data_prep.accounting import write_counts
+
+INPUT_STAGE = "input"
+_GLOB = "**/*.jsonl*"
+
+
+def _iter_raw_lines(fileobj, counts: Counter) -> Iterator[bytes]:
+    """Yield raw lines; a truncated/corrupt gzip stream ends the file but keeps what was read."""
+    try:
+        yield from fileobj
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
+        counts["truncated_gzip"] += 1
+        counts[f"_note:truncated:{type(err).__name__}"] += 0
+
+
+class RobustJsonlReader(BaseDiskReader):
+    """Read ``*.jsonl`` / ``*.jsonl.gz`` shards; count malformed records instead of crashing."""
+
+    name = "📖 robust-jsonl"
+
+    def __init__(self, data_folder, counts_dir: str, max_doc_bytes: int = 2_000_000,
+                 glob_pattern: str | None = _GLOB, paths_file: str | None = None, doc_progress: bool = False):
+        super().__init__(data_folder, paths_file=paths_file, glob_pattern=glob_pattern, add_file_path=False,
+                         doc_progress=doc_progress)
+        self.counts_dir = counts_dir
+        self.max_doc_bytes = max_doc_bytes
+        self.counts: Counter = Counter()
+
+    def _parse(self, raw: bytes, filepath: str, line_no: int) -> Document | None:
+        counts = self.counts
+        if not raw.strip():
+            return None  # blank line: not a record
+        counts["records"] += 1
+        if len(raw) > self.max_doc_bytes:
+            counts["dropped:too_large"] += 1
+            return None
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            counts["dropped:invalid_utf8"] += 1
+            return None
+        try:
+            data = json.loads(line)
+        except ValueError:
+            counts["dropped:bad_json"] += 1
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            counts["dropped:missing_text"] += 1
+            return None
+        text = data.pop("text")
+        if not text.strip():
+            counts["dropped:empty"] += 1
+            return None
+        doc_id = data.pop("id", None)
+        if doc_id is None:
+            doc_id = f"{filepath}#{line_no}"
+            data["_midm_generated_id"] = True
+        counts["out"] += 1
+        return Document(text=text, id=doc_id, metadata=data)
+
+    def read_file(self, filepath: str) -> DocumentsPipeline:
+        self.counts["files"] += 1
+        opener = self.data_folder.open(filepath, "rb")
+        with opener as raw_f:
+            stream = gzip.GzipFile(fileobj=raw_f) if filepath.endswith(".gz") else raw_f
+            for line_no, raw in enumerate(_iter_raw_lines(stream, self.counts)):
+                doc = self._parse(raw, filepath, line_no)
+                if doc is not None:
+                    self.stat_update("documents")
+                    yield doc
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self.counts = Counter()
+        yield from super().run(data, rank, world_size)
+        counts = {k: v for k, v in self.counts.items() if not k.startswith("_note")}
+        counts["in"] = counts.get("records", 0)
+        write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
+
+
+class RankFileReader(BaseDiskReader):
+    """Read exactly ``{rank:05d}.jsonl.gz`` of an intermediate folder (or nothing).
+
+    Dedup stages address documents by their index inside a *rank's* stream, so the second
+    pass must read the very file the same rank wrote in the first pass — not datatrove's
+    round-robin file sharding, which shifts when a rank wrote no file at all.
+    """
+
+    name = "📖 rank-file"
+
+    def __init__(self, data_folder):
+        super().__init__(data_folder, add_file_path=False)
+
+    def read_file(self, filepath: str) -> DocumentsPipeline:
+        with self.data_folder.open(filepath, "rb") as f:
+            for line_no, raw in enumerate(gzip.GzipFile(fileobj=f) if filepath.endswith(".gz") else f):
+                data = json.loads(raw)
+                text = data.pop("text")
+                yield Document(text=text, id=data.pop("id"), metadata=data)
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        name = f"{rank:05d}.jsonl.gz"
+        if self.data_folder.exists(name):
+            yield from self.read_file(name)

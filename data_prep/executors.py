@@ -1,0 +1,58 @@
+"""Local or Slurm execution of one pipeline phase, through datatrove's executors.
+
+A filter run is a chain of phases (streaming stages, then the dedup barrier, then the
+quality-cut barrier). Locally they run one after the other in this process; under Slurm each
+phase is a job array that depends (``afterok``) on the previous one, submitted at once.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class SlurmOptions:
+    partition: str = "cpu"
+    time: str = "24:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: int = 2
+    max_array_size: int = 1001
+    qos: str = ""
+    job_name: str = "midm-data"
+    venv_path: str | None = None
+    sbatch_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExecOptions:
+    kind: str = "local"               # local | slurm
+    workers: int = -1                 # local parallel tasks (-1: min(tasks, cores))
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+
+def default_venv_activate() -> str | None:
+    """The running interpreter's venv ``activate`` script, so array tasks use the same environment."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    return str(activate) if activate.is_file() else None
+
+
+def make_executor(pipeline: list, *, tasks: int, logging_dir: str, opts: ExecOptions, name: str,
+                  depends=None):
+    if opts.kind == "slurm":
+        from datatrove.executor.slurm import SlurmPipelineExecutor
+
+        s = opts.slurm
+        return SlurmPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, time=s.time, partition=s.partition, cpus_per_task=s.cpus_per_task,
+            mem_per_cpu_gb=s.mem_per_cpu_gb, job_name=f"{s.job_name}-{name}", qos=s.qos,
+            venv_path=s.venv_path or default_venv_activate(), sbatch_args=dict(s.sbatch_args),
+            max_array_size=s.max_array_size, depends=depends, logging_dir=logging_dir,
+            slurm_logs_folder=os.path.join(logging_dir, "slurm_logs"), requeue=False, mail_user=None,
+        )
+    from datatrove.executor.local import LocalPipelineExecutor
+
+    workers = opts.workers if opts.workers > 0 else min(tasks, os.cpu_count() or 1)
+    return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
+                                 logging_dir=logging_dir, start_method="fork")

@@ -1,0 +1,171 @@
+"""One-pass document statistics for the Gopher/C4/FineWeb-2 rule family.
+
+DESIGN.md measured datatrove's Gopher repetition filter at minutes per long Korean statute: it
+re-tokenises and rescans the document once per n. Here each document is segmented **once**
+(Kiwi morphemes for Korean, regex words for English), words are mapped to integer ids, and
+every n-gram statistic comes from vectorised rolling hashes over that id array:
+
+* top n-gram character fraction (n = 2..4): characters covered by the most frequent n-gram;
+* duplicated n-gram character fraction (n = 5..10): characters of words inside any n-gram
+  that occurs more than once, each character counted once (Gopher's definition);
+
+plus line/paragraph duplication, punctuation and symbol ratios. Cost is O(words) per n.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\s\w]", re.UNICODE)
+_TERMINAL = tuple(".!?…。！？\"'”’)」』")
+# Korean sentence-final endings count as terminated lines even without punctuation
+_KO_FINAL = re.compile(r"(다|요|죠|까|니다|습니다|세요|네|군|라|자)[.!?…~]*$")
+_BULLET = re.compile(r"^\s*([•●○◦▪■□◆◇▶▷►\-*·]|\d+[.)])\s")
+_PUNCT_TAGS = {"SF", "SP", "SS", "SE", "SO", "SW", "SSO", "SSC", "W_URL", "W_EMAIL", "W_HASHTAG", "W_MENTION"}
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+_P = np.uint64(1_000_003)
+
+
+@dataclass
+class DocStats:
+    n_chars: int
+    n_words: int
+    n_lines: int
+    mean_word_len: float
+    alpha_word_frac: float
+    symbol_word_ratio: float
+    stopwords_found: int
+    bullet_line_frac: float
+    ellipsis_line_frac: float
+    terminal_line_frac: float
+    short_line_frac: float
+    dup_line_frac: float
+    dup_para_frac: float
+    dup_line_char_frac: float
+    dup_para_char_frac: float
+    newline_word_ratio: float
+    top_ngram_char_frac: dict[int, float] = field(default_factory=dict)
+    dup_ngram_char_frac: dict[int, float] = field(default_factory=dict)
+
+
+def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
+    h = np.zeros(len(ids) - n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            h = h * _P + ids[k: len(ids) - n + 1 + k]
+    return h
+
+
+def ngram_stats(words: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> tuple[dict, dict]:
+    """Gopher's n-gram repetition statistics in O(len(words)) per n, vectorised."""
+    if not words:
+        return {}, {}
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), dtype=np.uint64, count=len(words))
+    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    total = float(lens.sum()) or 1.0
+    top, dup = {}, {}
+    for n in top_ns:
+        if len(words) < n:
+            continue
+        h = _ngram_hashes(ids, n)
+        _, first, counts = np.unique(h, return_index=True, return_counts=True)
+        if counts.max() <= 1:
+            top[n] = 0.0
+            continue
+        cs = np.concatenate([[0], np.cumsum(lens)])
+        tied = np.nonzero(counts == counts.max())[0]  # ties: the one covering most characters
+        top[n] = float(counts.max() * (cs[first[tied] + n] - cs[first[tied]]).max()) / total
+    for n in dup_ns:
+        if len(words) < n:
+            continue
+        h = _ngram_hashes(ids, n)
+        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+        starts = np.nonzero(counts[inverse] > 1)[0]
+        if starts.size == 0:
+            dup[n] = 0.0
+            continue
+        cover = np.zeros(len(words) + 1, dtype=np.int64)
+        np.add.at(cover, starts, 1)
+        np.add.at(cover, starts + n, -1)
+        covered = np.cumsum(cover[:-1]) > 0
+        dup[n] = float(lens[covered].sum()) / total
+    return top, dup
+
+
+def _dup_frac(items: list[str]) -> tuple[float, float]:
+    items = [x for x in items if x.strip()]
+    if not items:
+        return 0.0, 0.0
+    counts = Counter(items)
+    dup_items = sum(c - 1 for c in counts.values() if c > 1)
+    dup_chars = sum(len(x) * (c - 1) for x, c in counts.items() if c > 1)
+    return dup_items / len(items), dup_chars / max(1, sum(map(len, items)))
+
+
+class Segmenter:
+    """Kiwi morphemes for Korean, regex words for everything else; built lazily per worker.
+
+    Kiwi (~65 KB/s per core) is the most expensive step of the whole filter, so Korean word
+    statistics are computed on the first ``kiwi_max_chars`` characters (cut at a line break);
+    line- and paragraph-level statistics always use the whole document.
+    """
+
+    def __init__(self, kiwi_max_chars: int = 4000):
+        self.kiwi_max_chars = kiwi_max_chars
+        self._kiwi = None
+
+    def sample(self, text: str, lang: str) -> str:
+        """The part of ``text`` that word statistics are computed on."""
+        if lang != "ko" or len(text) <= self.kiwi_max_chars:
+            return text
+        cut = text.rfind("\n", 0, self.kiwi_max_chars)
+        return text[: cut if cut > self.kiwi_max_chars // 2 else self.kiwi_max_chars]
+
+    def words(self, text: str, lang: str) -> list[str]:
+        if lang != "ko":
+            return [w for w in _EN_WORD.findall(text)]
+        if self._kiwi is None:
+            from kiwipiepy import Kiwi
+
+            self._kiwi = Kiwi(num_workers=-1)
+        text = self.sample(text, lang)
+        return [tok.form if tok.tag not in _PUNCT_TAGS else f"\x00{tok.form}" for tok in self._kiwi.tokenize(text)]
+
+
+def compute_stats(text: str, words_raw: list[str], stopwords: frozenset[str], short_line_chars: int = 30,
+                  word_text: str | None = None) -> DocStats:
+    """``words_raw`` marks punctuation tokens with a leading NUL (they are not words).
+
+    ``word_text`` is the part of ``text`` the words came from (word-relative ratios use it).
+    """
+    word_text = text if word_text is None else word_text
+    words = [w for w in words_raw if not w.startswith("\x00") and not (len(w) == 1 and not w.isalnum())]
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    paras = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    n_words = len(words) or 1
+    n_lines = len(lines) or 1
+    symbols = word_text.count("#") + word_text.count("...") + word_text.count("…")
+    alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+    dup_line, dup_line_chars = _dup_frac(lines)
+    dup_para, dup_para_chars = _dup_frac(paras)
+    top, dup = ngram_stats(words)
+    terminal = sum(1 for ln in lines if ln.rstrip().endswith(_TERMINAL) or _KO_FINAL.search(ln.rstrip()))
+    return DocStats(
+        n_chars=len(text), n_words=len(words), n_lines=len(lines),
+        mean_word_len=sum(map(len, words)) / n_words,
+        alpha_word_frac=alpha / n_words,
+        symbol_word_ratio=symbols / n_words,
+        stopwords_found=len(stopwords.intersection(words)),
+        bullet_line_frac=sum(1 for ln in lines if _BULLET.match(ln)) / n_lines,
+        ellipsis_line_frac=sum(1 for ln in lines if ln.rstrip().endswith(("...", "…"))) / n_lines,
+        terminal_line_frac=terminal / n_lines,
+        short_line_frac=sum(1 for ln in lines if len(ln) < short_line_chars) / n_lines,
+        dup_line_frac=dup_line, dup_para_frac=dup_para,
+        dup_line_char_frac=dup_line_chars, dup_para_char_frac=dup_para_chars,
+        newline_word_ratio=word_text.count("\n") / n_words,
+        top_ngram_char_frac=top, dup_ngram_char_frac=dup,
+    )

@@ -1,0 +1,192 @@
+"""Structured identifiers: regular expressions + check digits + the words around them.
+
+Boundaries are ASCII-alphanumeric, not ``\\b``: Korean particles attach directly to numbers
+(``010-1234-5678로``), and Hangul counts as a word character. A number's type often depends on
+its label (``계좌``, ``여권번호``, ``건강보험증``), so several detectors look a few characters
+back for their keywords.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from data_prep.pii import checksums as ck
+
+B = r"(?<![0-9A-Za-z])"
+E = r"(?![0-9A-Za-z])"
+D = r"(?<![0-9A-Za-z-])"   # number start: no digit/letter/hyphen glued before
+DE = r"(?![0-9A-Za-z]|-\d)"
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    type: str
+    score: float = 1.0
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def before(text: str, start: int, width: int = 25) -> str:
+    return text[max(0, start - width):start]
+
+
+_BANKS = (r"계좌|은행|뱅크|농협|신협|우체국|새마을|수협|입금|송금|이체|예금주|KB|NH|IBK|SC제일|씨티|"
+          r"국민|신한|우리|하나|기업|카카오|토스|케이")
+RX: dict[str, re.Pattern] = {
+    "EMAIL": re.compile(B + r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}" + E),
+    "PHONE": re.compile(
+        D + r"\(?(?:\+82[-. ]?(?:\(0\))?|0)(?:1[016789]|2|[3-6][1-5]|70|50[2-8])\)?[-. )]{0,2}\d{3,4}[-. ]\d{4}" + DE
+        + r"|" + D + r"01[016789]\d{7,8}" + DE
+        + r"|" + D + r"1[5-8]\d{2}-\d{4}" + DE
+        + r"|" + D + r"1[0-9]{3}" + DE),
+    "RRN": re.compile(D + r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?[-–]\s?[0-9*]\d{6}" + DE
+                      + r"|" + D + r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[1-8]\d{6}" + DE),
+    "CORP_REG": re.compile(D + r"\d{6}-\d{7}" + DE),
+    "BUSINESS_REG": re.compile(D + r"\d{3}-\d{2}-\d{5}" + DE + r"|" + D + r"\d{10}" + DE),
+    "CARD": re.compile(D + r"(?:\d{4}[- ]){3}\d{4}" + DE + r"|" + D + r"\d{4}[- ]\d{6}[- ]\d{5}" + DE
+                       + r"|" + D + r"\d{15,16}" + DE),
+    "ACCOUNT": re.compile(D + r"\d{2,6}(?:-\d{2,8}){1,3}" + DE + r"|" + D + r"\d{10,14}" + DE),
+    "IP": re.compile(B + r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+                     + r"(?![0-9A-Za-z]|\.\d)"),
+    "MAC": re.compile(B + r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}" + E),
+    "PASSPORT": re.compile(B + r"(?:[A-Z]{1,2}\d{7,8}|[MSRODG]\d{3}[A-Z]\d{4}|\d{9})" + E),
+    "DRIVER_LICENSE": re.compile(D + r"(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}" + DE
+                                 + r"|(?:서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산)"
+                                 + r"\s?\d{2}-\d{6}-\d{2}" + DE),
+    "VEHICLE": re.compile(r"(?<![0-9A-Za-z가-힣])(?:(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주)\s?)?"
+                          r"\d{2,3}\s?[가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호]\s?\d{4}"
+                          r"(?![0-9A-Za-z]|\s?[억만천원명개])"),
+    "HEALTH_INSURANCE": re.compile(D + r"\d-\d{10,11}" + DE + r"|" + D + r"\d{10,11}" + DE),
+    "CUSTOMS": re.compile(B + r"P\d{12}" + E),
+    "SNS": re.compile(r"(?<![A-Za-z0-9._%+-])@[A-Za-z0-9_.]{3,30}" + E),
+}
+
+CONTEXT = {
+    "ACCOUNT": re.compile(_BANKS),
+    "CARD": re.compile(r"카드|card|Card|CARD|visa|Visa|VISA|Master|결제"),
+    "PASSPORT": re.compile(r"여권|passport|Passport|PASSPORT"),
+    "HEALTH_INSURANCE": re.compile(r"건강보험|건보|보험증|의료보험"),
+    "BUSINESS_REG": re.compile(r"사업자"),
+    "CORP_REG": re.compile(r"법인"),
+    "SNS": re.compile(r"인스타|instagram|Instagram|트위터|twitter|Twitter|X\(|페이스북|facebook|텔레그램|telegram|"
+                      r"틱톡|tiktok|유튜브|youtube|카톡|카카오톡|계정|아이디|ID"),
+    "RRN": re.compile(r"주민|등록번호|생년월일"),
+    "CUSTOMS": re.compile(r"통관"),
+}
+
+
+def _rrn(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    digits_only = "-" not in s and "–" not in s
+    if "*" in s:
+        return Span(m.start(), m.end(), "RRN", 0.9)
+    if not ck.rrn_date_ok(s):
+        return None
+    gender = [c for c in s if c.isdigit()][6]
+    kind = "FRN" if gender in "5678" else "RRN"
+    if CONTEXT["CORP_REG"].search(before(text, m.start(), 12)) or not any(c in "123456789" for c in s[:6]):
+        return None
+    if digits_only and not (ck.rrn_checksum_ok(s) or CONTEXT["RRN"].search(before(text, m.start()))):
+        return None
+    if gender in "90":
+        return None
+    return Span(m.start(), m.end(), kind, 1.0 if ck.rrn_checksum_ok(s) else 0.8)
+
+
+def _contextual(kind: str, need_context: Callable[[str], bool] | None = None, width: int = 25,
+                validator: Callable[[str], bool] | None = None):
+    def detect(text: str, m: re.Match) -> Span | None:
+        s = m.group(0)
+        valid = validator(s) if validator else False
+        needs = need_context(s) if need_context else True
+        if needs and not valid and not CONTEXT[kind].search(before(text, m.start(), width)):
+            return None
+        return Span(m.start(), m.end(), kind, 1.0 if valid else 0.8)
+    return detect
+
+
+def _card(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    if ck.luhn_ok(s) and s[0] in "3456":
+        return Span(m.start(), m.end(), "CARD", 1.0)
+    grouped = not s.isdigit()
+    if grouped and CONTEXT["CARD"].search(before(text, m.start(), 30)):
+        return Span(m.start(), m.end(), "CARD", 0.8)
+    return None
+
+
+def _account(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    n = sum(c.isdigit() for c in s)
+    if not 10 <= n <= 16 or s.startswith("0") and "-" in s and s.split("-")[0] in ("02", "010", "011", "031", "070"):
+        return None
+    if CONTEXT["ACCOUNT"].search(before(text, m.start(), 30)) or CONTEXT["ACCOUNT"].match(text[m.end():m.end() + 6].strip(" ()")):
+        return Span(m.start(), m.end(), "ACCOUNT", 0.8)
+    return None
+
+
+def _ip(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    if s.startswith("0.") or before(text, m.start(), 12).rstrip().lower().endswith(("ver", "version", "v", "버전")):
+        return None
+    return Span(m.start(), m.end(), "IP")
+
+
+def _passport(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    korean_format = bool(re.fullmatch(r"[MSROD]\d{8}|[MSRODG]\d{3}[A-Z]\d{4}", s))
+    if CONTEXT["PASSPORT"].search(before(text, m.start(), 30)):
+        return Span(m.start(), m.end(), "PASSPORT", 1.0)
+    return Span(m.start(), m.end(), "PASSPORT", 0.7) if korean_format else None
+
+
+def _always(kind: str, score: float = 1.0):
+    return lambda text, m: Span(m.start(), m.end(), kind, score)
+
+
+_HOTLINE_CTX = re.compile(r"(?:전화|문의|신고|상담|센터|콜|번호|☎|Tel|TEL|tel)\s*[:：]?\s*\(?$")
+
+
+def _phone(text: str, m: re.Match) -> Span | None:
+    s = m.group(0)
+    if len(s) == 4:  # short hotline numbers (1366, 1330): only right after a phone label
+        return Span(m.start(), m.end(), "PHONE", 0.7) if _HOTLINE_CTX.search(before(text, m.start(), 12)) else None
+    if s.rstrip().endswith(")"):
+        return None
+    if s.startswith("(") and ")" not in s:  # "(02-123-4567)": the parenthesis is not part of it
+        return Span(m.start() + 1, m.end(), "PHONE")
+    return Span(m.start(), m.end(), "PHONE")
+
+
+DETECTORS: list[tuple[str, Callable[[str, re.Match], Span | None]]] = [
+    ("EMAIL", _always("EMAIL")),
+    ("RRN", _rrn),
+    ("CORP_REG", _contextual("CORP_REG", width=15)),
+    ("BUSINESS_REG", _contextual("BUSINESS_REG", need_context=lambda s: "-" not in s)),
+    ("CARD", _card),
+    ("DRIVER_LICENSE", _always("DRIVER_LICENSE")),
+    ("PHONE", _phone),
+    ("HEALTH_INSURANCE", _contextual("HEALTH_INSURANCE", width=20)),
+    ("PASSPORT", _passport),
+    ("ACCOUNT", _account),
+    ("IP", _ip),
+    ("MAC", _always("MAC")),
+    ("VEHICLE", _always("VEHICLE", 0.9)),
+    ("CUSTOMS", _contextual("CUSTOMS", need_context=lambda s: False)),
+    ("SNS", _contextual("SNS", width=20)),
+]
+
+
+def find_structured(text: str, types: set[str] | None = None) -> Iterator[Span]:
+    for kind, detect in DETECTORS:
+        if types is not None and kind not in types and not (kind == "RRN" and "FRN" in types):
+            continue
+        for m in RX[kind].finditer(text):
+            span = detect(text, m)
+            if span is not None and (types is None or span.type in types):
+                yield span

@@ -1,0 +1,260 @@
+"""Build the filter run as a chain of datatrove pipelines ("phases") and execute it.
+
+Streaming stages run back to back inside one phase; two stages need every task's output
+before they can decide and therefore start a new phase: dedup (signatures → buckets →
+clusters → filter, datatrove's four MinHash steps plus its exact-hash steps) and the quality
+top-fraction cut. Between phases, documents live in ``OUT/_work/<phase>/{rank}.jsonl.gz``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from data_prep.accounting import summarize, write_counts
+from data_prep.executors import ExecOptions, make_executor
+
+STREAMING = {"url", "normalize", "langid", "heuristics", "toxicity", "pii"}
+
+
+class OutputCounter(PipelineStep):
+    """Counts what reaches the final writer (stage ``output``): the run's kept documents."""
+
+    name = "midm:output"
+    type = "🇰🇷 - MIDM"
+
+    def __init__(self, counts_dir: str):
+        super().__init__()
+        self.counts_dir = counts_dir
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        n = 0
+        for doc in data:
+            n += 1
+            yield doc
+        write_counts(self.counts_dir, "output", rank, {"in": n, "out": n})
+
+
+class Summarize(PipelineStep):
+    """Final (tasks=1) step: merge all counts into ``OUT/stats.json`` (a dependent job under Slurm)."""
+
+    name = "midm:summarize"
+    type = "🇰🇷 - MIDM"
+
+    def __init__(self, counts_dir: str, stages: list[str], stats_path: str, extra: dict):
+        super().__init__()
+        self.counts_dir, self.stages, self.stats_path, self.extra = counts_dir, stages, stats_path, extra
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        stats = summarize(self.counts_dir, self.stages + ["output"], kept_stage="output")
+        stats.update(self.extra)
+        Path(self.stats_path).write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
+        return iter(())
+
+
+@dataclass
+class RunPaths:
+    out: Path
+
+    @property
+    def work(self) -> Path:
+        return self.out / "_work"
+
+    @property
+    def counts(self) -> str:
+        return str(self.work / "counts")
+
+    @property
+    def rejects(self) -> str:
+        return str(self.out / "rejects")
+
+
+def _stage_steps(names: list[str], cfg: dict, paths: RunPaths, keep_rejects: bool) -> list[PipelineStep]:
+    from data_prep.filters.heuristics import HeuristicsStage
+    from data_prep.filters.langid import LangIdStage
+    from data_prep.filters.normalize import NormalizeStage
+    from data_prep.filters.quality import QualityScoreStage
+    from data_prep.filters.toxicity import ToxicityStage
+    from data_prep.filters.url_blocklist import UrlBlocklistStage
+    from data_prep.pii.stage import PiiStage
+
+    classes = {"url": UrlBlocklistStage, "normalize": NormalizeStage, "langid": LangIdStage,
+               "heuristics": HeuristicsStage, "toxicity": ToxicityStage, "pii": PiiStage}
+    rejects = paths.rejects if keep_rejects else None
+    steps: list[PipelineStep] = []
+    for name in names:
+        if name == "quality":
+            steps.append(QualityScoreStage(paths.counts, cfg["quality"], str(paths.work / "quality_hist"), rejects))
+        else:
+            steps.append(classes[name](paths.counts, cfg.get(name, {}), rejects))
+    return steps
+
+
+def plan_phases(cfg: dict) -> list[tuple[str, list[str]]]:
+    """[(phase kind, stage names)]: 'stream' phases and the 'dedup' / 'cut' barriers."""
+    stages = cfg["stages"]
+    before = [s for s in stages[: stages.index("dedup")]] if "dedup" in stages else list(stages)
+    after = [s for s in stages[stages.index("dedup") + 1:]] if "dedup" in stages else []
+    phases: list[tuple[str, list[str]]] = [("stream", before)]
+    if "dedup" in stages:
+        phases.append(("dedup", after))
+    cut = "quality" in stages and float(cfg["quality"].get("keep_top_fraction", 1.0)) < 1.0
+    if cut:
+        phases.append(("cut", []))
+    return phases
+
+
+def counted_stage_names(cfg: dict) -> list[str]:
+    names: list[str] = []
+    for s in cfg["stages"]:
+        if s == "dedup":
+            names += [n for n, on in (("dedup.exact", cfg["dedup"].get("exact", True)),
+                                      ("dedup.minhash", cfg["dedup"].get("minhash", True))) if on]
+        elif s == "quality":
+            names.append("quality.score")
+            if float(cfg["quality"].get("keep_top_fraction", 1.0)) < 1.0:
+                names.append("quality.cut")
+        else:
+            names.append(s)
+    return names
+
+
+def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
+               fresh: bool = False) -> dict | None:
+    """Run (or submit) the filter. Returns the stats dict for local runs, None for Slurm submits."""
+    if opts.kind == "slurm" and shutil.which("sbatch") is None:
+        raise SystemExit("error: `sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
+                         "(or use --executor local)")
+    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh)
+    if opts.kind == "slurm":
+        import subprocess
+
+        try:
+            executors[-1].run()  # launching the last job launches its whole dependency chain
+        except subprocess.CalledProcessError as err:
+            raise SystemExit(f"error: sbatch failed ({err}); see the message above. Scripts are under "
+                             f"{Path(out) / '_work' / 'logs'}/*/launch_script.slurm") from None
+        return None
+    for ex in executors:
+        ex.run()
+    summary_step.run()
+    return json.loads(Path(summary_step.stats_path).read_text(encoding="utf-8"))
+
+
+def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
+                    fresh: bool = False) -> tuple[list, "Summarize"]:
+    """The run's executors in dependency order (under Slurm the last is the summary job)."""
+    from data_prep.dedup.steps import WhitespaceWordTokenizer, exact_config, minhash_config
+    from data_prep.docio.reader import RankFileReader, RobustJsonlReader
+    from data_prep.docio.writer import FlatJsonlWriter
+    from data_prep.filters.base import CountedStep
+    from data_prep.filters.quality import QualityCutStage
+
+    paths = RunPaths(Path(out).resolve())
+    if fresh and paths.out.exists():
+        shutil.rmtree(paths.out)
+    paths.work.mkdir(parents=True, exist_ok=True)
+    folder, paths_file = _input_listing(inputs, paths.work)
+    tasks = int(cfg["io"].get("tasks", 1))
+    phases = plan_phases(cfg)
+    executors = []
+    prev_dir: str | None = None
+    logs = paths.work / "logs"
+
+    def sink(is_last: bool, phase_name: str) -> tuple[list[PipelineStep], str]:
+        target = str(paths.out) if is_last else str(paths.work / phase_name)
+        steps: list[PipelineStep] = [OutputCounter(paths.counts)] if is_last else []
+        return steps + [FlatJsonlWriter(target)], target
+
+    for i, (kind, stage_names) in enumerate(phases):
+        last = i == len(phases) - 1
+        name = f"{i}_{kind}"
+        reader = (RobustJsonlReader(folder, paths.counts, int(cfg["io"].get("max_doc_bytes", 2_000_000)),
+                                    glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,
+                                    doc_progress=sys.stderr.isatty())
+                  if prev_dir is None else RankFileReader(prev_dir))
+        pipeline: list[PipelineStep] = [reader]
+        if kind == "dedup":
+            # Dedup filters address documents by their index in the rank's stream, so each one must
+            # see exactly the stream its signatures were computed on: exact dedup runs (and writes)
+            # first, MinHash then works on the exact-deduplicated documents.
+            d = cfg["dedup"]
+            mh_cfg, ex_cfg = minhash_config(d), exact_config()
+            from datatrove.pipeline.dedup import (ExactDedupFilter, ExactDedupSignature, ExactFindDedups,
+                                                  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
+                                                  MinhashDedupSignature)
+
+            from data_prep.docio.writer import RejectWriter
+            dd = paths.work / "dedup"
+            rej = (lambda reason: RejectWriter(paths.rejects, "dedup", reason)) if keep_rejects else (lambda r: None)
+
+            def chained(pipeline_steps, exec_name, n_tasks):
+                ex = make_executor(pipeline_steps, tasks=n_tasks, logging_dir=str(logs / f"{name}_{exec_name}"),
+                                   opts=opts, name=exec_name, depends=executors[-1] if executors else None)
+                executors.append(ex)
+
+            use_exact, use_mh = d.get("exact", True), d.get("minhash", True)
+            if use_exact:
+                chained([RankFileReader(prev_dir), ExactDedupSignature(str(dd / "ex_sigs"), config=ex_cfg)],
+                        "ex-sigs", tasks)
+                chained([ExactFindDedups(str(dd / "ex_sigs"), str(dd / "ex_dups"), config=ex_cfg)], "ex-find", 1)
+                ex_filter = CountedStep(ExactDedupFilter(str(dd / "ex_dups"), config=ex_cfg,
+                                                         exclusion_writer=rej("exact_duplicate")),
+                                        paths.counts, "dedup.exact", "exact_duplicate")
+                if use_mh:
+                    chained([RankFileReader(prev_dir), ex_filter, FlatJsonlWriter(str(paths.work / "exact"))],
+                            "ex-filter", tasks)
+                    prev_dir = str(paths.work / "exact")
+                    pipeline = [RankFileReader(prev_dir)]
+                else:
+                    pipeline.append(ex_filter)
+            if use_mh:
+                chained([RankFileReader(prev_dir), MinhashDedupSignature(
+                    str(dd / "mh_sigs"), config=mh_cfg, language=WhitespaceWordTokenizer())], "mh-sigs", tasks)
+                chained([MinhashDedupBuckets(str(dd / "mh_sigs"), str(dd / "mh_buckets"), config=mh_cfg)],
+                        "mh-buckets", mh_cfg.num_buckets)
+                chained([MinhashDedupCluster(str(dd / "mh_buckets"), str(dd / "mh_remove"), config=mh_cfg)],
+                        "mh-cluster", 1)
+                pipeline.append(CountedStep(MinhashDedupFilter(str(dd / "mh_remove"),
+                                                               exclusion_writer=rej("near_duplicate")),
+                                            paths.counts, "dedup.minhash", "near_duplicate"))
+        if kind == "cut":
+            pipeline.append(QualityCutStage(paths.counts, cfg["quality"], str(paths.work / "quality_hist"),
+                                            paths.rejects if keep_rejects else None))
+        pipeline += _stage_steps(stage_names, cfg, paths, keep_rejects)
+        tail, target = sink(last, name)
+        pipeline += tail
+        executors.append(make_executor(pipeline, tasks=tasks, logging_dir=str(logs / name), opts=opts, name=name,
+                                       depends=executors[-1] if executors else None))
+        prev_dir = target
+
+    stages = counted_stage_names(cfg)
+    extra = {"inputs": inputs, "output": str(paths.out), "stages_enabled": cfg["stages"],
+             "executor": opts.kind, "tasks": tasks}
+    summary_step = Summarize(paths.counts, stages, str(paths.out / "stats.json"), extra)
+    if opts.kind == "slurm":
+        executors.append(make_executor([summary_step], tasks=1, logging_dir=str(logs / "summary"), opts=opts,
+                                       name="summary", depends=executors[-1]))
+    return executors, summary_step
+
+
+def _input_listing(inputs: list[str], work: Path) -> tuple[str, str | None]:
+    """One folder + optional paths file covering every input file/directory."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and ".jsonl" in f.name)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise SystemExit(f"error: input {item} does not exist")
+    if not files:
+        raise SystemExit(f"error: no .jsonl/.jsonl.gz files found in {inputs}")
+    paths_file = work / "inputs.txt"
+    paths_file.write_text("\n".join(str(f.resolve()).lstrip("/") for f in files) + "\n", encoding="utf-8")
+    return "/", str(paths_file)

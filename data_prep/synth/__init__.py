@@ -1,0 +1,1 @@
+"""Synthetic data through any OpenAI-compatible endpoint (e.g. ``vllm serve``)."""

@@ -1,0 +1,50 @@
+"""Our fastText training + the committed models: tiny, loadable offline, and sensible."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_prep.classifiers.fasttext_model import FastTextScorer, train
+from data_prep.classifiers.train import MODELS, prf
+from data_prep.filters.quality import id_fraction, threshold_bin
+
+import numpy as np
+
+
+def test_train_and_predict_separable(tmp_path: Path):
+    good = [f"이 법은 국민의 권리와 의무를 규정함을 목적으로 한다 제{i}조" for i in range(60)]
+    bad = [f"ㅋㅋㅋㅋ 개웃기네 진짜 ㅎㅎ {i}" for i in range(60)]
+    model = train([("good", t) for t in good] + [("bad", t) for t in bad], tmp_path / "m.ftz", epoch=10, cutoff=2000)
+    scorer = FastTextScorer(model)
+    assert scorer.prob("이 법은 국민의 의무를 규정한다", "good") > 0.5
+    assert scorer.prob("ㅋㅋㅋ 진짜 웃기네", "good") < 0.5
+
+
+def test_committed_models_are_small_and_work_offline():
+    for name in ("toxicity.ftz", "quality.ftz"):
+        path = MODELS / name
+        assert path.is_file() and path.stat().st_size < 1_000_000
+    tox = FastTextScorer(MODELS / "toxicity.ftz")
+    assert tox.prob("이 씨발 개새끼야 꺼져", "toxic") > tox.prob("오늘 회의는 오후 세 시에 시작합니다.", "toxic")
+    qual = FastTextScorer(MODELS / "quality.ftz")
+    formal = "제1조(목적) 이 법은 국민의 건강 증진에 이바지함을 목적으로 한다."
+    assert qual.prob(formal, "good") > qual.prob("ㅋㅋㅋㅋㅋ 존잼 ㅎㅎ", "good")
+
+
+def test_prf_and_top_fraction_cut():
+    assert prf([True, True, False, False], [True, False, True, False]) == {
+        "precision": 0.5, "recall": 0.5, "f1": 0.5, "n": 4, "positives": 2}
+    hist = np.zeros(10, dtype=np.int64)
+    hist[9], hist[5], hist[0] = 30, 50, 20
+    assert threshold_bin(hist, 0.5) == (5, 0.4)   # 30 above, 20 of the 50 in bin 5
+    assert threshold_bin(hist, 1.0) == (0, 1.0)
+    kept = sum(id_fraction(f"doc{i}") < 0.4 for i in range(5000)) / 5000
+    assert abs(kept - 0.4) < 0.03
+
+
+def test_lexicon_matches_latin_terms_as_whole_words_only():
+    from data_prep.filters.toxicity import build_automaton, distinct_hits
+
+    auto = build_automaton({"tit", "ass", "개새끼"})
+    assert distinct_hits(auto, "the title of the class, a button") == (set(), 0)
+    assert distinct_hits(auto, "you ass! tit.") == ({"ass", "tit"}, 2)
+    assert distinct_hits(auto, "이 개새끼야") == ({"개새끼"}, 1)  # Korean: inside the eojeol

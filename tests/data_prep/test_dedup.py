@@ -1,0 +1,31 @@
+"""`midm data dedup`: exact copies and near-copies removed, distinct documents kept, all counted."""
+from __future__ import annotations
+
+import json
+
+from data_prep.cli import main
+from tests.data_prep.conftest import read_output, write_jsonl
+
+
+def test_exact_and_near_duplicates(tmp_path, sample_mixed):
+    statutes = [json.loads(line) for line in sample_mixed.read_text(encoding="utf-8").splitlines()]
+    statutes = [r for r in statutes if r["id"].startswith("statute-")][:4]
+    base = statutes[0]["text"]
+    records = [{"id": r["id"], "text": r["text"]} for r in statutes]
+    records += [
+        {"id": "copy", "text": base},
+        {"id": "copy-ws", "text": base.replace(" ", "  ")},          # same after whitespace normalisation
+        {"id": "near", "text": base[:-40] + " 이 법은 공포한 날부터 시행한다."},  # small edit at the end
+        {"id": "short-1", "text": "재밌다"}, {"id": "short-2", "text": "재밌다"},
+    ]
+    inp = write_jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    assert main(["dedup", str(inp), str(out), "--tasks", "2", "--fresh", "--keep-rejects"]) == 0
+    kept = {r["id"] for r in read_output(out)}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["balanced"]
+    assert stats["dropped"]["dedup.exact"]["exact_duplicate"] == 3
+    assert stats["dropped"]["dedup.minhash"]["near_duplicate"] == 1
+    assert {r["id"] for r in statutes[1:]} <= kept
+    assert len(kept & {statutes[0]["id"], "copy", "copy-ws", "near"}) == 1
+    assert len(kept & {"short-1", "short-2"}) == 1

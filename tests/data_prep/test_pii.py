@@ -1,0 +1,91 @@
+"""PII detection: every structured type, checksums, names/addresses, exact placeholder tokens."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_prep.cli import main
+from data_prep.pii import PII_TOKENS, PiiDetector, mask_text
+from data_prep.pii import checksums as ck
+from tests.data_prep.conftest import read_output, write_jsonl
+
+SPECIAL_TOKENS = Path(__file__).resolve().parents[1] / "data" / "data_prep" / "midm2_pii_tokens.json"
+
+
+@pytest.fixture(scope="module")
+def det():
+    return PiiDetector()
+
+
+def types_in(det, text):
+    return {(s.type, text[s.start:s.end]) for s in det.detect(text)}
+
+
+@pytest.mark.parametrize("text,kind,value", [
+    ("연락처 010-4582-7104 로 주세요", "PHONE", "010-4582-7104"),
+    ("사무실 (02) 2110-6543 입니다", "PHONE", "(02) 2110-6543"),
+    ("대표번호 1588-7234 로 문의", "PHONE", "1588-7234"),
+    ("메일은 ms.kang@gmail.com 입니다", "EMAIL", "ms.kang@gmail.com"),
+    ("주민등록번호 880101-1234568 확인", "RRN", "880101-1234568"),
+    ("외국인등록번호: 850315-5345676", "FRN", "850315-5345676"),
+    ("법인등록번호 110111-0247385 변경", "CORP_REG", "110111-0247385"),
+    ("사업자등록번호 211-87-22658 입니다", "BUSINESS_REG", "211-87-22658"),
+    ("카드번호: 5424-1234-5678-9012", "CARD", "5424-1234-5678-9012"),
+    ("결제 4242424242424242 승인", "CARD", "4242424242424242"),
+    ("입금 계좌: 신한은행 110-4872-153649", "ACCOUNT", "110-4872-153649"),
+    ("접속 IP: 121.135.247.182 차단", "IP", "121.135.247.182"),
+    ("여권번호 M84729168 으로", "PASSPORT", "M84729168"),
+    ("운전면허번호: 12-23-456789-12", "DRIVER_LICENSE", "12-23-456789-12"),
+    ("차량번호 47하2918 의 운반차량", "VEHICLE", "47하2918"),
+    ("건강보험증 번호: 1-08472916384", "HEALTH_INSURANCE", "1-08472916384"),
+    ("MAC 00:1A:2B:3C:4D:5E 등록", "MAC", "00:1A:2B:3C:4D:5E"),
+    ("개인통관고유부호 P123456789012", "CUSTOMS", "P123456789012"),
+    ("인스타그램 계정 @kim_jiwoo_94 로 연락", "SNS", "@kim_jiwoo_94"),
+])
+def test_structured_types(det, text, kind, value):
+    assert (kind, value) in types_in(det, text)
+
+
+def test_names_need_context_and_addresses_need_structure(det):
+    text = "담당자 이서연 주무관 (02-2110-6543) 과 김도현 사무관이 서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다."
+    found = types_in(det, text)
+    assert ("PERSON", "이서연") in found and ("PERSON", "김도현") in found
+    assert ("ADDRESS", "서울특별시 강서구 화곡로 287, 102동 1204호") in found
+    # common words starting with surname syllables, districts in prose, research "연구 활동"
+    clean = "정부는 이번 연구 활동에서 전문성이 필요한 분야의 주민 의견을 모았다. 강남은 붐볐다."
+    assert det.detect(clean) == []
+
+
+def test_checksums():
+    assert ck.rrn_checksum_ok("880101-1234568") and not ck.rrn_checksum_ok("880101-1234567")
+    assert ck.rrn_date_ok("880101-1") and not ck.rrn_date_ok("881301-1")
+    assert ck.luhn_ok("4242 4242 4242 4242") and not ck.luhn_ok("4242 4242 4242 4241")
+    assert ck.business_reg_ok("104-81-23454") is ck.business_reg_ok("1048123454")
+    assert ck.corp_reg_ok("110111-0247385") in (True, False)
+    # a digits-only 13-digit run is an RRN only with a valid check digit or a label
+    det = PiiDetector(types=["RRN"])
+    assert det.detect("번호 8801011234568") and not det.detect("번호 8801011234567")
+
+
+def test_placeholders_are_the_published_special_tokens(det):
+    published = set(json.loads(SPECIAL_TOKENS.read_text(encoding="utf-8"))["tokens"].values())
+    assert set(PII_TOKENS.values()) <= published
+    masked, counts = mask_text("전화 010-1234-5678, 메일 a.b@c.com", det.detect("전화 010-1234-5678, 메일 a.b@c.com"))
+    assert masked == "전화 #@전화번호@#, 메일 #@이메일@#" and counts == {"PHONE": 1, "EMAIL": 1}
+
+
+def test_pii_command_masks_and_counts(tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": "1", "text": "신청인: 강민서 (주민등록번호 880101-1234568, 연락처 010-3815-2640)", "meta": 7},
+        {"id": "2", "text": "개인정보가 없는 평범한 문장입니다."},
+    ])
+    out = tmp_path / "out"
+    assert main(["pii", str(inp), str(out), "--fresh"]) == 0
+    rows = {r["id"]: r for r in read_output(out)}
+    assert rows["1"]["text"] == "신청인: #@이름@# (주민등록번호 #@주민번호@#, 연락처 #@전화번호@#)"
+    assert rows["1"]["meta"] == 7 and rows["2"]["text"] == "개인정보가 없는 평범한 문장입니다."
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["balanced"] and stats["kept"] == 2
+    assert stats["stages"]["pii"]["stats"]["masked:RRN"] == 1
