@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stages", default="all",
                         help=f"comma-separated subset of: {', '.join(STAGES)} (default: all)")
     parser.add_argument("--force", action="store_true", help="re-run stages that already finished")
-    parser.add_argument("--steps", type=int, default=150, help="pretraining steps of the parent")
-    parser.add_argument("--continue-steps", type=int, default=60,
+    parser.add_argument("--steps", type=int, default=400, help="pretraining steps of the parent")
+    parser.add_argument("--continue-steps", type=int, default=100,
                         help="steps of continued training / distillation and of each from-scratch baseline")
     parser.add_argument("--vocab-size", type=int, default=4096, help="tokenizer vocabulary (padded)")
     parser.add_argument("--eval-data", default=str(DEFAULT_EVAL_DATA), help="local benchmark directory for midm eval")

@@ -39,8 +39,9 @@ def _plot(curves: list[tuple[str, list]], title: str, path: Path, key: str = "va
 
 def _filter_section(stats: dict) -> list[str]:
     lines = ["## 1. Data filtering", ""]
-    read, kept = stats.get("read"), stats.get("kept")
-    lines.append(f"Read **{read}** documents, kept **{kept}**.")
+    read, kept = stats.get("records_read"), stats.get("kept")
+    lines.append(f"Read **{read}** documents, kept **{kept}**, dropped **{stats.get('dropped_total')}** "
+                 f"(accounting balanced: {stats.get('balanced')}).")
     dropped = stats.get("dropped", {})
     if dropped:
         lines += ["", "| stage | reason | dropped |", "|---|---|---|"]
@@ -50,9 +51,6 @@ def _filter_section(stats: dict) -> list[str]:
                     lines.append(f"| {stage} | {reason} | {count} |")
             else:
                 lines.append(f"| {stage} | | {reasons} |")
-    other = {k: v for k, v in stats.items() if k not in ("read", "kept", "dropped") and isinstance(v, (int, float))}
-    if other:
-        lines += ["", "Other counters: " + ", ".join(f"{k} = {v}" for k, v in other.items())]
     return lines
 
 
@@ -108,7 +106,7 @@ def write_report(ctx) -> dict:
                *_curve_rows({"prune + distill": d["distill"], "prune + LM": d["pruned_lm"], "scratch": d["scratch"]}),
                "", f"![distill vs scratch]({figures['distill']})", ""]
     if (g := _load(ctx, "generate")) is not None:
-        md += ["## 6. Generations (greedy, from the exported Hugging Face models)", "",
+        md += ["## 6. Generations (sampled with a fixed seed from the exported Hugging Face models)", "",
                "| model | prompt | continuation |", "|---|---|---|"]
         for model, items in g["generations"].items():
             for item in items:

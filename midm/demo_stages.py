@@ -286,8 +286,9 @@ def stage_generate(ctx: DemoContext, label: str) -> dict:
         for prompt in PROMPTS:
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
-                out = model.generate(**ids, max_new_tokens=32, do_sample=False, repetition_penalty=1.3,
-                                     pad_token_id=tokenizer.pad_token_id)
+                torch.manual_seed(0)
+                out = model.generate(**ids, max_new_tokens=40, do_sample=True, temperature=0.8, top_p=0.95,
+                                     no_repeat_ngram_size=3, pad_token_id=tokenizer.pad_token_id)
             text = tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
             generations[name].append({"prompt": prompt, "continuation": text})
             print(f"{label} {name}: {prompt}▸{text[:80]!r}", flush=True)
