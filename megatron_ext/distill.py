@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_REQUEUE = 75
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,19 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.student:
         recipe.checkpoint.load = args.student
-    from megatron_ext import checkpoint as ckpt
-    from megatron_ext.data import DataError
     from megatron_ext.distiller import DistillError, Distiller, teacher_recipe
+    from megatron_ext.train import run_trainer
 
-    try:
+    def build() -> Distiller:
         teacher_recipe(recipe, args.teacher)
-        trainer = Distiller(recipe, args.teacher, resume=args.resume)
-    except (RecipeError, DataError, DistillError, ckpt.CheckpointError) as err:
-        print(f"midm distill: {err}", file=sys.stderr)
-        return 2
-    finished = trainer.run()
-    trainer.close()
-    return 0 if finished else EXIT_REQUEUE
+        return Distiller(recipe, args.teacher, resume=args.resume)
+
+    return run_trainer("midm distill", build, errors=(DistillError,))
 
 
 if __name__ == "__main__":

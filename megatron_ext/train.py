@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from megatron_ext.loop import Trainer
 
 EXIT_REQUEUE = 75
 
@@ -29,6 +33,22 @@ def build_parser(prog: str = "midm train") -> argparse.ArgumentParser:
     return parser
 
 
+def run_trainer(prog: str, build: Callable[[], "Trainer"], errors: tuple[type[Exception], ...] = ()) -> int:
+    """Build a trainer (bad recipe/data/checkpoint → exit 2 with the message), run it, map to an exit status."""
+    from megatron_ext.checkpoint import CheckpointError
+    from megatron_ext.data import DataError
+    from recipes import RecipeError
+
+    try:
+        trainer = build()
+    except (RecipeError, DataError, CheckpointError, *errors) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    finished = trainer.run()
+    trainer.close()
+    return 0 if finished else EXIT_REQUEUE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from recipes import RecipeError, get_recipe
@@ -38,17 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as err:
         print(f"midm train: {err}", file=sys.stderr)
         return 2
-    from megatron_ext.data import DataError
     from megatron_ext.loop import Trainer
 
-    try:
-        trainer = Trainer(recipe, resume=args.resume)
-    except (RecipeError, DataError) as err:
-        print(f"midm train: {err}", file=sys.stderr)
-        return 2
-    finished = trainer.run()
-    trainer.close()
-    return 0 if finished else EXIT_REQUEUE
+    return run_trainer("midm train", lambda: Trainer(recipe, resume=args.resume))
 
 
 if __name__ == "__main__":
