@@ -5,6 +5,7 @@ task, so a pipeline pickles small for Slurm and every worker loads its own copy.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections import Counter
 from typing import Any
@@ -37,8 +38,9 @@ class MidmStage(PipelineStep):
     def setup(self) -> None:
         """Load heavy resources (called once per task, inside the worker)."""
 
+    @abc.abstractmethod
     def process(self, doc: Document) -> str | None:
-        raise NotImplementedError
+        """Each stage's rule: None keeps the document, a string names the drop reason."""
 
     def finish(self, rank: int, world_size: int) -> None:
         """Hook after the last document (e.g. write a score histogram)."""

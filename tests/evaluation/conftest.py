@@ -61,11 +61,5 @@ def bench_dir() -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core box: extra intra-op threads only spin (measured ~9x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny models: one intra-op thread (shared fixture in tests/conftest.py)."""

@@ -74,12 +74,8 @@ def run_python(args: list[str], nproc: int = 1, timeout: int = 300) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core box: extra intra-op threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny models: one intra-op thread (shared fixture in tests/conftest.py)."""
 
 
 # ---------------------------------------------------------------- pure mapping (no Megatron)

@@ -5,7 +5,7 @@ import pytest
 from tokenizer.layout import (BOS, EOS, PAD, PUBLISHED_PADDED_VOCAB, PUBLISHED_TOP_START, TOP_SPECIALS,
                               layout_for)
 
-from .conftest import SHARED_SPECIALS
+from .conftest import PUBLISHED_SPECIALS
 
 
 def test_published_layout_ids():
@@ -18,9 +18,8 @@ def test_published_layout_ids():
     assert len(st) == 3 + 83 == len(set(st.values()))
 
 
-@pytest.mark.skipif(not SHARED_SPECIALS.is_file(), reason="../shared/data not present")
 def test_embedded_specials_equal_published_file():
-    published = {v: int(k) for k, v in json.loads(SHARED_SPECIALS.read_text(encoding="utf-8"))["tokens"].items()}
+    published = {v: int(k) for k, v in json.loads(PUBLISHED_SPECIALS.read_text(encoding="utf-8"))["tokens"].items()}
     assert layout_for(PUBLISHED_PADDED_VOCAB).special_tokens() == published
 
 

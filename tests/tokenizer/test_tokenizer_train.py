@@ -9,7 +9,7 @@ from tokenizer.config import TrainConfig
 from tokenizer.layout import PII_TOKENS, PUBLISHED_PADDED_VOCAB, TOP_SPECIALS, layout_for
 from tokenizer.train import train
 
-from .conftest import SHARED_SPECIALS
+from .conftest import PUBLISHED_SPECIALS
 
 FUZZ_ALPHABET = ("가각간날닭뷁ㅋㅎㅏ 漢字㉠😀🇰🇷∑é ñ\u00a0\u3000\u200b\t\n\r\x00\x7f"
                  "abcXYZ0123456789.,!?<>|#@_-")
@@ -107,6 +107,5 @@ def test_published_ids_at_full_vocab_size(tmp_path, sample_inputs):
     tok = load_tokenizer(out)
     assert tok.encode("#@주민번호@#") == [131_368]
     assert tok.decode(tok.encode("안녕 <|eot_id|>")) == "안녕 <|eot_id|>"
-    if SHARED_SPECIALS.is_file():
-        published = json.loads(SHARED_SPECIALS.read_text(encoding="utf-8"))["tokens"]
-        assert {v: int(k) for k, v in published.items()} == meta["special_tokens"]
+    published = json.loads(PUBLISHED_SPECIALS.read_text(encoding="utf-8"))["tokens"]
+    assert {v: int(k) for k, v in published.items()} == meta["special_tokens"]
