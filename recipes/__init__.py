@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, LoggingConfig, ModelConfig,
-                            OptimizerConfig, ParallelConfig, PrecisionConfig, Recipe, SchedulerConfig,
+                            OptimizerConfig, ParallelConfig, PerfConfig, PrecisionConfig, Recipe, SchedulerConfig,
                             TrainConfig)
 from recipes.overrides import RecipeError, apply_overrides, recipe_from_dict, recipe_to_dict
 from recipes.stats import flops_per_token, num_parameters
@@ -12,7 +12,7 @@ from recipes.validate import validate
 
 __all__ = [
     "CheckpointConfig", "DataConfig", "DistillConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
-    "ParallelConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig", "TrainConfig",
+    "ParallelConfig", "PerfConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig", "TrainConfig",
     "apply_overrides", "flops_per_token", "get_recipe", "num_parameters", "recipe_from_dict", "recipe_to_dict",
     "recipe_names", "validate",
 ]

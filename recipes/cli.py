@@ -1,10 +1,17 @@
-"""``midm recipe show NAME [--set k=v]`` — the resolved recipe as JSON, with sizes and FLOPs."""
+"""``midm recipe show|list|plan`` — resolved recipes as JSON, and a memory/throughput plan on N GPUs.
+
+``midm recipe plan NAME --gpus N [--gpu h100-80gb|h200-141gb] [--set …] [--json] [--search]`` prints the
+per-GPU memory of the recipe's layout term by term, the largest micro-batch that fits and the expected
+step time and tokens/s at ``--mfu``; ``--search`` ranks TP/PP/VPP/CP/recompute layouts that fit. Torch-free
+(see recipes/memory.py and recipes/plan.py for the formulas and their sources).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
+from midm.errors import MidmError
 from recipes import RecipeError, flops_per_token, get_recipe, num_parameters, recipe_names, recipe_to_dict, validate
 
 
@@ -26,13 +33,47 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a field, e.g. --set train.steps=100 (repeatable)")
     sub.add_parser("list", help="list recipe names")
+    plan = sub.add_parser("plan", help="memory per GPU and expected throughput on N GPUs (torch-free)")
+    plan.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
+    plan.add_argument("--gpus", type=int, required=True, help="number of GPUs (world size)")
+    plan.add_argument("--gpu", default="h100-80gb", help="h100-80gb (default) or h200-141gb")
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a field, e.g. --set parallel.context_parallel_size=2 (repeatable)")
+    plan.add_argument("--mfu", type=float, default=0.5,
+                      help="fraction of the dense bf16 peak (989 TFLOP/s) sustained while computing (default 0.5)")
+    plan.add_argument("--spec", choices=("te", "local"), default="te",
+                      help="layer implementation: te (Transformer Engine, default) or local (Megatron-Core modules)")
+    plan.add_argument("--search", action="store_true", help="rank TP/PP/VPP/CP/recompute layouts that fit")
+    plan.add_argument("--top", type=int, default=10, help="layouts to list with --search (default 10)")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.command == "list":
         print("\n".join(recipe_names()))
         return 0
     try:
+        if args.command == "plan":
+            return _plan(args)
         print(json.dumps(describe(args.name, args.overrides), indent=2))
-    except RecipeError as err:
+    except (RecipeError, MidmError) as err:
         print(f"midm recipe: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from recipes import plan as planner
+
+    recipe = get_recipe(args.name, args.overrides)
+    if args.search:
+        plans = planner.search(recipe, args.gpus, args.gpu, args.mfu, args.spec, top=args.top)
+        if args.json:
+            print(json.dumps([p.to_dict() for p in plans], indent=2))
+        else:
+            print(f"{recipe.name} on {args.gpus} × {args.gpu}, {args.mfu:.0%} MFU while computing, best first:")
+            print(planner.format_search(plans))
+            if plans:
+                print("\nbest:\n" + planner.format_plan(plans[0]))
+        return 0 if plans else 1
+    result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, args.spec)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else planner.format_plan(result))
     return 0

@@ -32,13 +32,46 @@ class ModelConfig:
 
 @dataclass
 class ParallelConfig:
+    """Parallel layout, Megatron-Core's names. World size = TP × CP × PP × DP (DP is what remains)."""
+
     tensor_model_parallel_size: int = 1
     pipeline_model_parallel_size: int = 1
+    # Interleaved 1F1B: each pipeline rank holds this many model chunks of
+    # num_layers / (PP × VPP) layers each (None: plain 1F1B). Needs PP > 1.
+    virtual_pipeline_model_parallel_size: int | None = None
+    # Context parallelism splits the sequence over CP ranks (ring attention in Transformer Engine):
+    # GPU-only; data.seq_length must be a multiple of 2 × CP (load-balanced causal chunks).
+    context_parallel_size: int = 1
     # GPU-only features (they need TE/CUDA tensors); validated against the hardware at launch.
     sequence_parallel: bool = False
     use_distributed_optimizer: bool = False
     overlap_grad_reduce: bool = False
     overlap_param_gather: bool = False
+    # Overlap TP all-gathers/reduce-scatters with GEMMs (TE userbuffers): needs TP > 1 and sequence_parallel.
+    tp_comm_overlap: bool = False
+
+
+@dataclass
+class PerfConfig:
+    """Memory/speed knobs that leave the model's math unchanged; Megatron-Core's TransformerConfig names.
+
+    Activation recomputation: ``recompute_granularity`` "none" | "selective" (the submodules in
+    ``recompute_modules``: "core_attn", "mlp", "layernorm") | "full" (whole layers; then
+    ``recompute_method`` "uniform" — chunks of ``recompute_num_layers`` layers — or "block" — the first
+    ``recompute_num_layers`` layers of each pipeline stage). Runs on CPU too.
+    Fusions are GPU-only (validated): SwiGLU (``bias_activation_fusion``), bias-dropout-add,
+    RoPE (needs Transformer Engine) and the fused vocab-parallel cross entropy.
+    """
+
+    recompute_granularity: str = "none"
+    recompute_method: str | None = None
+    recompute_num_layers: int | None = None
+    recompute_modules: list[str] = field(default_factory=lambda: ["core_attn"])
+    bias_activation_fusion: bool = False
+    bias_dropout_fusion: bool = False
+    apply_rope_fusion: bool = False
+    cross_entropy_loss_fusion: bool = False
+    cross_entropy_fusion_impl: str = "native"  # "native" (Megatron-Core) | "te" (Transformer Engine)
 
 
 @dataclass
@@ -133,6 +166,7 @@ class Recipe:
     name: str
     model: ModelConfig
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
