@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="fraction of the dense bf16 peak (989 TFLOP/s) sustained while computing (default 0.5)")
     plan.add_argument("--spec", choices=("te", "local"), default="te",
                       help="layer implementation: te (Transformer Engine, default) or local (Megatron-Core modules)")
+    plan.add_argument("--teacher", default="auto",
+                      help="plan `midm distill` with this frozen teacher recipe beside the student; auto (default): "
+                           "the recipe's distill.teacher_recipe (midm_mini: midm_base); none: plain `midm train`")
     plan.add_argument("--search", action="store_true", help="rank TP/PP/VPP/CP/recompute layouts that fit")
     plan.add_argument("--top", type=int, default=10, help="layouts to list with --search (default 10)")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
@@ -65,7 +68,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.name, args.overrides)
     if args.search:
-        plans = planner.search(recipe, args.gpus, args.gpu, args.mfu, args.spec, top=args.top)
+        plans = planner.search(recipe, args.gpus, args.gpu, args.mfu, args.spec, top=args.top, teacher=args.teacher)
         if args.json:
             print(json.dumps([p.to_dict() for p in plans], indent=2))
         else:
@@ -74,6 +77,6 @@ def _plan(args: argparse.Namespace) -> int:
             if plans:
                 print("\nbest:\n" + planner.format_plan(plans[0]))
         return 0 if plans else 1
-    result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, args.spec)
+    result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, args.spec, teacher=args.teacher)
     print(json.dumps(result.to_dict(), indent=2) if args.json else planner.format_plan(result))
     return 0

@@ -36,8 +36,9 @@ import math
 from dataclasses import dataclass, field
 
 from midm.errors import MidmError
-from recipes.config import Recipe
-from recipes.stats import layer_parameters
+from recipes.config import ModelConfig, Recipe
+from recipes.stats import layer_parameters, num_parameters
+from recipes.validate import validate
 
 GIB = 1024**3
 _DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
@@ -65,7 +66,11 @@ class Layout:
 
 
 def layout_of(recipe: Recipe, num_gpus: int) -> Layout:
-    """The layout ``recipe.parallel`` gives on ``num_gpus`` GPUs; :class:`PlanError` if it cannot be formed."""
+    """The layout ``recipe.parallel`` gives on ``num_gpus`` GPUs.
+
+    Raises :class:`PlanError` when the GPU count or batch does not split, and
+    :class:`~recipes.overrides.RecipeError` when the recipe fails validation for that world size.
+    """
     p, t = recipe.parallel, recipe.train
     tp, pp, cp = p.tensor_model_parallel_size, p.pipeline_model_parallel_size, p.context_parallel_size
     if num_gpus < 1 or num_gpus % (tp * pp * cp):
@@ -75,6 +80,7 @@ def layout_of(recipe: Recipe, num_gpus: int) -> Layout:
     if t.global_batch_size % (t.micro_batch_size * dp):
         raise PlanError(f"train.global_batch_size ({t.global_batch_size}) is not divisible by micro_batch_size × "
                         f"DP ({t.micro_batch_size} × {dp}) on {num_gpus} GPUs")
+    validate(recipe, world_size=num_gpus)
     return Layout(num_gpus=num_gpus, tp=tp, pp=pp, cp=cp, vpp=p.virtual_pipeline_model_parallel_size, dp=dp,
                   sp=p.sequence_parallel and tp > 1, micro_batch_size=t.micro_batch_size,
                   num_microbatches=t.global_batch_size // (t.micro_batch_size * dp),
@@ -210,12 +216,13 @@ class StageMemory:
     other_activations: float  # inputs, final norm
     workspace: float  # local spec: the global attention-score buffer
     transient: float  # backward-time peak on top of what is stored
+    teacher_weights: float = 0.0  # `midm distill`: the frozen teacher, whole and TP-sharded, on the last stage
     terms: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
-        return (self.weights + self.gradients + self.optimizer + self.fp8_weight_cache + self.activations
-                + self.logits + self.other_activations + self.workspace + self.transient)
+        return (self.weights + self.gradients + self.optimizer + self.fp8_weight_cache + self.teacher_weights
+                + self.activations + self.logits + self.other_activations + self.workspace + self.transient)
 
     @property
     def stored_activations(self) -> float:
@@ -236,8 +243,25 @@ def _in_flight(layout: Layout, rank: int) -> float:
     return chunks / layout.vpp
 
 
-def stage_memory(recipe: Recipe, layout: Layout, stage: str, spec: str = "te") -> StageMemory:
-    """Memory of one GPU of the ``"first"``, ``"last"`` or (PP = 1) ``"only"`` pipeline stage."""
+def teacher_weight_bytes(teacher: ModelConfig, recipe: Recipe, layout: Layout, spec: str = "te") -> float:
+    """A frozen ``midm distill`` teacher on one GPU: all its layers (PP = 1), TP-sharded, in the student's
+    precision, no gradients or optimizer; under FP8 plus a 1-byte forward-only copy of its linear weights
+    (an assumption: TE's weight cast kept between micro-batches)."""
+    norms = (2 * teacher.num_layers + 1) * teacher.hidden_size
+    params = (num_parameters(teacher) - norms) / layout.tp + norms
+    linear = teacher.num_layers * (layer_parameters(teacher) - 2 * teacher.hidden_size) / layout.tp
+    fp8 = linear if (recipe.precision.fp8 and spec == "te") else 0.0
+    return params * _DTYPE_BYTES[recipe.precision.dtype] + fp8
+
+
+def stage_memory(recipe: Recipe, layout: Layout, stage: str, spec: str = "te",
+                 teacher: ModelConfig | None = None) -> StageMemory:
+    """Memory of one GPU of the ``"first"``, ``"last"`` or (PP = 1) ``"only"`` pipeline stage.
+
+    With ``teacher`` (``midm distill``), the last stage also holds the frozen teacher and the KD loss keeps
+    two fp32 vocabulary tensors per token instead of the cross entropy's one; its forward briefly holds
+    teacher and student logits and ~5 fp32 vocabulary tensors (measured on CPU in test_plan_measured.py).
+    """
     m, prec, perf = recipe.model, recipe.precision, recipe.perf
     e = _DTYPE_BYTES[prec.dtype]
     params = stage_parameters(recipe, layout, stage)
@@ -297,6 +321,9 @@ def stage_memory(recipe: Recipe, layout: Layout, stage: str, spec: str = "te") -
         # By the time the layers run backward, logits and final norm are freed.
         head_peak = (e * vocab * tokens if e < 4 else 0.0) + param_bytes * vocab * m.hidden_size \
             + e * m.hidden_size * tokens
+        if teacher is not None:  # measured: stored 2, forward peak 6 (fp32) / 7 (bf16) fp32 [tokens, V/t]
+            logits = 8 * vocab * tokens
+            head_peak = max(head_peak, (16 + (4 if e < 4 else 0) + 2 * e) * vocab * tokens)
         transient = max(head_peak, layer_peak - logits - final_norm)
     workspace = 0.0
     if spec == "local":  # DotProductAttention's score buffer from the global memory buffer, shared by layers
@@ -306,11 +333,13 @@ def stage_memory(recipe: Recipe, layout: Layout, stage: str, spec: str = "te") -
         optimizer=n * opt_bytes / shard, optimizer_without_distributed=n * opt_bytes, fp8_weight_cache=fp8_cache,
         activation_per_layer=per_layer_reported, layers=layers, in_flight_microbatches=in_flight,
         activations=activations, logits=logits, other_activations=other, workspace=workspace, transient=transient,
+        teacher_weights=teacher_weight_bytes(teacher, recipe, layout, spec) if (teacher is not None and last) else 0.0,
         terms={k: v * tokens for k, v in kept_terms.items()})
 
 
-def memory_per_gpu(recipe: Recipe, layout: Layout, spec: str = "te") -> list[StageMemory]:
+def memory_per_gpu(recipe: Recipe, layout: Layout, spec: str = "te",
+                   teacher: ModelConfig | None = None) -> list[StageMemory]:
     """The first and last pipeline stages (one entry when PP = 1); the larger total is the one that must fit."""
     if layout.pp == 1:
-        return [stage_memory(recipe, layout, "only", spec)]
-    return [stage_memory(recipe, layout, "first", spec), stage_memory(recipe, layout, "last", spec)]
+        return [stage_memory(recipe, layout, "only", spec, teacher)]
+    return [stage_memory(recipe, layout, "first", spec), stage_memory(recipe, layout, "last", spec, teacher)]

@@ -3,10 +3,19 @@ logit-distilled from it; tied embeddings, exactly the published config.json.
 
 The student starts from ``midm prune`` output (``checkpoint.load``); ``midm distill`` adds the frozen
 teacher. Minitron's settings: forward KL at temperature 1, LM loss off, a modest constant-ish LR.
+
+Layout from ``midm recipe plan midm_mini --gpus 8 --search`` (8 × H100 80 GB, 4k, bf16 + FP8), planned for
+``midm distill`` — the frozen 11.5B teacher (``distill.teacher_recipe``) sits whole on every GPU beside the
+student and runs a forward per micro-batch: TP=1, PP=1, CP=4, DP=2, micro-batch 2, no recompute, about 68 GiB
+per GPU. The teacher's weights (~31 GiB with their FP8 copies) leave no room for data parallelism alone
+(TP=1 × CP=1 needs ~108 GiB); CP=4 shrinks the student's activations and the KD loss's fp32 vocabulary
+tensors (2.3B at hidden 1792 gains nothing from TP, which here is ~3% slower). Without a teacher
+(``--teacher none``) pure DP=8 fits at ~51 GiB. Micro-batch 2 is the largest that fits.
 """
 from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, LoggingConfig, ModelConfig,
                             OptimizerConfig, ParallelConfig, PrecisionConfig, Recipe, SchedulerConfig,
                             TrainConfig)
+from recipes.midm_8b import h100_fusions
 
 
 def midm_mini_model() -> ModelConfig:
@@ -17,8 +26,9 @@ def midm_mini() -> Recipe:
     return Recipe(
         name="midm_mini",
         model=midm_mini_model(),
-        parallel=ParallelConfig(tensor_model_parallel_size=1, use_distributed_optimizer=True,
+        parallel=ParallelConfig(tensor_model_parallel_size=1, context_parallel_size=4, use_distributed_optimizer=True,
                                 overlap_grad_reduce=True, overlap_param_gather=True),
+        perf=h100_fusions(),
         precision=PrecisionConfig(dtype="bf16", fp8="tensorwise"),
         optimizer=OptimizerConfig(lr=1e-4, min_lr=1e-5),
         scheduler=SchedulerConfig(style="cosine", warmup_steps=100),

@@ -25,7 +25,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from recipes.config import Recipe
+from recipes.config import ModelConfig, Recipe
 from recipes.memory import GIB, Layout, PlanError, StageMemory, layout_of, memory_per_gpu
 from recipes.overrides import RecipeError
 from recipes.stats import flops_per_token
@@ -67,6 +67,7 @@ class Plan:
     recompute_fraction: float
     exposed_tp_seconds: float
     exposed_dp_seconds: float
+    teacher: ModelConfig | None = None
     largest_micro_batch: int | None = None
 
     @property
@@ -112,7 +113,7 @@ class Plan:
                 "stage": s.stage, "parameters": int(s.parameters), "weights_gib": gib(s.weights),
                 "gradients_gib": gib(s.gradients), "optimizer_gib": gib(s.optimizer),
                 "optimizer_without_distributed_optimizer_gib": gib(s.optimizer_without_distributed),
-                "fp8_weight_cache_gib": gib(s.fp8_weight_cache),
+                "fp8_weight_cache_gib": gib(s.fp8_weight_cache), "teacher_weights_gib": gib(s.teacher_weights),
                 "activation_per_layer_gib": gib(s.activation_per_layer), "layers": s.layers,
                 "in_flight_microbatches": round(s.in_flight_microbatches, 3), "activations_gib": gib(s.activations),
                 "logits_gib": gib(s.logits), "other_activations_gib": gib(s.other_activations),
@@ -139,6 +140,8 @@ class Plan:
             "exposed_dp_comm_seconds": round(self.exposed_dp_seconds, 4),
             "flops_per_token": flops_per_token(self.recipe.model, self.recipe.data.seq_length),
             "recompute_granularity": p.recompute_granularity,
+            "teacher": None if self.teacher is None else {"num_layers": self.teacher.num_layers,
+                                                          "hidden_size": self.teacher.hidden_size},
         }
 
 
@@ -179,18 +182,34 @@ def _recompute_flops_fraction(recipe: Recipe, layout: Layout) -> float:
     return 0.0
 
 
-def _slowest_stage_flops_per_token(recipe: Recipe, layout: Layout) -> float:
+def _slowest_stage_flops_per_token(recipe: Recipe, layout: Layout, teacher: ModelConfig | None = None) -> float:
     """Training FLOPs per token of the busiest pipeline stage: its layers, plus the output layer on the last
-    (with a 131k vocabulary the output layer costs as much as ~2.5 of Mi:dm's 4096-wide layers)."""
+    (with a 131k vocabulary the output layer costs as much as ~2.5 of Mi:dm's 4096-wide layers), plus the
+    frozen teacher's whole forward there under ``midm distill``."""
     m, s = recipe.model, recipe.data.seq_length
     head = 6 * m.vocab_size * m.hidden_size
-    per_layer = (flops_per_token(m, s) - head) / m.num_layers
+    if teacher is not None:
+        head += flops_per_token(teacher, s, training=False)
+    per_layer = (flops_per_token(m, s) - 6 * m.vocab_size * m.hidden_size) / m.num_layers
     return m.num_layers // layout.pp * per_layer + head
 
 
+def resolve_teacher(recipe: Recipe, teacher: str | None = "auto") -> ModelConfig | None:
+    """The teacher to plan for: ``"auto"`` = ``distill.teacher_recipe`` (Mini: midm_base), ``None``/"none": no teacher."""
+    name = recipe.distill.teacher_recipe if teacher == "auto" else teacher
+    if name in (None, "none"):
+        return None
+    from recipes import get_recipe
+
+    return get_recipe(name).model
+
+
 def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str = "te",
-             find_micro_batch: bool = True) -> Plan:
+             find_micro_batch: bool = True, teacher: str | None = "auto") -> Plan:
     """Memory and expected speed of ``recipe`` as configured on ``num_gpus`` GPUs.
+
+    ``teacher``: plan ``midm distill`` with that teacher recipe beside the student ("auto": the recipe's
+    ``distill.teacher_recipe``; None: plain ``midm train``).
 
     Raises :class:`~recipes.memory.PlanError` (unknown GPU, impossible layout) or
     :class:`~recipes.overrides.RecipeError` (the recipe fails validation for that world size on GPUs).
@@ -204,10 +223,12 @@ def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float =
     validate(recipe, world_size=num_gpus, has_gpu=True)
     if layout.tp > spec_.gpus_per_node:
         raise PlanError(f"TP={layout.tp} spans nodes ({spec_.gpus_per_node} GPUs per node); keep TP within a node")
-    stages = memory_per_gpu(recipe, layout, spec)
+    teacher_model = resolve_teacher(recipe, teacher)
+    stages = memory_per_gpu(recipe, layout, spec, teacher_model)
 
     m, s = recipe.model, recipe.data.seq_length
-    flops_mb_stage = _slowest_stage_flops_per_token(recipe, layout) * layout.micro_batch_size * s / (layout.tp * layout.cp)
+    flops_mb_stage = (_slowest_stage_flops_per_token(recipe, layout, teacher_model) * layout.micro_batch_size * s
+                      / (layout.tp * layout.cp))
     recompute = _recompute_flops_fraction(recipe, layout)
     compute_mb = flops_mb_stage * (1 + recompute) / (mfu * spec_.peak_bf16_flops)
 
@@ -236,15 +257,17 @@ def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float =
         dp_seconds = params * per_param * (group - 1) / group / bw
     step = (layout.num_microbatches + (layout.pp - 1) / vpp) * t_mb + dp_seconds
     plan = Plan(recipe=recipe, gpu=spec_, layout=layout, stages=stages, mfu=mfu, step_seconds=step,
+                teacher=teacher_model,
                 compute_seconds=layout.num_microbatches * compute_mb, bubble_fraction=bubble,
                 recompute_fraction=recompute, exposed_tp_seconds=layout.num_microbatches * tp_seconds,
                 exposed_dp_seconds=dp_seconds)
     if find_micro_batch:
-        plan.largest_micro_batch = largest_micro_batch(recipe, num_gpus, gpu, spec)
+        plan.largest_micro_batch = largest_micro_batch(recipe, num_gpus, gpu, spec, teacher)
     return plan
 
 
-def largest_micro_batch(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", spec: str = "te") -> int | None:
+def largest_micro_batch(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", spec: str = "te",
+                        teacher: str | None = "auto") -> int | None:
     """The largest ``train.micro_batch_size`` (a divisor of global batch / DP) that fits; None if even 1 does not."""
     p = recipe.parallel
     dp = num_gpus // (p.tensor_model_parallel_size * p.pipeline_model_parallel_size * p.context_parallel_size)
@@ -253,7 +276,7 @@ def largest_micro_batch(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", s
     for mbs in sorted(d for d in range(1, per_rank + 1) if per_rank % d == 0):
         candidate = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, micro_batch_size=mbs))
         try:
-            fits = estimate(candidate, num_gpus, gpu, spec=spec, find_micro_batch=False).fits
+            fits = estimate(candidate, num_gpus, gpu, spec=spec, find_micro_batch=False, teacher=teacher).fits
         except (PlanError, RecipeError):
             continue
         if not fits:
@@ -296,7 +319,7 @@ def _with_recompute(recipe: Recipe, granularity: str, method: str | None = None,
 
 
 def search(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str = "te",
-           top: int = 10) -> list[Plan]:
+           top: int = 10, teacher: str | None = "auto") -> list[Plan]:
     """The fastest layouts that fit, best first.
 
     For each layout from :func:`candidates`, no recompute is tried first, then full/block recompute of
@@ -313,7 +336,7 @@ def search(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0
         options += [_with_recompute(layout_recipe, "full", "uniform", 1)]
         for option in options:
             try:
-                plan = estimate(option, num_gpus, gpu, mfu, spec, find_micro_batch=False)
+                plan = estimate(option, num_gpus, gpu, mfu, spec, find_micro_batch=False, teacher=teacher)
             except (PlanError, RecipeError):
                 break  # the layout itself is invalid (batch divisibility, VPP micro-batches …)
             if plan.fits:
@@ -329,7 +352,7 @@ def search(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0
 
     found.sort(key=key)
     for plan in found[:top]:
-        plan.largest_micro_batch = largest_micro_batch(plan.recipe, num_gpus, gpu, spec)
+        plan.largest_micro_batch = largest_micro_batch(plan.recipe, num_gpus, gpu, spec, teacher)
     return found[:top]
 
 
@@ -344,7 +367,8 @@ def format_plan(plan: Plan) -> str:
     for s in d["stages"]:
         lines.append(f"  stage {s['stage']:<5} weights {s['weights_gib']:.2f}  grads {s['gradients_gib']:.2f}  "
                      f"optimizer {s['optimizer_gib']:.2f} (without distributed optimizer "
-                     f"{s['optimizer_without_distributed_optimizer_gib']:.2f})  fp8 cache {s['fp8_weight_cache_gib']:.2f}")
+                     f"{s['optimizer_without_distributed_optimizer_gib']:.2f})  fp8 cache {s['fp8_weight_cache_gib']:.2f}"
+                     + (f"  teacher {s['teacher_weights_gib']:.2f}" if s['teacher_weights_gib'] else ""))
         lines.append(f"               activations {s['activations_gib']:.2f} = {s['activation_per_layer_gib']:.3f}/layer × "
                      f"{s['layers']} layers × {s['in_flight_microbatches']:g} in flight  logits {s['logits_gib']:.2f}  "
                      f"other {s['other_activations_gib']:.2f}  workspace {s['workspace_gib']:.2f}  "
