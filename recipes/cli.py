@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from recipes import RecipeError, flops_per_token, get_recipe, num_parameters, recipe_names, recipe_to_dict, validate
+from recipes.args import add_set_arg
+from recipes import flops_per_token, get_recipe, num_parameters, recipe_names, recipe_to_dict, validate
 
 
 def describe(name: str, overrides: list[str]) -> dict:
@@ -23,16 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print the resolved recipe as JSON")
     show.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
-    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a field, e.g. --set train.steps=100 (repeatable)")
+    add_set_arg(show)
     sub.add_parser("list", help="list recipe names")
     args = parser.parse_args(argv)
     if args.command == "list":
         print("\n".join(recipe_names()))
         return 0
-    try:
-        print(json.dumps(describe(args.name, args.overrides), indent=2))
-    except RecipeError as err:
-        print(f"midm recipe: {err}", file=sys.stderr)
-        return 2
+    print(json.dumps(describe(args.name, args.overrides), indent=2))
     return 0

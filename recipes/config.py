@@ -9,6 +9,7 @@ resolve recipes instantly on a login node.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -28,6 +29,19 @@ class ModelConfig:
     norm_epsilon: float = 1e-5
     tie_embeddings: bool = False
     init_method_std: float = 0.02
+
+    # The fields that decide every weight's shape (and whether the output layer exists). The
+    # vocabulary is the tokenizer's business and is checked separately.
+    GEOMETRY: ClassVar[tuple[str, ...]] = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads",
+                                           "num_query_groups", "kv_channels", "tie_embeddings")
+
+    def geometry(self) -> dict[str, int | bool]:
+        """The shape-defining fields (``GEOMETRY``) and their values."""
+        return {k: getattr(self, k) for k in self.GEOMETRY}
+
+    def geometry_diff(self, other: "ModelConfig") -> dict[str, tuple[int | bool, int | bool]]:
+        """``{field: (self's, other's)}`` for every geometry field where the two models differ."""
+        return {k: (a, other.geometry()[k]) for k, a in self.geometry().items() if a != other.geometry()[k]}
 
 
 @dataclass
