@@ -36,7 +36,7 @@ def main() -> None:
     from safetensors.torch import load_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from megatron_ext import checkpoint, hf_convert
+    from megatron_ext import hf_convert, loading
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.ffn,
@@ -63,9 +63,7 @@ def main() -> None:
             back.update(load_file(str(f)))
         exact = back.keys() == original.keys() and all(torch.equal(back[k], original[k]) for k in original)
         tokens = torch.randint(0, args.vocab, (1, 64))
-        recipe = checkpoint.read_recipe(tmp / "ckpt")
-        meg = hf_convert._single_process_model(recipe.model)
-        checkpoint.load_model_only(tmp / "ckpt", meg)
+        meg, _ = loading.load_model(tmp / "ckpt", dtype="fp32", use_te=None)
         with torch.no_grad():
             meg_logits = meg(tokens, torch.arange(64).unsqueeze(0), attention_mask=None)[..., : args.vocab]
             hf_logits = model(tokens).logits

@@ -12,12 +12,15 @@ Every run goes through the real CLI (``python -m midm …``) in a subprocess, un
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from megatron_ext.run_files import read_curve, read_summary  # noqa: E402
+from midm.runs import run_midm as runner  # noqa: E402
+
 SHARED = REPO.parent / "shared" / "data" / "corpora"
 VOCAB, EOD = 384, 256
 SOURCES = (SHARED / "korean_statutes" / "korean_statutes_sample_every5th.jsonl",
@@ -69,23 +72,8 @@ def byte_prefixes(out_dir: Path, total_bytes: int = 6_000_000) -> dict[str, str]
 
 
 def run_midm(args: list[str], log: Path, requeues: int = 3) -> None:
-    """``python -m midm ARGS`` under nice, output to ``log``; raises with the log tail on failure.
-
-    Exit 75 (checkpointed after SIGTERM/SIGUSR1) is requeued like the Slurm scripts do: the run
-    resumes from its own checkpoint (``--resume auto``), so the curves stay those of one run.
-    """
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "midm", *args]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(requeues + 1):
-        with log.open("a") as handle:
-            proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        if proc.returncode != 75:
-            break
-        print(f"[science] midm {args[0]} was stopped by a signal (exit 75); resuming", file=sys.stderr, flush=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}); last lines of {log}:\n"
-                         + "\n".join(log.read_text().splitlines()[-30:]))
+    """``python -m midm ARGS`` under nice, output to ``log`` (the shared runner, ``midm/runs.py``)."""
+    runner(args, log, nice=10, env={"OMP_NUM_THREADS": "1"}, requeues=requeues)
     print(f"[science] done: midm {' '.join(args[:3])} … ({log})", file=sys.stderr, flush=True)
 
 
@@ -98,13 +86,12 @@ def train_sets(work: Path, name: str, prefix: str, steps: int, eval_interval: in
 
 
 def val_curve(run_dir: Path) -> list[tuple[int, float]]:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    return read_curve(run_dir)["val_curve"]
 
 
 def train_seconds(run_dirs: list[Path]) -> float:
     """Wall seconds of the training runs themselves (from each run's summary.json; reruns reuse them)."""
-    return round(sum(json.loads((d / "summary.json").read_text()).get("seconds", 0.0) for d in run_dirs), 1)
+    return round(sum((read_summary(d) or {}).get("seconds", 0.0) for d in run_dirs), 1)
 
 
 def plot(curves: dict[str, list[tuple[int, float]]], path: Path, title: str, tokens_per_step: int) -> None:

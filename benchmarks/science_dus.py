@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from science_common import (REPO, VOCAB, byte_prefixes, plot, run_midm, train_seconds, train_sets,  # noqa: E402
                             val_curve)
+from megatron_ext.run_files import DUS_SUMMARY_FILE, PRUNE_SUMMARY_FILE, read_summary  # noqa: E402
 
 TOKENS_PER_STEP = 16 * 128  # tiny recipes: global batch 16 × sequence 128
 
@@ -31,17 +32,17 @@ def dus_runs(work: Path, parent_steps: int, steps: int) -> dict[str, Path]:
     runs = {"parent": work / "parent", "dus": work / "dus", "dus_continued": work / "dus_continued",
             "scratch": work / "deep_scratch"}
     every = max(steps // 10, 1)
-    if not (runs["parent"] / "summary.json").exists():
+    if read_summary(runs["parent"]) is None:
         run_midm(["train", "--recipe", "tiny", *train_sets(work, "parent", prefixes["A"], parent_steps, every)],
                  work / "logs" / "parent.log")
     if not (runs["dus"] / "latest").exists():
         run_midm(["dus", "--checkpoint", str(runs["parent"] / "checkpoints"), "--output", str(runs["dus"]),
                   "--map", "solar:1", "--recipe", "tiny_deep", "--set", f"model.vocab_size={VOCAB}"],
                  work / "logs" / "dus.log")
-    if not (runs["dus_continued"] / "summary.json").exists():
+    if read_summary(runs["dus_continued"]) is None:
         run_midm(["train", "--recipe", "tiny_deep", "--set", f"checkpoint.load={runs['dus']}",
                   *train_sets(work, "dus_continued", prefixes["B"], steps, every)], work / "logs" / "dus_continued.log")
-    if not (runs["scratch"] / "summary.json").exists():
+    if read_summary(runs["scratch"]) is None:
         run_midm(["train", "--recipe", "tiny_deep", *train_sets(work, "deep_scratch", prefixes["B"], steps, every)],
                  work / "logs" / "deep_scratch.log")
     return runs
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
               "6 layers from scratch": val_curve(runs["scratch"])}
     dus_final, scratch_final = curves["DuS (solar:1) + continued"][-1][1], curves["6 layers from scratch"][-1][1]
     parent_final = val_curve(runs["parent"])[-1][1]
-    dus_info = json.loads((runs["dus"] / "dus_summary.json").read_text())
+    dus_info = json.loads((runs["dus"] / DUS_SUMMARY_FILE).read_text())
     result = {
         "benchmark": "science_dus", "claim": "DuS + continued training < same deeper model from scratch (val loss)",
         "claim_holds": dus_final < scratch_final, "val_loss_dus_continued": dus_final,

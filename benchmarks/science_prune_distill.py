@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from science_common import (REPO, VOCAB, byte_prefixes, plot, run_midm, train_seconds, train_sets,  # noqa: E402
                             val_curve)
+from megatron_ext.run_files import DUS_SUMMARY_FILE, PRUNE_SUMMARY_FILE, read_summary  # noqa: E402
 from science_dus import TOKENS_PER_STEP, dus_runs  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     curves = {}
     for label, (name, cmd) in students.items():
-        if not (work / name / "summary.json").exists():
+        if read_summary(work / name) is None:
             run_midm([*cmd, *train_sets(work, name, prefixes["C"], args.steps, every)], work / "logs" / f"{name}.log")
         curves[label] = val_curve(work / name)
     final = {label: points[-1][1] for label, points in curves.items()}
@@ -70,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("prune + distill (KL, T=1)", "prune + LM training"):
             name, cmd = students[label]
             name = f"{name}_seed{seed}"
-            if not (work / name / "summary.json").exists():
+            if read_summary(work / name) is None:
                 sets = [*train_sets(work, name, prefixes["C"], args.steps, every), "--set", f"data.seed={seed}"]
                 run_midm([*cmd, *sets], work / "logs" / f"{name}.log")
             repeats[seed][label] = val_curve(work / name)
-    prune_info = json.loads((pruned / "prune_summary.json").read_text())
+    prune_info = json.loads((pruned / PRUNE_SUMMARY_FILE).read_text())
     kd, lm, scratch = final["prune + distill (KL, T=1)"], final["prune + LM training"], final["from scratch"]
 
     def gap_curve(kd_points, lm_points):  # distill − LM at every evaluation (negative: distill ahead)

@@ -49,7 +49,7 @@ def main() -> None:
     import torch
 
     from megatron_ext import parallel
-    from megatron_ext.loop import Trainer
+    from megatron_ext.trainer import Trainer
     from recipes import get_recipe
 
     on_gpu = torch.cuda.is_available()

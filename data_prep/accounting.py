@@ -16,6 +16,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
+STATS_FILE = "stats.json"  # OUT/stats.json: read = kept + Σ dropped, per stage and reason
+
 
 def write_counts(counts_dir: str, stage: str, rank: int, counts: dict) -> None:
     folder = Path(counts_dir) / stage

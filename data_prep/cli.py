@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from data_prep.accounting import STATS_FILE
+
 
 def _add_filter_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="IN … OUT",
@@ -60,7 +62,7 @@ def _run_filter(args, stages: list[str] | None) -> int:
         cfg["io"]["tasks"] = args.tasks
     stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
     if stats is None:
-        print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/stats.json by the last job")
+        print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/{STATS_FILE} by the last job")
         return 0
     brief = {k: stats[k] for k in ("records_read", "kept", "dropped_total", "balanced")}
     brief["dropped"] = stats["dropped"]

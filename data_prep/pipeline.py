@@ -15,7 +15,7 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from data_prep.accounting import summarize, write_counts
+from data_prep.accounting import STATS_FILE, summarize, write_counts
 from data_prep.executors import ExecOptions, make_executor
 
 STREAMING = {"url", "normalize", "langid", "heuristics", "toxicity", "pii"}
@@ -235,7 +235,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     stages = counted_stage_names(cfg)
     extra = {"inputs": inputs, "output": str(paths.out), "stages_enabled": cfg["stages"],
              "executor": opts.kind, "tasks": tasks}
-    summary_step = Summarize(paths.counts, stages, str(paths.out / "stats.json"), extra)
+    summary_step = Summarize(paths.counts, stages, str(paths.out / STATS_FILE), extra)
     if opts.kind == "slurm":
         executors.append(make_executor([summary_step], tasks=1, logging_dir=str(logs / "summary"), opts=opts,
                                        name="summary", depends=executors[-1]))

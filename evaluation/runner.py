@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.registry import TASKS_DIR, Benchmark
+from midm.errors import MidmError
 
 SUMMARY_SCHEMA = "midm.eval.results/1"
 
 
-class EvalError(RuntimeError):
+class EvalError(MidmError, RuntimeError):
     """A user-fixable problem (missing local data, bad model dir); the message says what to do."""
 
 

@@ -21,13 +21,14 @@ from typing import Any
 
 import torch
 
+from midm.errors import MidmError
 from recipes import Recipe, recipe_from_dict, recipe_to_dict
 
 LATEST = "latest"
 
 
-class CheckpointError(RuntimeError):
-    pass
+class CheckpointError(MidmError, RuntimeError):
+    """A checkpoint that is missing, damaged or does not fit the model; the message names the file."""
 
 
 def iter_name(step: int) -> str:
@@ -141,11 +142,13 @@ def save(root: str | os.PathLike, step: int, model, optimizer, scheduler, recipe
     return final
 
 
-def load(path: str | os.PathLike, model, optimizer=None, scheduler=None) -> dict[str, Any]:
+def load(path: str | os.PathLike, model, optimizer=None, scheduler=None, *,
+         validate_access_integrity: bool = True) -> dict[str, Any]:
     """Restore model (+ optimizer, scheduler, RNG when given) from a checkpoint; returns trainer state.
 
     The RNG states are restored only when the TP/PP/DP layout is unchanged; model and optimizer
-    shards reshard to the current layout.
+    shards reshard to the current layout. ``validate_access_integrity=False`` lets several ranks
+    load overlapping shards (a whole frozen model on every pipeline stage).
     """
     from megatron.core import dist_checkpointing
     from megatron.core import tensor_parallel
@@ -156,7 +159,8 @@ def load(path: str | os.PathLike, model, optimizer=None, scheduler=None) -> dict
     with_rng = optimizer is not None and same_layout
     try:
         state = dist_checkpointing.load(
-            _sharded_state(model, optimizer, scheduler=None, with_rng=with_rng, is_loading=True), str(ckpt))
+            _sharded_state(model, optimizer, scheduler=None, with_rng=with_rng, is_loading=True), str(ckpt),
+            validate_access_integrity=validate_access_integrity)
     except Exception as err:
         raise CheckpointError(
             f"could not load {ckpt} into this model ({err}). Check that the recipe's model geometry matches the "
@@ -180,6 +184,6 @@ def load(path: str | os.PathLike, model, optimizer=None, scheduler=None) -> dict
     return trainer_state
 
 
-def load_model_only(path: str | os.PathLike, model) -> dict[str, Any]:
-    """Initial weights for a new run (fresh optimizer): e.g. after `midm dus` or `midm prune`."""
-    return load(path, model)
+def load_model_only(path: str | os.PathLike, model, *, validate_access_integrity: bool = True) -> dict[str, Any]:
+    """Weights only (no optimizer, scheduler or RNG): initial weights for a new run, or a frozen model."""
+    return load(path, model, validate_access_integrity=validate_access_integrity)

@@ -16,10 +16,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from midm.errors import MidmError
 from recipes import Recipe, RecipeError
+from tokenizer.layout import EOS_ID
 
 
-class DataError(RuntimeError):
+class DataError(MidmError, RuntimeError):
     """A data prefix that is missing, truncated or does not match the model."""
 
 
@@ -103,7 +105,7 @@ def check_data(recipe: Recipe) -> list[str]:
     return prefixes
 
 
-def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_id: int = 2):
+def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_id: int = EOS_ID):
     """(train, valid, test) GPTDatasets sized for the run (valid/test may be None)."""
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig

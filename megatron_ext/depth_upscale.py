@@ -14,7 +14,7 @@ Layer maps (``--map``), for a source with ``n`` layers:
 Embeddings, final norm and output layer are copied; every new layer is a bit-identical copy of its
 source layer. The target model is built in one process (TP=PP=1) and each of its layers is read
 directly from the source checkpoint's stacked layer tensors at the mapped offset
-(``surgery.load_layers_remapped``: dist-checkpointing resolves whatever TP shards and pipeline
+(``load_layers_remapped``: dist-checkpointing resolves whatever TP shards and pipeline
 layer offsets the source was saved with, and the source model is never materialised, so peak
 memory is the target alone: ≈ 23 GB of host RAM for ``midm_base`` in bf16; ``scored:L`` also
 loads the source once to measure it). The result is written as ``OUT/iter_0000000`` with its
@@ -22,13 +22,13 @@ recipe; continue with a fresh optimizer: ``midm train --recipe midm_base --set c
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import re
-import sys
 import time
 
-class MapError(ValueError):
+from midm.errors import MidmError
+
+class MapError(MidmError, ValueError):
     """An invalid ``--map`` for this source depth."""
 
 
@@ -83,23 +83,6 @@ def parse_map(spec: str, n: int) -> tuple[str, int | list[int]]:
     return "explicit", explicit_map(spec, n)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="midm dus", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="source checkpoint root or iter_* directory")
-    parser.add_argument("--output", required=True, help="new checkpoint root (must not hold a checkpoint)")
-    parser.add_argument("--map", required=True, help="solar:M | explicit ranges 0-23,8-31 | scored:L")
-    parser.add_argument("--recipe", help="target recipe the output is for (its geometry is checked and it is "
-                                         "written as the output's recipe.json); default: the source recipe, deeper")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field of --recipe (e.g. model.vocab_size=384)")
-    parser.add_argument("--calib", help="data prefix (.bin/.idx without extension) for scored:L")
-    parser.add_argument("--samples", type=int, default=64, help="calibration windows for scored:L (default 64)")
-    parser.add_argument("--seq-length", type=int, help="calibration window length (default: recipe data.seq_length)")
-    parser.add_argument("--micro-batch-size", type=int, default=4)
-    return parser
-
-
 def _target_recipe(args, source, num_layers: int):
     from recipes import RecipeError, get_recipe
 
@@ -123,20 +106,25 @@ def _target_recipe(args, source, num_layers: int):
 
 def run(args) -> dict:
     from megatron_ext import checkpoint as ckpt
-    from megatron_ext import parallel, surgery
+    from megatron_ext import parallel
+    from megatron_ext.calibration import calibration_tokens
+    from megatron_ext.loading import build_for_load, init_single_process, load_model, read_recipe, single_process_recipe
     from megatron_ext.model import count_parameters
+    from megatron_ext.run_files import DUS_SUMMARY_FILE
+    from megatron_ext.stage_report import Progress, model_overrides, train_command, write_summary
+    from megatron_ext.state_io import load_layers_remapped, save_output
     from recipes import num_parameters
 
-    progress = surgery.Progress("dus")
+    progress = Progress("dus")
     started = time.perf_counter()
-    n = surgery.read_source_recipe(args.checkpoint).model.num_layers
+    n = read_recipe(args.checkpoint).model.num_layers
     kind, value = parse_map(args.map, n)  # fail on a bad map before loading gigabytes
     if kind == "scored" and not args.calib:
         raise MapError("scored:L measures block importance on calibration data: pass --calib PREFIX "
                        "(a Megatron .bin/.idx prefix) [--samples N]")
-    source = surgery.read_source_recipe(args.checkpoint)
+    source = read_recipe(args.checkpoint)
     iter_dir = ckpt.resolve(args.checkpoint)
-    surgery.init_single_process()
+    init_single_process()
     try:
         summary: dict = {"source": str(iter_dir), "map": args.map, "source_layers": n}
         if kind == "solar":
@@ -146,10 +134,10 @@ def run(args) -> dict:
         else:  # the only map that needs the source model itself (one forward pass per batch)
             from megatron_ext import importance
 
-            _, model, _ = surgery.load_source(iter_dir)
+            model, _ = load_model(iter_dir)
             progress(f"loaded {iter_dir} ({count_parameters(model):,} parameters) to score its blocks")
             seq = args.seq_length or source.data.seq_length
-            tokens = surgery.calibration_tokens(args.calib, args.samples, seq, source.model.vocab_size)
+            tokens = calibration_tokens(args.calib, args.samples, seq, source.model.vocab_size)
             scores = importance.measure(model, tokens, source.model.kv_channels, args.micro_batch_size, progress)
             del model
             blocks = [float(x) for x in scores.blocks]
@@ -158,35 +146,18 @@ def run(args) -> dict:
             summary.update(block_importance=blocks, duplicated_window=[start, start + k - 1],
                            calibration={"prefix": args.calib, "samples": args.samples, "seq_length": seq})
         target = _target_recipe(args, source, len(layer_map))
-        new_model = surgery.build_single(target)
-        surgery.load_layers_remapped(new_model, iter_dir, layer_map, n)
+        new_model = build_for_load(single_process_recipe(target))
+        load_layers_remapped(new_model, iter_dir, layer_map, n)
         progress(f"read {len(layer_map)} layers from source layers {layer_map} of {iter_dir}")
-        out_dir = surgery.save_output(args.output, new_model, target,
+        out_dir = save_output(args.output, new_model, target,
                                       {"dus": {"source": str(iter_dir), "layer_map": layer_map}})
         summary.update(layer_map=layer_map, layers=len(layer_map), recipe=target.name, checkpoint=str(out_dir),
                        num_parameters=count_parameters(new_model), recipe_num_parameters=num_parameters(target.model),
                        seconds=round(time.perf_counter() - started, 2),
-                       recipe_overrides=surgery.model_overrides(target.name, target.model),
-                       next_step=surgery.train_command(target.name, target.model, args.output))
-        surgery.write_summary(args.output, "dus_summary.json", summary)
+                       recipe_overrides=model_overrides(target.name, target.model),
+                       next_step=train_command(target.name, target.model, args.output))
+        write_summary(args.output, DUS_SUMMARY_FILE, summary)
         progress(f"saved {out_dir} ({summary['num_parameters']:,} parameters)")
         return summary
     finally:
         parallel.destroy()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from megatron_ext.surgery import SurgeryError
-    from recipes import RecipeError
-
-    try:
-        run(args)
-    except (MapError, SurgeryError, RecipeError) as err:
-        print(f"midm dus: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,22 +1,22 @@
 """The distillation step for ``midm distill``: vocab-parallel forward KL and the ``Distiller`` trainer.
 
-Kept apart from the CLI module (``distill.py``) so ``midm distill --help`` does not import torch.
-See ``distill.py`` for the method and the teacher's placement under TP/PP.
+Kept apart from the CLI module (``commands/distill.py``) so ``midm distill --help`` does not import
+torch. See ``commands/distill.py`` for the method and the teacher's placement under TP/PP.
 """
 from __future__ import annotations
 
 import copy
-import warnings
 from functools import partial
 
 import torch
 
-from megatron_ext.loop import Trainer
+from megatron_ext.trainer import Trainer
+from midm.errors import MidmError
 from recipes import Recipe
 
 
-class DistillError(RuntimeError):
-    pass
+class DistillError(MidmError, RuntimeError):
+    """A teacher that cannot distil into this student (vocabulary, geometry)."""
 
 
 # ---------------------------------------------------------------- vocab-parallel math
@@ -93,57 +93,47 @@ def teacher_recipe(student: Recipe, teacher_path: str) -> Recipe:
                            "logit distillation needs the same tokenizer")
     named = student.distill.teacher_recipe
     if named:
-        expected = get_recipe(named).model
-        keys = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups")
-        diff = [f"{k} {getattr(saved.model, k)} vs {getattr(expected, k)}" for k in keys
-                if getattr(saved.model, k) != getattr(expected, k)]
+        diff = saved.model.geometry_diff(get_recipe(named).model)
         if diff:
-            raise DistillError(f"--teacher {teacher_path} is not a {named} checkpoint ({', '.join(diff)}); set "
-                               "distill.teacher_recipe=none to accept any teacher geometry")
+            raise DistillError(f"--teacher {teacher_path} is not a {named} checkpoint ("
+                               + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
+                               + "); set distill.teacher_recipe=none to accept any teacher geometry")
     recipe = copy.deepcopy(student)
     recipe.name = saved.name
     recipe.model = copy.deepcopy(saved.model)
     return recipe
 
 
-def build_teacher(student: Recipe, teacher_path: str):
-    """A frozen, eval-mode teacher: whole (PP=1) on pipeline-last ranks, ``None`` elsewhere."""
-    from megatron.core import dist_checkpointing
+def frozen_copy_on_last_stage(path: str, recipe: Recipe):
+    """A frozen, eval-mode model of checkpoint ``path`` for the pipeline-last ranks (``None`` elsewhere).
+
+    Built whole (all layers; PP=1 through a one-rank pipeline group per rank) at the training
+    run's tensor-parallel size and precision, with no gradients and no optimizer state. Every
+    pipeline stage takes part in the collective load (the shards overlap across stages by design)
+    and the non-last stages drop it. Used for the distillation teacher and the DPO reference.
+    """
     from megatron.core import parallel_state as ps
-    from megatron.core.models.gpt import GPTModel
     from megatron.core.process_groups_config import ProcessGroupCollection
     from megatron.core.transformer.module import Float16Module
 
-    from megatron_ext import checkpoint as ckpt
-    from megatron_ext.model import layer_spec, transformer_config
+    from megatron_ext.loading import load_model
 
-    recipe = teacher_recipe(student, teacher_path)
-    config = transformer_config(recipe=recipe, pipeline_model_parallel_size=1)
     pg = ProcessGroupCollection.use_mpu_process_groups()
     if ps.get_pipeline_model_parallel_world_size() > 1:
         # One single-rank pipeline group per rank (created collectively, in the same order on all ranks).
         world = torch.distributed.get_world_size()
         singles = [torch.distributed.new_group([r]) for r in range(world)]
         pg.pp = singles[torch.distributed.get_rank()]
-    m = recipe.model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        teacher = GPTModel(config=config, transformer_layer_spec=layer_spec(), vocab_size=m.vocab_size,
-                           max_sequence_length=m.max_position_embeddings, pre_process=True, post_process=True,
-                           share_embeddings_and_output_weights=m.tie_embeddings, position_embedding_type="rope",
-                           rotary_base=int(m.rotary_base), pg_collection=pg)
-    if torch.cuda.is_available():
-        teacher.cuda(torch.cuda.current_device())
-    # Every pipeline stage loads the whole teacher: the shards overlap across stages by design.
-    state = dist_checkpointing.load({"model": teacher.sharded_state_dict()}, str(ckpt.resolve(teacher_path)),
-                                    validate_access_integrity=False)
-    teacher.load_state_dict(state["model"], strict=True)
-    for param in teacher.parameters():
-        param.requires_grad_(False)
-    if config.bf16 or config.fp16:
-        teacher = Float16Module(config, teacher)
-    teacher.eval()
-    return teacher if ps.is_pipeline_last_stage() else None
+    model, built = load_model(path, recipe=recipe, use_te=None, pg_collection=pg, overlapping=True,
+                              fused_kernels=torch.cuda.is_available())
+    if built.precision.dtype in ("bf16", "fp16"):
+        model = Float16Module(model.config, model).eval()
+    return model if ps.is_pipeline_last_stage() else None
+
+
+def build_teacher(student: Recipe, teacher_path: str):
+    """The frozen teacher laid out like ``student`` (see :func:`frozen_copy_on_last_stage`)."""
+    return frozen_copy_on_last_stage(teacher_path, teacher_recipe(student, teacher_path))
 
 
 class Distiller(Trainer):

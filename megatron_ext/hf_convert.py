@@ -1,12 +1,14 @@
-"""``midm convert`` — Megatron distributed checkpoints ↔ Hugging Face ``LlamaForCausalLM``.
+"""``midm convert`` logic — Megatron distributed checkpoints ↔ Hugging Face models.
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with: the model is rebuilt at TP=PP=1 in one
-process and dist-checkpointing reshards on load. The tensor mapping itself is the declarative
-table in :mod:`megatron_ext.hf_mapping`. The HF side is written from our recipe (+ tokenizer)
+process and dist-checkpointing reshards on load (``loading.load_model``). Everything specific to an
+HF architecture — its tensor table, its ``config.json`` both ways, its special tokens — is one record
+in ``megatron_ext/hf/`` looked up by ``model_type`` (``llama`` today); the mapping engine applies
+it in either direction. The command line is ``commands/convert.py``. The HF side is written from our recipe (+ tokenizer)
 alone — nothing upstream is downloaded — as sharded safetensors with an index, a ``config.json``
 holding exactly the fields of the released Mi:dm 2.0 config, and ``generation_config.json``.
 """
@@ -19,27 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Exactly the fields (and order) of the released Mi:dm 2.0 Mini config.json.
-HF_CONFIG_FIELDS = (
-    "architectures", "model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
-    "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_act", "attention_bias", "mlp_bias",
-    "vocab_size", "tie_word_embeddings", "rope_theta", "rope_scaling", "max_position_embeddings",
-    "rms_norm_eps", "initializer_range", "bos_token_id", "eos_token_id", "torch_dtype",
-)
-DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
-MIDM_BOS, MIDM_EOS, MIDM_EOT = 0, 2, "<|eot_id|>"
+from megatron_ext.hf.mapping import Geometry
+from megatron_ext.hf.registry import HF_DTYPES, ConvertError, get_architecture
+
 SUMMARY_FILE = "midm_conversion.json"
+DEFAULT_ARCHITECTURE = "llama"  # what every Mi:dm recipe exports as (LlamaForCausalLM)
+DTYPES = HF_DTYPES
 
 
-class ConvertError(RuntimeError):
-    """A user-fixable problem; the message says what to do."""
-
-
-# ---------------------------------------------------------------- configs
-
-def geometry(model_cfg, hf_vocab_size: int | None = None):
-    from megatron_ext.hf_mapping import Geometry
-
+def geometry(model_cfg, hf_vocab_size: int | None = None) -> Geometry:
+    """The mapping engine's view of a recipe's ``ModelConfig`` (HF vocabulary may be trimmed)."""
     m = model_cfg
     return Geometry(num_layers=m.num_layers, hidden_size=m.hidden_size, ffn_hidden_size=m.ffn_hidden_size,
                     num_attention_heads=m.num_attention_heads, num_query_groups=m.num_query_groups,
@@ -47,56 +38,19 @@ def geometry(model_cfg, hf_vocab_size: int | None = None):
                     hf_vocab_size=hf_vocab_size or m.vocab_size, tie_embeddings=m.tie_embeddings)
 
 
-def _number(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else float(x)
-
-
-def hf_config(model_cfg, *, vocab_size: int, dtype: str = "bf16", bos_token_id: int = MIDM_BOS,
-              eos_token_id: int = MIDM_EOS) -> dict[str, Any]:
-    """``config.json`` for a recipe's model: the released model's fields, nothing else."""
-    m = model_cfg
-    values = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "num_hidden_layers": m.num_layers, "hidden_size": m.hidden_size, "intermediate_size": m.ffn_hidden_size,
-        "num_attention_heads": m.num_attention_heads, "num_key_value_heads": m.num_query_groups,
-        "head_dim": m.kv_channels, "hidden_act": "silu", "attention_bias": False, "mlp_bias": False,
-        "vocab_size": vocab_size, "tie_word_embeddings": m.tie_embeddings, "rope_theta": _number(m.rotary_base),
-        "rope_scaling": None, "max_position_embeddings": m.max_position_embeddings,
-        "rms_norm_eps": m.norm_epsilon,
-        "initializer_range": m.init_method_std, "bos_token_id": bos_token_id, "eos_token_id": eos_token_id,
-        "torch_dtype": DTYPES[dtype],
-    }
-    return {k: values[k] for k in HF_CONFIG_FIELDS}
+def hf_config(model_cfg, *, vocab_size: int, dtype: str = "bf16", architecture: str = DEFAULT_ARCHITECTURE,
+              **token_ids) -> dict[str, Any]:
+    """``config.json`` for a recipe's model, by the architecture's record."""
+    return get_architecture(architecture).to_hf_config(model_cfg, vocab_size=vocab_size, dtype=dtype, **token_ids)
 
 
 def model_fields_from_hf(cfg: dict[str, Any]) -> dict[str, Any]:
-    """ModelConfig fields from an HF Llama config.json; refuses what our model cannot represent."""
-    problems = []
-    if cfg.get("model_type") != "llama":
-        problems.append(f"model_type {cfg.get('model_type')!r} (need 'llama')")
-    if cfg.get("hidden_act", "silu") != "silu":
-        problems.append(f"hidden_act {cfg.get('hidden_act')!r} (need silu / SwiGLU)")
-    if cfg.get("attention_bias") or cfg.get("mlp_bias"):
-        problems.append("biases (attention_bias/mlp_bias must be false)")
-    rope = cfg.get("rope_parameters") or {}
-    scaling = cfg.get("rope_scaling")
-    if (scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default")) or \
-            rope.get("rope_type", "default") != "default":
-        problems.append(f"rope scaling {scaling or rope} (only plain RoPE is supported)")
-    if problems:
-        raise ConvertError("unsupported HF model: " + "; ".join(problems))
-    heads = cfg["num_attention_heads"]
-    return {
-        "num_layers": cfg["num_hidden_layers"], "hidden_size": cfg["hidden_size"],
-        "ffn_hidden_size": cfg["intermediate_size"], "num_attention_heads": heads,
-        "num_query_groups": cfg.get("num_key_value_heads") or heads,
-        "kv_channels": cfg.get("head_dim") or cfg["hidden_size"] // heads,
-        "max_position_embeddings": cfg["max_position_embeddings"],
-        "rotary_base": float(cfg.get("rope_theta", rope.get("rope_theta", 10000.0))),
-        "norm_epsilon": float(cfg.get("rms_norm_eps", 1e-5)),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-        "init_method_std": float(cfg.get("initializer_range", 0.02)),
-    }
+    """``ModelConfig`` fields from an HF ``config.json``; refuses what our model cannot represent.
+
+    Raises:
+        ConvertError: unregistered ``model_type``, or a feature the architecture record refuses.
+    """
+    return get_architecture(cfg.get("model_type")).from_hf_config(cfg)
 
 
 # ---------------------------------------------------------------- Megatron side
@@ -114,37 +68,20 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def _single_process_model(model_cfg, dtype: str = "fp32"):
-    """A TP=PP=1 GPTModel in this process (initialising Megatron's groups if needed).
-
-    ``dtype`` is the parameter dtype: exporting bf16 from a bf16 model halves the memory of an
-    fp32 build, and the rounding is the one ``Tensor.to(bfloat16)`` would do anyway.
-    """
-    from megatron_ext import parallel
-    from megatron_ext.model import build_model, torch_dtype, transformer_config
-
-    parallel.initialize(1, 1)
-    config = transformer_config(model=model_cfg, params_dtype=torch_dtype(dtype))
-    return build_model(model_cfg, config=config).eval()
-
-
 def read_recipe(ckpt: Path):
-    from megatron_ext import checkpoint
+    from megatron_ext import loading
 
-    try:
-        return checkpoint.read_recipe(ckpt)
-    except (checkpoint.CheckpointError, FileNotFoundError) as err:
-        raise ConvertError(str(err)) from err
+    return loading.read_recipe(ckpt)
 
 
 def load_megatron_state(ckpt: Path, recipe, dtype: str = "fp32") -> dict:
     """Full state dict (CPU, ``dtype``) of a dist-checkpoint saved with any TP/PP."""
     import torch
 
-    from megatron_ext import checkpoint
+    from megatron_ext import loading, parallel
 
-    model = _single_process_model(recipe.model, dtype)
-    checkpoint.load_model_only(ckpt, model)
+    parallel.initialize(1, 1)
+    model, _ = loading.load_model(ckpt, recipe=loading.single_process_recipe(recipe), dtype=dtype, use_te=None)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()
             if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
 
@@ -210,16 +147,18 @@ def read_hf(hf_dir: Path) -> tuple[dict, dict]:
     return json.loads(config_path.read_text()), state
 
 
-def _tokenizer_ids(tokenizer_dir: Path | None) -> tuple[int, list[int], int | None, int | None]:
-    """(bos, eos ids for generation, pad, len(tokenizer)) — Mi:dm's ids when no tokenizer is given."""
+def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHITECTURE
+                   ) -> tuple[int, list[int], int | None, int | None]:
+    """(bos, eos ids for generation, pad, len(tokenizer)) — the architecture's ids when no tokenizer is given."""
+    facts = get_architecture(architecture).special_tokens
     if tokenizer_dir is None:
-        return MIDM_BOS, [MIDM_EOS], None, None
+        return facts.bos_id, [facts.eos_id], None, None
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    bos = tok.bos_token_id if tok.bos_token_id is not None else MIDM_BOS
-    eos = [tok.eos_token_id if tok.eos_token_id is not None else MIDM_EOS]
-    eot = tok.convert_tokens_to_ids(MIDM_EOT) if MIDM_EOT in tok.get_vocab() else None
+    bos = tok.bos_token_id if tok.bos_token_id is not None else facts.bos_id
+    eos = [tok.eos_token_id if tok.eos_token_id is not None else facts.eos_id]
+    eot = tok.convert_tokens_to_ids(facts.eot_token) if facts.eot_token in tok.get_vocab() else None
     if eot is not None and eot not in eos:
         eos.append(eot)
     return bos, eos, tok.pad_token_id, len(tok)
@@ -229,8 +168,9 @@ def _tokenizer_ids(tokenizer_dir: Path | None) -> tuple[int, list[int], int | No
 
 def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: str | None = None,
           trim_vocab: bool = False, vocab_size: int | None = None, max_shard_size: str = "5GB") -> dict:
-    from megatron_ext.hf_mapping import megatron_to_hf
+    from megatron_ext.hf.mapping import megatron_to_hf
 
+    arch = get_architecture(DEFAULT_ARCHITECTURE)
     started = time.time()
     recipe = read_recipe(ckpt)
     bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)
@@ -243,8 +183,8 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     if tok_len is not None and tok_len > hf_vocab:
         raise ConvertError(f"the tokenizer has {tok_len} tokens but the model only {hf_vocab} embedding rows")
     dtype = dtype or recipe.precision.dtype
-    config = hf_config(m, vocab_size=hf_vocab, dtype=dtype, bos_token_id=bos, eos_token_id=eos_ids[0])
-    tensors = megatron_to_hf(load_megatron_state(ckpt, recipe, dtype), geometry(m, hf_vocab))
+    config = arch.to_hf_config(m, vocab_size=hf_vocab, dtype=dtype, bos_token_id=bos, eos_token_id=eos_ids[0])
+    tensors = megatron_to_hf(load_megatron_state(ckpt, recipe, dtype), geometry(m, hf_vocab), arch.rules)
     if _rank() == 0:  # under a launcher every rank loads (collectively); one writes
         write_hf(out, tensors, config, tokenizer_dir=tokenizer_dir, max_shard_size=max_shard_size,
                  eos_ids=eos_ids, pad_id=pad)
@@ -263,12 +203,10 @@ def _base_recipe(name: str | None, fields: dict[str, Any]):
     HF model, else ``tiny`` for the non-model settings."""
     from recipes import get_recipe, recipe_names
 
-    keys = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
-            "kv_channels", "tie_embeddings")
     candidates = [name] if name else recipe_names()
     for candidate in candidates:
         recipe = get_recipe(candidate)
-        if all(getattr(recipe.model, k) == fields[k] for k in keys):
+        if all(v == fields[k] for k, v in recipe.model.geometry().items()):
             return recipe, True
     return (get_recipe(name) if name else get_recipe("tiny")), False
 
@@ -278,11 +216,13 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     import torch
     from recipes import apply_overrides
 
-    from megatron_ext.hf_mapping import hf_to_megatron
+    from megatron_ext import loading, parallel
+    from megatron_ext.hf.mapping import hf_to_megatron
 
     started = time.time()
     config, hf_state = read_hf(hf_dir)
-    fields = model_fields_from_hf(config)
+    arch = get_architecture(config.get("model_type"))
+    fields = arch.from_hf_config(config)
     recipe, matched = _base_recipe(recipe_name, fields)
     base_vocab = recipe.model.vocab_size
     for key, value in fields.items():
@@ -295,8 +235,10 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     apply_overrides(recipe, overrides)
     dtypes = {t.dtype for t in hf_state.values()}
     dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtypes.pop(), "fp32") if len(dtypes) == 1 else "fp32"
-    model = _single_process_model(recipe.model, dtype)  # the HF dtype: no rounding, no doubled memory
-    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), naming=norm_naming(model))
+    parallel.initialize(1, 1)
+    # the HF dtype (no rounding, no doubled memory); no random init: every weight comes from the source
+    model = loading.build_for_load(loading.single_process_recipe(recipe), dtype=dtype, use_te=None)
+    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming=norm_naming(model))
     path = save_megatron_checkpoint(model, state, recipe, out, {"converted_from": str(hf_dir)})
     summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
                "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
@@ -309,74 +251,12 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
 def reshard(ckpt: Path, out: Path, tp: int, pp: int) -> Path:
     """Re-save a checkpoint under another TP×PP layout (collective: run under torchrun with tp×pp ranks)."""
     from megatron_ext import checkpoint, parallel
-    from megatron_ext.model import build_model
+    from megatron_ext.model import build_model, transformer_config
 
     recipe = checkpoint.read_recipe(ckpt)
     recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size = tp, pp
     parallel.initialize(tp, pp)
-    model = build_model(recipe.model, recipe)
+    # no random initialisation: every weight is read from the checkpoint
+    model = build_model(recipe=recipe, config=transformer_config(recipe=recipe, perform_initialization=False))
     checkpoint.load_model_only(ckpt, model)
     return checkpoint.save(out, 0, model, None, None, recipe, {"iteration": 0, "resharded_from": str(ckpt)})
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="midm convert", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("to-hf", help="Megatron dist-checkpoint (any TP/PP) → HF LlamaForCausalLM safetensors")
-    a.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
-    a.add_argument("--output", required=True, type=Path, help="HF model directory to write")
-    a.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer directory to export with the model")
-    a.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="weights dtype (default: the recipe's)")
-    a.add_argument("--trim-vocab", action="store_true",
-                   help="drop Megatron's vocabulary padding (HF vocab = len(tokenizer)); default keeps the padded "
-                        "rows, as the released Mi:dm 2.0 does")
-    a.add_argument("--vocab-size", type=int, default=None, help="explicit HF vocab size (≤ padded size)")
-    a.add_argument("--max-shard-size", default="5GB", help="safetensors shard size (e.g. 5GB, 500MB)")
-    b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)")
-    b.add_argument("--hf", required=True, type=Path, help="HF model directory")
-    b.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_0000000 + latest)")
-    b.add_argument("--recipe", default=None, help="recipe for the non-model settings (default: the one whose "
-                                                  "geometry matches, else tiny)")
-    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V", help="recipe override")
-    b.add_argument("--padded-vocab-size", type=int, default=None,
-                   help="Megatron vocab rows (default: the recipe's padded size when it fits)")
-    c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)")
-    c.add_argument("--checkpoint", required=True, type=Path)
-    c.add_argument("--output", required=True, type=Path)
-    c.add_argument("--tp", type=int, default=1)
-    c.add_argument("--pp", type=int, default=1)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from recipes import RecipeError
-
-    from megatron_ext.hf_mapping import MappingError
-
-    rank0 = True
-    try:
-        if args.command == "to-hf":
-            summary = to_hf(args.checkpoint, args.output, tokenizer_dir=args.tokenizer, dtype=args.dtype,
-                            trim_vocab=args.trim_vocab, vocab_size=args.vocab_size, max_shard_size=args.max_shard_size)
-        elif args.command == "from-hf":
-            summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
-                              padded_vocab_size=args.padded_vocab_size)
-        else:
-            summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp))}
-        rank0 = _rank() == 0
-    except (ConvertError, MappingError, RecipeError, ValueError) as err:
-        print(f"midm convert: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if "megatron.core" in sys.modules:  # bad input fails before Megatron is ever imported
-            from megatron_ext import parallel
-
-            parallel.destroy()
-    if rank0:
-        print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

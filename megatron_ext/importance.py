@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from megatron_ext.surgery import forward, iterate_batches
+from megatron_ext.calibration import forward, iterate_batches
 
 
 def _mean_abs_sq(x: torch.Tensor) -> torch.Tensor:

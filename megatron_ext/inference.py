@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
-from megatron_ext.model import build_model, transformer_config
-from recipes import Recipe
+from megatron_ext.loading import load_model, read_recipe
 
 
 def load_for_inference(path, tensor_model_parallel_size: int = 1, seed: int = 1234):
     """(model, recipe) from a checkpoint, in fp32, TP as requested, PP=1 (initialises parallel state)."""
-    recipe: Recipe = ckpt.read_recipe(path)
-    recipe.parallel.tensor_model_parallel_size = tensor_model_parallel_size
-    recipe.parallel.pipeline_model_parallel_size = 1
+    recipe = read_recipe(path)
     recipe.parallel.sequence_parallel = False
-    recipe.precision.dtype, recipe.precision.fp8 = "fp32", None
+    recipe.precision.fp8 = None
     parallel.initialize(tensor_model_parallel_size, 1, seed=seed)
-    model = build_model(recipe=recipe, config=transformer_config(recipe=recipe))
-    if torch.cuda.is_available():
-        model.cuda()
-    ckpt.load_model_only(path, model)
-    model.eval()
-    return model, recipe
+    return load_model(path, recipe=recipe, dtype="fp32", use_te=None)
 
 
 @torch.no_grad()

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from megatron_ext.run_files import METRICS_FILE
+
 # Dense bf16 peak of one H100 SXM (the MFU reference); FP8 runs are still reported against it.
 H100_BF16_PEAK_TFLOPS = 989.0
 
@@ -27,7 +29,7 @@ def peak_tflops_per_device() -> float | None:
 class MetricsLogger:
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int, tensorboard: bool):
         self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS_FILE
         self._tb = None
         self._file = None
         if not enabled:

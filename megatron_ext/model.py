@@ -90,8 +90,13 @@ def layer_spec(use_te: bool | None = None):
 
 def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = None, *,
                 pre_process: bool | None = None, post_process: bool | None = None,
-                use_te: bool | None = None, config=None):
-    """A ``GPTModel`` for this rank's pipeline stage (model-parallel state must be initialised)."""
+                use_te: bool | None = None, config=None, pg_collection=None):
+    """A ``GPTModel`` for this rank's pipeline stage (model-parallel state must be initialised).
+
+    ``pre_process``/``post_process`` default to this rank's pipeline position (pass True for a whole
+    model); ``pg_collection`` overrides Megatron's global process groups (e.g. a one-rank pipeline
+    group for a frozen teacher built whole on a pipeline stage).
+    """
     from megatron.core import parallel_state
     from megatron.core.models.gpt import GPTModel
 
@@ -114,6 +119,7 @@ def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = No
             share_embeddings_and_output_weights=m.tie_embeddings,
             position_embedding_type="rope",
             rotary_base=int(m.rotary_base),
+            **({"pg_collection": pg_collection} if pg_collection is not None else {}),
         )
     return model
 

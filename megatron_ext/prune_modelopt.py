@@ -97,7 +97,7 @@ def modelopt_prune(model, tokens: torch.Tensor, export_config: dict, micro_batch
     import modelopt.torch.prune as mtp
     from modelopt.torch.prune.plugins.mcore_minitron import get_mcore_minitron_config
 
-    from megatron_ext.surgery import forward, iterate_batches
+    from megatron_ext.calibration import forward, iterate_batches
 
     _register_rmsnorm()
 
@@ -131,12 +131,15 @@ def compare(ours: dict, theirs: dict) -> dict:
 
 
 def run(args) -> dict:
-    from megatron_ext import importance, parallel, surgery
+    from megatron_ext import importance, parallel
+    from megatron_ext.calibration import calibration_tokens
+    from megatron_ext.loading import init_single_process, load_model
     from megatron_ext.prune_slice import plan
+    from megatron_ext.state_io import tensor_items
 
-    surgery.init_single_process()
+    init_single_process()
     try:
-        source, model, _ = surgery.load_source(args.checkpoint)
+        model, source = load_model(args.checkpoint)
         src = source.model
         dst = copy.deepcopy(src)
         export = {}
@@ -146,13 +149,13 @@ def run(args) -> dict:
                 setattr(dst, name, getattr(args, flag))
                 export[name] = getattr(args, flag)
         seq = args.seq_length or source.data.seq_length
-        tokens = surgery.calibration_tokens(args.calib, args.samples, seq, src.vocab_size)
+        tokens = calibration_tokens(args.calib, args.samples, seq, src.vocab_size)
         scores = importance.measure(model, tokens, src.kv_channels, args.micro_batch_size)
         keep = plan(scores, src, dst)
         ours = {"hidden": keep.hidden.tolist(), "layers": keep.layers,
                 "ffn": {k: v.tolist() for k, v in keep.ffn.items()},
                 "heads": {k: v.tolist() for k, v in keep.heads.items()}}
-        original = {k: v.clone() for k, v in surgery.tensor_items(model).items()}
+        original = {k: v.clone() for k, v in tensor_items(model).items()}
         modelopt_prune(model, tokens, export, args.micro_batch_size)
         pruned = {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
         theirs = recover_kept(original, pruned, src.num_layers, src.kv_channels)

@@ -16,18 +16,18 @@ Layouts sliced here (Megatron-Core GPT, no biases):
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 
+from megatron_ext.state_io import LAYER_KEY as _LAYER
+from midm.errors import MidmError
 from recipes import ModelConfig
 
-_LAYER = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
 FOLDS = ("embedding", "output", "mean")
 
 
-class PruneError(ValueError):
+class PruneError(MidmError, ValueError):
     """A pruning target that cannot be built from this source."""
 
 

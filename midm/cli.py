@@ -1,6 +1,8 @@
 """``midm <stage> …`` — one CLI over every pipeline stage.
 
-Each stage lives in its own package and owns its argument parser (``main(argv) -> int``).
+Each stage lives in its own package and owns its argument parser (``main(argv) -> int``). Bad
+input raises ``midm.errors.MidmError`` anywhere below; it is caught here, once: the message on one
+line, exit status 2.
 The table below names them as import strings so that ``midm slurm render`` or
 ``midm data filter`` never pull in torch or Megatron-Core: a stage's module is imported only
 when that stage runs.
@@ -11,6 +13,8 @@ import importlib
 import sys
 from dataclasses import dataclass
 
+from midm.errors import MidmError
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -20,13 +24,13 @@ class Stage:
 
 STAGES: dict[str, Stage] = {
     "recipe": Stage("recipes.cli:main", "show a resolved recipe as JSON (incl. num_parameters)"),
-    "train": Stage("megatron_ext.train:main", "pretrain / continue training a recipe on Megatron-Core"),
+    "train": Stage("megatron_ext.commands.train:main", "pretrain / continue training a recipe on Megatron-Core"),
     "data": Stage("data_prep.cli:main", "filter · dedup · pii · synth · mix · tokenize"),
     "tokenizer": Stage("tokenizer.cli:main", "train · eval · export the Korean-optimized tokenizer"),
-    "dus": Stage("megatron_ext.depth_upscale:main", "depth-up scale a checkpoint (layer duplication)"),
-    "prune": Stage("megatron_ext.prune:main", "Minitron-style width/depth pruning of a checkpoint"),
-    "distill": Stage("megatron_ext.distill:main", "logit distillation from a frozen teacher"),
-    "convert": Stage("megatron_ext.hf_convert:main", "to-hf · from-hf checkpoint conversion"),
+    "dus": Stage("megatron_ext.commands.dus:main", "depth-up scale a checkpoint (layer duplication)"),
+    "prune": Stage("megatron_ext.commands.prune:main", "Minitron-style width/depth pruning of a checkpoint"),
+    "distill": Stage("megatron_ext.commands.distill:main", "logit distillation from a frozen teacher"),
+    "convert": Stage("megatron_ext.commands.convert:main", "to-hf · from-hf checkpoint conversion"),
     "eval": Stage("evaluation.cli:main", "lm-evaluation-harness runs and paper tables"),
     "slurm": Stage("slurm.cli:main", "render · submit sbatch scripts for any stage"),
     "demo": Stage("midm.demo:main", "the whole Mi:dm lineage at tiny scale"),
@@ -65,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
               f"({STAGES[name].target} is missing).", file=sys.stderr)
         return 2
-    return int(func(rest) or 0)
+    try:
+        return int(func(rest) or 0)
+    except MidmError as err:  # bad input the user can fix: one line, no traceback
+        print(f"midm {name}: error: {err}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 filter (8 stages) → tokenizer train/eval → tokenize → pretrain the parent → DuS → continued
 training (vs. the same deep model from scratch) → prune → distill (vs. the small model from
 scratch) → convert both to HF → generate Korean continuations → evaluate → model-card table →
-``report.md`` / ``report.html``. Every step is a subprocess running the same CLI a cluster job
-runs; its log goes to ``OUT/logs/`` and its summary to ``OUT/summaries/``. Finished stages are
+``report.md`` / ``report.html``. Every step but one is a subprocess running the same CLI a cluster job
+runs (``midm/runs.py``), except generation, which loads the exported HF models in-process with
+``transformers``; each log goes to ``OUT/logs/`` and each summary to ``OUT/summaries/``. Finished stages are
 reused on a re-run unless ``--force``.
 """
 from __future__ import annotations
@@ -16,15 +17,16 @@ import time
 from pathlib import Path
 
 from midm.demo_stages import STAGES, DemoContext, Family
+from recipes.args import add_set_arg
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "demo_data" / "web_sample.jsonl.gz"
 DEFAULT_EVAL_DATA = REPO / "demo_data" / "benchmarks"
 
 FAMILIES = {
-    # parent recipe → (parent, depth-up-scaled, pruned+distilled), DuS map, prune targets
-    "tiny": Family("tiny", "tiny_deep", "tiny_mini", "solar:1", hidden=64, ffn=192),
-    "midm_8b": Family("midm_8b", "midm_base", "midm_mini", "solar:8", hidden=1792, ffn=4608),
+    # parent recipe → (parent, depth-up-scaled, pruned+distilled), DuS map; prune targets are the mini recipe's
+    "tiny": Family("tiny", "tiny_deep", "tiny_mini", "solar:1"),
+    "midm_8b": Family("midm_8b", "midm_base", "midm_mini", "solar:8"),
 }
 
 
@@ -45,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocab-size", type=int, default=4096, help="tokenizer vocabulary (padded)")
     parser.add_argument("--eval-data", default=str(DEFAULT_EVAL_DATA), help="local benchmark directory for midm eval")
     parser.add_argument("--eval-limit", type=int, default=None, help="examples per eval task (default: all)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe override applied to every training stage (repeatable)")
+    add_set_arg(parser, "recipe override applied to every training stage (repeatable)")
     return parser
 
 

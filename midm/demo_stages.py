@@ -3,23 +3,25 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from data_prep.accounting import STATS_FILE
+from megatron_ext.run_files import PRUNE_SUMMARY_FILE, read_curve
+from midm.runs import run_midm
+from tokenizer.api import META_FILE
+
 
 @dataclass(frozen=True)
 class Family:
+    """Recipe names of one lineage; every geometry (incl. the prune targets) comes from the recipes."""
+
     parent: str
     deep: str
     mini: str
     dus_map: str
-    hidden: int
-    ffn: int
 
 
 @dataclass
@@ -46,23 +48,8 @@ class DemoContext:
 
 
 def run(ctx: DemoContext, label: str, log_name: str, args: list[str], show: Callable[[str], bool] | None = None) -> None:
-    """Run ``midm ARGS`` streaming its output to a log; echo progress lines; raise on failure."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore", TOKENIZERS_PARALLELISM="false")
-    log_path = ctx.path("logs", f"{log_name}.log")
-    with log_path.open("a") as log:
-        log.write(f"$ midm {' '.join(args)}\n")
-        log.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "midm", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
-        tail: list[str] = []
-        for line in proc.stdout:
-            log.write(line)
-            tail = (tail + [line.rstrip()])[-15:]
-            if show is not None and show(line):
-                print(f"{label} {line.rstrip()[:150]}", flush=True)
-        proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"`midm {' '.join(args[:3])} …` exited {proc.returncode}:\n  " + "\n  ".join(tail))
+    """Run ``midm ARGS`` streaming its output to ``OUT/logs/LOG_NAME.log``; echo progress lines; raise on failure."""
+    run_midm(args, ctx.path("logs", f"{log_name}.log"), show=show, prefix=f"{label} ")
 
 
 def _every(n: int) -> Callable[[str], bool]:
@@ -111,7 +98,7 @@ def stage_filter(ctx: DemoContext, label: str) -> dict:
     out = ctx.path("filtered")
     run(ctx, label, "filter", ["data", "filter", _input_data(ctx), str(out), "--fresh", "--keep-rejects"],
         show=_all_tasks_completed)
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / STATS_FILE).read_text())
     return {"output": str(out), "stats": stats}
 
 
@@ -130,7 +117,7 @@ def stage_tokenizer(ctx: DemoContext, label: str) -> dict:
                                   str(ctx.vocab_size), "--output", str(tok)])
     run(ctx, label, "tokenizer", ["tokenizer", "eval", "--tokenizer", str(tok), "--text", *heldout_files,
                                   "--output", str(tok / "eval")])
-    meta = json.loads((tok / "midm_tokenizer.json").read_text())
+    meta = json.loads((tok / META_FILE).read_text())
     return {"tokenizer": str(tok), "meta": {k: meta[k] for k in ("vocab_size", "padded_vocab_size") if k in meta},
             "heldout_docs": len(heldout_ids), "eval": json.loads((tok / "eval" / "eval.json").read_text())}
 
@@ -182,7 +169,7 @@ def stage_tokenize(ctx: DemoContext, label: str) -> dict:
 
 # ------------------------------------------------------------------------------------- training
 def _vocab(ctx: DemoContext) -> int:
-    meta = json.loads(ctx.path("tokenizer", "midm_tokenizer.json").read_text())
+    meta = json.loads(ctx.path("tokenizer", META_FILE).read_text())
     return int(meta["padded_vocab_size"])
 
 
@@ -196,11 +183,7 @@ def _train_args(ctx: DemoContext, recipe: str, run_name: str, steps: int, *extra
 
 
 def _curve(ctx: DemoContext, run_name: str) -> dict:
-    records = [json.loads(line) for line in (ctx.run_dir(run_name) / "metrics.jsonl").read_text().splitlines()]
-    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
-    return {"run": run_name, "steps": records[-1]["step"], "final_loss": records[-1]["loss"],
-            "final_val_loss": val[-1][1] if val else None, "val_curve": val,
-            "loss_curve": [(r["step"], r["loss"]) for r in records]}
+    return read_curve(ctx.run_dir(run_name))
 
 
 def stage_pretrain(ctx: DemoContext, label: str) -> dict:
@@ -233,9 +216,9 @@ def stage_prune(ctx: DemoContext, label: str) -> dict:
     f = ctx.family
     out = ctx.path("checkpoints", "pruned")
     run(ctx, label, "prune", ["prune", "--checkpoint", str(ctx.run_dir("deep_dus") / "checkpoints"), "--output", str(out),
-                              "--recipe", f.mini, "--set", f"model.vocab_size={_vocab(ctx)}", "--hidden", str(f.hidden),
-                              "--ffn", str(f.ffn), "--calib", str(ctx.tokens_prefix), "--samples", "64"])
-    summary = out / "prune_summary.json"
+                              "--recipe", f.mini, "--set", f"model.vocab_size={_vocab(ctx)}",
+                              "--calib", str(ctx.tokens_prefix), "--samples", "64"])
+    summary = out / PRUNE_SUMMARY_FILE
     return json.loads(summary.read_text()) if summary.exists() else {"checkpoint": str(out)}
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from midm.errors import MidmError
-from recipes import RecipeError, flops_per_token, get_recipe, num_parameters, recipe_names, recipe_to_dict, validate
+from recipes import flops_per_token, get_recipe, num_parameters, recipe_names, recipe_to_dict, validate
+from recipes.args import add_set_arg
 
 
 def describe(name: str, overrides: list[str]) -> dict:
@@ -30,15 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print the resolved recipe as JSON")
     show.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
-    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a field, e.g. --set train.steps=100 (repeatable)")
+    add_set_arg(show)
     sub.add_parser("list", help="list recipe names")
     plan = sub.add_parser("plan", help="memory per GPU and expected throughput on N GPUs (torch-free)")
     plan.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
     plan.add_argument("--gpus", type=int, required=True, help="number of GPUs (world size)")
     plan.add_argument("--gpu", default="h100-80gb", help="h100-80gb (default) or h200-141gb")
-    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a field, e.g. --set parallel.context_parallel_size=2 (repeatable)")
+    add_set_arg(plan, "override a field, e.g. --set parallel.context_parallel_size=2 (repeatable)")
     plan.add_argument("--mfu", type=float, default=0.5,
                       help="fraction of the dense bf16 peak (989 TFLOP/s) sustained while computing (default 0.5)")
     plan.add_argument("--spec", choices=("te", "local"), default="te",
@@ -53,13 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         print("\n".join(recipe_names()))
         return 0
-    try:
-        if args.command == "plan":
-            return _plan(args)
-        print(json.dumps(describe(args.name, args.overrides), indent=2))
-    except (RecipeError, MidmError) as err:
-        print(f"midm recipe: {err}", file=sys.stderr)
-        return 2
+    if args.command == "plan":
+        return _plan(args)
+    print(json.dumps(describe(args.name, args.overrides), indent=2))
     return 0
 
 

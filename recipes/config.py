@@ -9,6 +9,7 @@ resolve recipes instantly on a login node.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -28,6 +29,19 @@ class ModelConfig:
     norm_epsilon: float = 1e-5
     tie_embeddings: bool = False
     init_method_std: float = 0.02
+
+    # The fields that decide every weight's shape (and whether the output layer exists). The
+    # vocabulary is the tokenizer's business and is checked separately.
+    GEOMETRY: ClassVar[tuple[str, ...]] = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads",
+                                           "num_query_groups", "kv_channels", "tie_embeddings")
+
+    def geometry(self) -> dict[str, int | bool]:
+        """The shape-defining fields (``GEOMETRY``) and their values."""
+        return {k: getattr(self, k) for k in self.GEOMETRY}
+
+    def geometry_diff(self, other: "ModelConfig") -> dict[str, tuple[int | bool, int | bool]]:
+        """``{field: (self's, other's)}`` for every geometry field where the two models differ."""
+        return {k: (a, other.geometry()[k]) for k, a in self.geometry().items() if a != other.geometry()[k]}
 
 
 @dataclass
@@ -56,7 +70,7 @@ class PerfConfig:
     """Memory/speed knobs that leave the model's math unchanged; Megatron-Core's TransformerConfig names.
 
     Activation recomputation: ``recompute_granularity`` "none" | "selective" (the submodules in
-    ``recompute_modules``: "core_attn", "mlp", "layernorm") | "full" (whole layers; then
+    ``recompute_modules``: "core_attn", "mlp") | "full" (whole layers; then
     ``recompute_method`` "uniform" — chunks of ``recompute_num_layers`` layers — or "block" — the first
     ``recompute_num_layers`` layers of each pipeline stage). Runs on CPU too.
     Fusions are GPU-only (validated): SwiGLU (``bias_activation_fusion``), bias-dropout-add,

@@ -11,10 +11,11 @@ import types
 import typing
 from typing import Any
 
+from midm.errors import MidmError
 from recipes.config import Recipe
 
 
-class RecipeError(ValueError):
+class RecipeError(MidmError, ValueError):
     """A recipe that cannot run; the message names the offending field."""
 
 

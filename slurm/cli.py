@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recipes.args import add_recipe_args
 from slurm.quoting import RenderError
 from slurm.render import LAUNCHERS, MPI_CHOICES, JobOptions, render
 from slurm.stages import STAGES, Stage, dest
@@ -22,9 +23,7 @@ from slurm.stages import STAGES, Stage, dest
 def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str) -> None:
     p = sub.add_parser(stage.name, help=stage.summary, description=f"midm slurm {action} {stage.name}: "
                        f"{stage.summary}.")
-    p.add_argument("--recipe", required=True, help="recipe name (see `midm recipe list`)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, e.g. --set train.steps=100 (repeatable)")
+    add_recipe_args(p)
     res = p.add_argument_group("resources")
     res.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     res.add_argument("--gpus-per-node", type=int, default=None,

@@ -18,8 +18,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Iterable, Union
 
+from midm.errors import MidmError
 
-class RenderError(ValueError):
+
+class RenderError(MidmError, ValueError):
     """A value that cannot go into a script; the message names where it came from."""
 
 

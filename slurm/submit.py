@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from midm.errors import MidmError
 from slurm.render import Rendered
 
 
-class SubmitError(RuntimeError):
+class SubmitError(MidmError, RuntimeError):
     """sbatch is missing or refused the job; the message carries sbatch's own words."""
 
 

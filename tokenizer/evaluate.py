@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .api import META_FILE
 from .corpus import iter_documents
 
 BUILTIN_BASELINES = {
@@ -102,7 +103,7 @@ def load_encoder(spec: str) -> Encoder:
     name, _, raw = spec.rpartition("=")
     p = Path(raw)
     name = name or p.stem
-    if p.is_dir() and (p / "midm_tokenizer.json").is_file():
+    if p.is_dir() and (p / META_FILE).is_file():
         return midm_encoder(name, p)
     if p.is_dir() and (p / "tokenizer.json").is_file():
         return hf_json_encoder(name, p / "tokenizer.json")

@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .api import META_FILE
 from .hf import load_proto, write_hf_files
 from .layout import TOP_SPECIALS
 
@@ -25,7 +26,7 @@ def _probe() -> list[str]:
 
 def export(tokenizer_dir: str | Path, output: str | Path, *, model_max_length: int = 32768) -> dict:
     src, out = Path(tokenizer_dir), Path(output)
-    meta_path = src / "midm_tokenizer.json"
+    meta_path = src / META_FILE
     if not (src / "tokenizer.model").is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"{src}: needs tokenizer.model and midm_tokenizer.json (from `midm tokenizer train`)")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -33,10 +34,10 @@ def export(tokenizer_dir: str | Path, output: str | Path, *, model_max_length: i
     out.mkdir(parents=True, exist_ok=True)
     proto = load_proto(src / "tokenizer.model")
     files = write_hf_files(proto, out, meta, chat_template=True)
-    for name in ("tokenizer.model", "midm_tokenizer.json"):
+    for name in ("tokenizer.model", META_FILE):
         shutil.copy2(src / name, out / name)
     check = verify_hf_dir(out)
-    summary = {"output": os.fspath(out), "files": files + ["tokenizer.model", "midm_tokenizer.json"], **check}
+    summary = {"output": os.fspath(out), "files": files + ["tokenizer.model", META_FILE], **check}
     (out / "export_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     if check["encode_mismatches"] or check["decode_mismatches"] or not check["chat_template_ok"]:
         raise RuntimeError(f"exported tokenizer does not match the SentencePiece model: {check}")
@@ -58,7 +59,7 @@ def verify_hf_dir(hf_dir: str | Path, texts: list[str] | None = None) -> dict:
         ids = sp.encode(t)
         enc_bad += hf.encode(t, add_special_tokens=False) != ids
         dec_bad += hf.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) != sp.decode(ids)
-    meta = json.loads((Path(hf_dir) / "midm_tokenizer.json").read_text(encoding="utf-8"))
+    meta = json.loads((Path(hf_dir) / META_FILE).read_text(encoding="utf-8"))
     msgs = [{"role": "system", "content": "도움이 되는 비서"}, {"role": "user", "content": "안녕?"}]
     chat_ids = hf.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
     if isinstance(chat_ids, dict) or hasattr(chat_ids, "keys"):

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BOS, PAD, EOS, UNK = "<|begin_of_text|>", "<pad>", "<|end_of_text|>", "<unk>"
+# Their ids: fixed for every vocabulary size (the published ones). The one place these numbers live.
+BOS_ID, PAD_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 PUBLISHED_PADDED_VOCAB = 131_392
 PUBLISHED_TOP_START = 131_301
 SPARE_IDS = 8          # published: 131384..131391 are padding

@@ -26,9 +26,9 @@ from pathlib import Path
 from .config import TrainConfig
 from .corpus import build_training_file, iter_training_lines
 from .kiwi_seg import DELIMITER
+from .api import META_FILE
 from .layout import ATOMIC_WHITESPACE, BOS, EOS, PAD, PAD_MULTIPLE, SPARE_IDS, TOP_SPECIALS, UNK, Layout, layout_for
 
-META_FILE = "midm_tokenizer.json"
 SUMMARY_FILE = "train_summary.json"
 LAYOUT_RULE = (f"vocab_size = requested - {SPARE_IDS}; padded_vocab_size = requested rounded up to a multiple "
                f"of {PAD_MULTIPLE}; ids 0/1/2 = bos/pad/eos, 3 = unk, then \\n, \\t, 256 bytes, learned pieces; "

@@ -13,16 +13,19 @@ import torch
 
 
 def main() -> None:
-    from megatron_ext import parallel, surgery
+    from megatron_ext import parallel
+    from megatron_ext.calibration import forward
+    from megatron_ext.loading import build_for_load, init_single_process
+    from megatron_ext.state_io import load_tensors, tensor_items
     from megatron_ext.importance import Importance
     from megatron_ext.prune_slice import plan, slice_state
     from recipes import get_recipe
 
-    surgery.init_single_process()
+    init_single_process()
     recipe = get_recipe("tiny", ["model.vocab_size=384", "model.num_layers=2"])
     recipe.model.num_attention_heads, recipe.model.num_query_groups = 8, 4  # 2 heads per group
     src = recipe.model
-    teacher = surgery.build_single(recipe)
+    teacher = build_for_load(recipe)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():  # surgery models skip init; non-trivial norms so a wrong index would show
         for name, p in teacher.named_parameters():
@@ -34,11 +37,11 @@ def main() -> None:
     dst = copy.deepcopy(src)
     dst.num_attention_heads, dst.num_query_groups, dst.ffn_hidden_size = 2, 2, 100  # 2 of 4 groups, 1 head each
     keep = plan(imp, src, dst)
-    tensors = surgery.tensor_items(teacher)
+    tensors = tensor_items(teacher)
     student_recipe = copy.deepcopy(recipe)
     student_recipe.model = dst
-    student = surgery.build_single(student_recipe)
-    surgery.load_tensors(student, slice_state(tensors, src, dst, keep))
+    student = build_for_load(student_recipe)
+    load_tensors(student, slice_state(tensors, src, dst, keep))
     d = src.kv_channels
     with torch.no_grad():
         for layer in range(src.num_layers):
@@ -49,7 +52,7 @@ def main() -> None:
             fc2 = teacher.decoder.layers[layer].mlp.linear_fc2.weight
             fc2[:, [n for n in range(src.ffn_hidden_size) if n not in keep.ffn[layer].tolist()]] = 0
     tokens = torch.randint(0, 256, (2, 32), generator=gen)
-    diff = (surgery.forward(teacher, tokens) - surgery.forward(student, tokens)).abs().max().item()
+    diff = (forward(teacher, tokens) - forward(student, tokens)).abs().max().item()
     print(json.dumps({"max_abs_diff": diff, "heads": {k: v.tolist() for k, v in keep.heads.items()},
                       "groups": {k: v.tolist() for k, v in keep.groups.items()}}))
     parallel.destroy()

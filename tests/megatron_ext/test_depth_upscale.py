@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from megatron_ext.depth_upscale import MapError, explicit_map, parse_map, scored_map, scored_window, solar_map
-from megatron_ext.depth_upscale import main as dus_main
+from midm.cli import main as midm_main
 from recipes import get_recipe, num_parameters
 from tests.megatron_ext.byte_data import VOCAB
 from tests.megatron_ext.conftest import read_metrics, run_midm
@@ -77,7 +77,7 @@ def test_dus_from_tp2_checkpoint_is_bit_identical_and_trains(root, byte_prefix):
 def test_scored_dus_measures_block_importance(root, byte_prefix, capsys):
     teacher = trained_tiny(root, byte_prefix)
     # Refused before anything heavy is loaded (in-process: no parallel state is created).
-    assert dus_main(["--checkpoint", str(teacher), "--output", str(root / "scored_nocalib"), "--map", "scored:5"]) == 2
+    assert midm_main(["dus", "--checkpoint", str(teacher), "--output", str(root / "scored_nocalib"), "--map", "scored:5"]) == 2
     assert "--calib" in capsys.readouterr().err and not (root / "scored_nocalib").exists()
     out = root / "scored"
     run_midm(["dus", "--checkpoint", str(teacher), "--output", str(out), "--map", "scored:5",

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from megatron_ext.distill import main as distill_main
 from megatron_ext.distiller import distill_loss, kd_token_losses
+from midm.cli import main as midm_main
 from recipes import DistillConfig
 from tests.megatron_ext.conftest import read_metrics, run_midm
 from tests.megatron_ext.surgery_fixtures import MINI_SETS, common_sets, plain_tensors, pruned_tiny, upscaled_tiny
@@ -82,6 +82,6 @@ def test_distill_pruned_student_pp1_equals_pp2(root, byte_prefix):
 def test_teacher_with_another_vocabulary_is_rejected(root, byte_prefix, capsys):
     teacher, student = upscaled_tiny(root, byte_prefix), pruned_tiny(root, byte_prefix)
     # In-process: the teacher's recipe is checked before the trainer (and parallel state) exists.
-    assert distill_main(["--recipe", "tiny_mini", "--teacher", str(teacher), "--student", str(student),
+    assert midm_main(["distill", "--recipe", "tiny_mini", "--teacher", str(teacher), "--student", str(student),
                          "--set", "model.vocab_size=512", "--set", f"data.blend={byte_prefix}"]) == 2
     assert "vocabulary 384 != student 512" in capsys.readouterr().err

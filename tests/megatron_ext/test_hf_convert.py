@@ -81,7 +81,7 @@ def _one_thread(one_torch_thread):
 # ---------------------------------------------------------------- pure mapping (no Megatron)
 
 def _geometry(case: dict):
-    from megatron_ext.hf_mapping import Geometry
+    from megatron_ext.hf.mapping import Geometry
 
     return Geometry(num_layers=2, hidden_size=case["hidden_size"], ffn_hidden_size=96,
                     num_attention_heads=case["num_attention_heads"], num_query_groups=case["num_key_value_heads"],
@@ -92,18 +92,19 @@ def _geometry(case: dict):
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("naming", ["local", "te"])
 def test_mapping_round_trip_is_bit_exact(tmp_path, name, naming):
-    from megatron_ext.hf_mapping import hf_to_megatron, megatron_to_hf
+    from megatron_ext.hf.llama import RULES
+    from megatron_ext.hf.mapping import hf_to_megatron, megatron_to_hf
 
     case = CASES[name]
     hf = make_hf_model(tmp_path, case).state_dict()
     hf = {k: v for k, v in hf.items() if not (case["tie_word_embeddings"] and k == "lm_head.weight")}
-    meg = hf_to_megatron(hf, _geometry(case), naming=naming)
+    meg = hf_to_megatron(hf, _geometry(case), RULES, naming=naming)
     norm_key = "decoder.layers.0.input_layernorm.weight" if naming == "local" else \
         "decoder.layers.0.self_attention.linear_qkv.layer_norm_weight"
     assert norm_key in meg
     assert meg["embedding.word_embeddings.weight"].shape[0] == case["padded"]
     assert ("output_layer.weight" in meg) != case["tie_word_embeddings"]
-    back = megatron_to_hf(meg, _geometry(case))
+    back = megatron_to_hf(meg, _geometry(case), RULES)
     assert back.keys() == hf.keys()
     for k in hf:
         assert torch.equal(back[k], hf[k]), k
@@ -111,7 +112,7 @@ def test_mapping_round_trip_is_bit_exact(tmp_path, name, naming):
 
 def test_qkv_layout_is_grouped_per_kv_head():
     """Megatron's fused QKV rows: for each KV group, its query heads, then its K head, then its V head."""
-    from megatron_ext.hf_mapping import Geometry, qkv_fuse
+    from megatron_ext.hf.mapping import Geometry, qkv_fuse
 
     g = Geometry(num_layers=1, hidden_size=3, ffn_hidden_size=4, num_attention_heads=4, num_query_groups=2,
                  head_dim=2, padded_vocab_size=8, hf_vocab_size=8, tie_embeddings=True)
@@ -123,14 +124,15 @@ def test_qkv_layout_is_grouped_per_kv_head():
 
 
 def test_mapping_refuses_mismatched_or_unmapped_tensors(tmp_path):
-    from megatron_ext.hf_mapping import MappingError, hf_to_megatron
+    from megatron_ext.hf.llama import RULES
+    from megatron_ext.hf.mapping import MappingError, hf_to_megatron
 
     case = CASES["gqa_untied"]
     hf = make_hf_model(tmp_path, case).state_dict()
     with pytest.raises(MappingError, match="q_proj"):  # head_dim wrong for these weights
-        hf_to_megatron(hf, _geometry({**case, "head_dim": 16}))
+        hf_to_megatron(hf, _geometry({**case, "head_dim": 16}), RULES)
     with pytest.raises(MappingError, match="not covered"):
-        hf_to_megatron({**hf, "model.layers.0.self_attn.q_proj.bias": torch.zeros(64)}, _geometry(case))
+        hf_to_megatron({**hf, "model.layers.0.self_attn.q_proj.bias": torch.zeros(64)}, _geometry(case), RULES)
 
 
 def test_mini_recipe_exports_exactly_the_published_config():
@@ -281,7 +283,8 @@ def test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights(converted, tmp_p
 # ---------------------------------------------------------------- worker (runs in subprocesses)
 
 def _worker_convert(root: Path) -> None:
-    from megatron_ext import checkpoint, hf_convert
+    from megatron_ext import hf_convert, loading
+    from megatron_ext.commands.convert import main as convert_main
 
     for name, case in CASES.items():
         d = root / name
@@ -289,11 +292,9 @@ def _worker_convert(root: Path) -> None:
         padded = None if case["padded"] == case["vocab_size"] else case["padded"]
         hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=padded)
         shard = ["--max-shard-size", "20KB"] if name == "gqa_untied" else []
-        assert hf_convert.main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_back"),
+        assert convert_main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_back"),
                                 "--dtype", "fp32", "--vocab-size", str(case["vocab_size"]), *shard]) == 0
-        recipe = checkpoint.read_recipe(d / "ckpt")
-        model = hf_convert._single_process_model(recipe.model)
-        checkpoint.load_model_only(d / "ckpt", model)
+        model, _ = loading.load_model(d / "ckpt", dtype="fp32", use_te=None)
         tokens = torch.load(root / "tokens.pt", weights_only=True)
         with torch.no_grad():
             logits = model(tokens, torch.arange(tokens.shape[1]).unsqueeze(0), attention_mask=None)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from megatron_ext.importance import Importance
-from megatron_ext.prune import main as prune_main
 from megatron_ext.prune_slice import PruneError, check_target, fold_output, plan, slice_state
+from midm.cli import main as midm_main
 from recipes import ModelConfig
 from tests.conftest import REPO
 from tests.megatron_ext.byte_data import VOCAB
@@ -102,7 +102,7 @@ def test_depth_pruning_keeps_the_most_important_blocks_and_targets_are_checked()
 def test_prune_refuses_without_calibration_data(root, byte_prefix, capsys):
     teacher = trained_tiny(root, byte_prefix)
     # In-process: the refusal comes before any model or parallel state is built.
-    assert prune_main(["--checkpoint", str(teacher), "--output", str(root / "blind"), "--hidden", "64"]) == 2
+    assert midm_main(["prune", "--checkpoint", str(teacher), "--output", str(root / "blind"), "--hidden", "64"]) == 2
     err = capsys.readouterr().err
     assert "calibration" in err and "--calib" in err and "blindly" in err
     assert not (root / "blind").exists()

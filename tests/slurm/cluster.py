@@ -1,6 +1,7 @@
 """A real one-node Slurm cluster on localhost: munged, slurmctld and slurmd from tests/slurm/.
 
-Debian's ``slurm-wlm`` and ``munge`` are installed with apt-get when absent (CI runs as root).
+Debian's ``slurm-wlm`` and ``munge`` are installed with apt-get when absent — only in CI or when
+asked (``MIDM_TEST_INSTALL_SLURM=1``): a test run never installs system packages on its own.
 Everything the daemons write — state, spool, logs, the munge socket and key, the pid files —
 lives in one temporary directory, and :meth:`LocalSlurm.stop` ends exactly the processes this
 object started, by the PIDs in their pid files.
@@ -30,6 +31,9 @@ class SlurmUnavailable(RuntimeError):
 def ensure_installed() -> None:
     if all(shutil.which(exe) for exe in ("slurmctld", "slurmd", "sbatch", "munged")):
         return
+    if not (os.environ.get("CI") or os.environ.get("MIDM_TEST_INSTALL_SLURM") == "1"):
+        raise SlurmUnavailable("slurm-wlm/munge are not installed; set MIDM_TEST_INSTALL_SLURM=1 to let the tests "
+                               "apt-get install them (CI does), or install them yourself")
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SlurmUnavailable("slurm-wlm/munge are not installed and cannot be apt-get installed here "
                                "(needs root and apt-get)")

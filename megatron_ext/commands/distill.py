@@ -26,39 +26,31 @@ import argparse
 import sys
 
 
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="midm distill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", required=True, help="student recipe (e.g. midm_mini, tiny_mini)")
+    from megatron_ext.commands.train import build_parser as trainer_parser
+
+    parser = trainer_parser("midm distill", __doc__)
     parser.add_argument("--teacher", required=True, help="frozen teacher checkpoint (root or iter_* dir)")
     parser.add_argument("--student", help="initial student weights (e.g. `midm prune` output); sets "
                                           "checkpoint.load. Omit to start from random init")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe field, e.g. --set distill.temperature=2 (repeatable)")
-    parser.add_argument("--resume", default="auto", help="auto | none | PATH (as midm train)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from recipes import RecipeError, get_recipe
+    from recipes import get_recipe
 
-    try:
-        recipe = get_recipe(args.recipe, args.overrides)
-    except RecipeError as err:
-        print(f"midm distill: {err}", file=sys.stderr)
-        return 2
+    recipe = get_recipe(args.recipe, args.overrides)
     if args.student:
         recipe.checkpoint.load = args.student
-    from megatron_ext.distiller import DistillError, Distiller, teacher_recipe
-    from megatron_ext.train import run_trainer
+    from megatron_ext.commands.train import run_trainer
+    from megatron_ext.distiller import Distiller, teacher_recipe
 
     def build() -> Distiller:
-        teacher_recipe(recipe, args.teacher)
+        teacher_recipe(recipe, args.teacher)  # a wrong teacher fails before any process group starts
         return Distiller(recipe, args.teacher, resume=args.resume)
 
-    return run_trainer("midm distill", build, errors=(DistillError,))
+    return run_trainer(build)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ One step = ``get_forward_backward_func()`` over the global batch's micro-batches
 ``finalize_model_grads`` (DP all-reduce, tied-embedding sync across pipeline stages), the Megatron
 optimizer step (grad-norm clipping inside) and the LR scheduler. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
-``Distiller`` (distill.py) subclasses this and swaps only ``forward_step``.
+Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
+and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from megatron_ext import parallel
 from megatron_ext.data import MicroBatches, build_datasets, check_data
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model, transformer_config
+from megatron_ext.run_files import SUMMARY_FILE
 from recipes import Recipe, flops_per_token, validate
 
 
@@ -39,7 +41,7 @@ class Trainer:
         self.recipe = recipe
         env = parallel.detect_env()
         validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
-        check_data(recipe)  # fail on the login node / before process groups, not after
+        self.check_data()  # fail on the login node / before process groups, not after
         p = recipe.parallel
         self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
                                         seed=recipe.train.seed)
@@ -64,19 +66,41 @@ class Trainer:
             self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
 
         t = recipe.train
-        dp = ps.get_data_parallel_world_size()
-        evals = t.steps // max(t.eval_interval, 1) + 1
-        train_ds, self.valid_ds, _ = build_datasets(recipe, t.steps * t.global_batch_size,
-                                                    evals * t.eval_steps * t.global_batch_size)
-        self.train_batches = MicroBatches(train_ds, recipe, ps.get_data_parallel_rank(), dp)
-        self.valid_batches = MicroBatches(self.valid_ds, recipe, ps.get_data_parallel_rank(), dp) \
-            if self.valid_ds is not None and len(self.valid_ds) else None
+        self.train_batches, self.valid_batches = self.build_data()
         self.metrics = MetricsLogger(self.run_dir, enabled=parallel.is_rank0(), resume_step=self.step,
                                      tensorboard=recipe.logging.tensorboard)
         self.throughput = Throughput(t.global_batch_size * recipe.data.seq_length,
                                      flops_per_token(recipe.model, recipe.data.seq_length),
                                      torch.distributed.get_world_size())
         self._stop_requested = False
+
+    # ---------------------------------------------------------------- data seam
+    # Pretraining reads GPTDataset blends; distillation reuses them; SFT and preference tuning
+    # override these methods to plug in their own datasets. The loop never builds data itself.
+    def check_data(self) -> None:
+        """Validate the recipe's data before any process group starts (raises ``DataError``)."""
+        check_data(self.recipe)
+
+    def build_datasets(self, train_samples: int, valid_samples: int):
+        """(train, valid) map-style datasets of at least these many samples (valid may be None).
+
+        Each sample is a dict of ``[seq_length]`` tensors: ``tokens``, ``labels``, ``loss_mask``,
+        ``position_ids`` (what :meth:`forward_step` reads).
+        """
+        train, valid, _ = build_datasets(self.recipe, train_samples, valid_samples)
+        return train, valid
+
+    def build_data(self):
+        """(train, valid) :class:`MicroBatches` for this data-parallel rank (valid None when empty)."""
+        t = self.recipe.train
+        evals = t.steps // max(t.eval_interval, 1) + 1
+        train_ds, valid_ds = self.build_datasets(t.steps * t.global_batch_size,
+                                                 evals * t.eval_steps * t.global_batch_size)
+        dp_rank, dp = self.ps.get_data_parallel_rank(), self.ps.get_data_parallel_world_size()
+        self.valid_ds = valid_ds
+        train = MicroBatches(train_ds, self.recipe, dp_rank, dp)
+        valid = MicroBatches(valid_ds, self.recipe, dp_rank, dp) if valid_ds is not None and len(valid_ds) else None
+        return train, valid
 
     # ---------------------------------------------------------------- setup
     def _wrap(self, model):
@@ -243,7 +267,7 @@ class Trainer:
         summary = {"recipe": self.recipe.name, "steps": self.step, "final_loss": last.get("loss"),
                    "consumed_samples": self.consumed_samples, "seconds": seconds,
                    "steps_this_invocation": self.step - start_step, "checkpoint": str(self.ckpt_dir)}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
     def _print(self, message: str) -> None:
         if parallel.is_rank0():

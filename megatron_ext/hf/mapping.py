@@ -1,7 +1,9 @@
-"""Declarative Llama ↔ Megatron-Core GPT name mapping: one table, pure tensor logic, no Megatron.
+"""The mapping engine: HF ↔ Megatron-Core GPT state dicts from a declarative table of rules.
 
-Every HF tensor of ``LlamaForCausalLM`` corresponds to one Megatron tensor through one
-:class:`Rule` (HF name(s), Megatron name, transform). The transforms are where conversion tools
+Pure tensor logic, no Megatron, no architecture: each HF architecture (``hf/llama.py`` …) supplies
+its table of :class:`Rule` s (HF name(s), Megatron name, transform) and this module applies it in
+either direction. Every transform is one (split, fuse) pair in :data:`TRANSFORMS`, so the two
+directions can never disagree about a tensor. The transforms are where conversion tools
 usually go wrong silently, so each is small and exact (no arithmetic on values, only slicing,
 concatenation and zero-padding — a round trip is bit-exact; tensors that need no transform are
 passed through without a copy, which keeps an 11.5B export within one copy of the weights):
@@ -22,10 +24,17 @@ both are read; which one is written is the caller's choice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from midm.errors import MidmError
+
 LAYER = "{L}"
+
+
+class MappingError(MidmError, ValueError):
+    """Tensors that do not fit the geometry or the table; conversion refuses rather than guesses."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +51,10 @@ class Geometry:
 
     def __post_init__(self) -> None:
         if self.num_attention_heads % self.num_query_groups:
-            raise ValueError(f"{self.num_attention_heads} heads are not divisible into "
+            raise MappingError(f"{self.num_attention_heads} heads are not divisible into "
                              f"{self.num_query_groups} query groups")
         if self.hf_vocab_size > self.padded_vocab_size:
-            raise ValueError(f"HF vocab {self.hf_vocab_size} is larger than the padded vocab "
+            raise MappingError(f"HF vocab {self.hf_vocab_size} is larger than the padded vocab "
                              f"{self.padded_vocab_size}")
 
     @property
@@ -61,29 +70,6 @@ class Rule:
     local_alias: str | None = None  # name under Megatron's local (non-TE) layer spec
     untied_only: bool = False    # only present when embeddings are not tied
     per_layer: bool = False
-
-
-_L = "model.layers.{L}."
-_M = "decoder.layers.{L}."
-MAPPING: tuple[Rule, ...] = (
-    Rule(("model.embed_tokens.weight",), "embedding.word_embeddings.weight", "vocab"),
-    Rule((_L + "input_layernorm.weight",), _M + "self_attention.linear_qkv.layer_norm_weight",
-         local_alias=_M + "input_layernorm.weight", per_layer=True),
-    Rule((_L + "self_attn.q_proj.weight", _L + "self_attn.k_proj.weight", _L + "self_attn.v_proj.weight"),
-         _M + "self_attention.linear_qkv.weight", "qkv", per_layer=True),
-    Rule((_L + "self_attn.o_proj.weight",), _M + "self_attention.linear_proj.weight", per_layer=True),
-    Rule((_L + "post_attention_layernorm.weight",), _M + "mlp.linear_fc1.layer_norm_weight",
-         local_alias=_M + "pre_mlp_layernorm.weight", per_layer=True),
-    Rule((_L + "mlp.gate_proj.weight", _L + "mlp.up_proj.weight"), _M + "mlp.linear_fc1.weight", "fc1",
-         per_layer=True),
-    Rule((_L + "mlp.down_proj.weight",), _M + "mlp.linear_fc2.weight", per_layer=True),
-    Rule(("model.norm.weight",), "decoder.final_layernorm.weight"),
-    Rule(("lm_head.weight",), "output_layer.weight", "vocab", untied_only=True),
-)
-
-
-class MappingError(ValueError):
-    pass
 
 
 # ---------------------------------------------------------------- transforms (exact, shape-checked)
@@ -140,6 +126,23 @@ def _check(t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
         raise MappingError(f"{what}: shape {tuple(t.shape)} does not match the geometry's {tuple(shape)}")
 
 
+@dataclass(frozen=True)
+class Transform:
+    """Megatron tensor → HF parts (``split``) and back (``fuse``); exact inverses of each other."""
+
+    split: Callable[[torch.Tensor, Geometry], tuple[torch.Tensor, ...]]
+    fuse: Callable[[list[torch.Tensor], Geometry], torch.Tensor]
+
+
+TRANSFORMS: dict[str, Transform] = {
+    # no copy: the output only ever holds one tensor per storage (splits are copies)
+    "identity": Transform(lambda t, g: (t,), lambda parts, g: parts[0]),
+    "qkv": Transform(qkv_split, lambda parts, g: qkv_fuse(*parts, g)),
+    "fc1": Transform(fc1_split, lambda parts, g: fc1_fuse(*parts, g)),
+    "vocab": Transform(lambda t, g: (vocab_unpad(t, g),), lambda parts, g: vocab_pad(parts[0], g)),
+}
+
+
 # ---------------------------------------------------------------- whole state dicts
 
 def _expand(rule: Rule, g: Geometry):
@@ -150,60 +153,57 @@ def _expand(rule: Rule, g: Geometry):
                fill(rule.local_alias) if rule.local_alias else None)
 
 
-def _rules(g: Geometry):
-    return [r for r in MAPPING if not (r.untied_only and g.tie_embeddings)]
+def _rules(rules: tuple[Rule, ...], g: Geometry) -> list[Rule]:
+    return [r for r in rules if not (r.untied_only and g.tie_embeddings)]
 
 
-def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry) -> dict[str, torch.Tensor]:
-    """Full (unsharded) Megatron GPT state dict, either naming → HF Llama state dict."""
+def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...]) -> dict[str, torch.Tensor]:
+    """Full (unsharded) Megatron GPT state dict, either norm naming → HF state dict, by ``rules``.
+
+    Raises:
+        MappingError: a tensor the rules need is missing or mis-shaped, or a tensor is left unmapped.
+    """
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
-    for rule in _rules(g):
+    for rule in _rules(rules, g):
         for hf_names, meg, alias in _expand(rule, g):
             name = meg if meg in state else alias if alias and alias in state else None
             if name is None:
                 raise MappingError(f"Megatron state dict has no {meg!r}" + (f" (nor {alias!r})" if alias else ""))
             used.add(name)
-            tensor = state[name]
-            if rule.transform == "qkv":
-                parts = qkv_split(tensor, g)
-            elif rule.transform == "fc1":
-                parts = fc1_split(tensor, g)
-            elif rule.transform == "vocab":
-                parts = (vocab_unpad(tensor, g),)
-            else:  # no copy: the output only ever holds one tensor per storage (splits are copies)
-                parts = (tensor,)
-            out.update(zip(hf_names, parts))
+            out.update(zip(hf_names, TRANSFORMS[rule.transform].split(state[name], g)))
     _reject_unmapped(state, used, "Megatron")
     return out
 
 
-def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, *, naming: str = "local") -> dict[str, torch.Tensor]:
-    """HF Llama state dict → full Megatron GPT state dict (``naming``: "local" or "te" norm names)."""
+def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...], *,
+                   naming: str = "local") -> dict[str, torch.Tensor]:
+    """HF state dict → full Megatron GPT state dict by ``rules`` (``naming``: "local" or "te" norm names).
+
+    Raises:
+        MappingError: a tensor is missing, mis-shaped or unmapped; tied weights that differ.
+    """
     if naming not in ("local", "te"):
         raise ValueError("naming must be 'local' or 'te'")
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
-    for rule in _rules(g):
+    for rule in _rules(rules, g):
         for hf_names, meg, alias in _expand(rule, g):
             missing = [n for n in hf_names if n not in state]
             if missing:
                 raise MappingError(f"HF state dict has no {missing}")
             used.update(hf_names)
-            parts = [state[n] for n in hf_names]
-            if rule.transform == "qkv":
-                tensor = qkv_fuse(*parts, g)
-            elif rule.transform == "fc1":
-                tensor = fc1_fuse(*parts, g)
-            elif rule.transform == "vocab":
-                tensor = vocab_pad(parts[0], g)
-            else:
-                tensor = parts[0]
+            tensor = TRANSFORMS[rule.transform].fuse([state[n] for n in hf_names], g)
             out[alias if naming == "local" and alias else meg] = tensor
-    if g.tie_embeddings and "lm_head.weight" in state:
-        if not torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"]):
-            raise MappingError("tie_embeddings is set but lm_head.weight differs from embed_tokens")
-        used.add("lm_head.weight")
+    tied_hf = [r for r in rules if r.untied_only]
+    if g.tie_embeddings:
+        for rule in tied_hf:  # a tied HF model may still carry its (identical) output matrix
+            for name in rule.hf:
+                if name in state:
+                    twin = next(r.hf[0] for r in rules if r.megatron == "embedding.word_embeddings.weight")
+                    if not torch.equal(state[name], state[twin]):
+                        raise MappingError(f"tie_embeddings is set but {name} differs from {twin}")
+                    used.add(name)
     _reject_unmapped(state, used, "HF")
     return out
 

@@ -1,0 +1,23 @@
+"""Argument groups and the dispatch shared by the checkpoint-surgery commands (``dus``, ``prune``)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def add_calibration_args(parser: argparse.ArgumentParser, *, calib_help: str, samples: int, samples_help: str) -> None:
+    """``--calib PREFIX --samples N --seq-length S --micro-batch-size B`` (calibration windows of a Megatron prefix)."""
+    parser.add_argument("--calib", help=calib_help)
+    parser.add_argument("--samples", type=int, default=samples, help=samples_help)
+    parser.add_argument("--seq-length", type=int, help="calibration window length in tokens (default: the recipe's "
+                                                       "data.seq_length)")
+    parser.add_argument("--micro-batch-size", type=int, default=4,
+                        help="calibration windows per forward pass (default 4)")
+
+
+def run_logic(parser: argparse.ArgumentParser, target: str, argv: list[str] | None) -> int:
+    """Parse ``argv`` and call ``target`` ("module:function", imported only now) with the namespace."""
+    args = parser.parse_args(argv)
+    module, func = target.split(":")
+    getattr(importlib.import_module(module), func)(args)
+    return 0

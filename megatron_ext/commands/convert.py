@@ -1,0 +1,77 @@
+"""``midm convert`` — Megatron distributed checkpoints ↔ Hugging Face (``LlamaForCausalLM``).
+
+    midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
+    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
+    midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
+
+Checkpoints are read whatever TP/PP they were saved with. The logic is ``hf_convert.py``; each HF
+architecture is one registered record in ``megatron_ext/hf/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from recipes.args import add_set_arg
+
+DTYPE_CHOICES = ("bf16", "fp16", "fp32")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="midm convert", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("to-hf", help="Megatron dist-checkpoint (any TP/PP) → HF LlamaForCausalLM safetensors")
+    a.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
+    a.add_argument("--output", required=True, type=Path, help="HF model directory to write")
+    a.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer directory to export with the model")
+    a.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help="weights dtype (default: the recipe's)")
+    a.add_argument("--trim-vocab", action="store_true",
+                   help="drop Megatron's vocabulary padding (HF vocab = len(tokenizer)); default keeps the padded "
+                        "rows, as the released Mi:dm 2.0 does")
+    a.add_argument("--vocab-size", type=int, default=None, help="explicit HF vocab size (≤ padded size)")
+    a.add_argument("--max-shard-size", default="5GB", help="safetensors shard size (e.g. 5GB, 500MB)")
+    b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)")
+    b.add_argument("--hf", required=True, type=Path, help="HF model directory")
+    b.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_0000000 + latest)")
+    b.add_argument("--recipe", default=None, help="recipe for the non-model settings (default: the one whose "
+                                                  "geometry matches, else tiny)")
+    add_set_arg(b, "override a field of the recipe written with the checkpoint (repeatable)")
+    b.add_argument("--padded-vocab-size", type=int, default=None,
+                   help="Megatron vocab rows (default: the recipe's padded size when it fits)")
+    c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)")
+    c.add_argument("--checkpoint", required=True, type=Path)
+    c.add_argument("--output", required=True, type=Path)
+    c.add_argument("--tp", type=int, default=1)
+    c.add_argument("--pp", type=int, default=1)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from megatron_ext.hf_convert import _rank, from_hf, reshard, to_hf
+
+    try:
+        if args.command == "to-hf":
+            summary = to_hf(args.checkpoint, args.output, tokenizer_dir=args.tokenizer, dtype=args.dtype,
+                            trim_vocab=args.trim_vocab, vocab_size=args.vocab_size, max_shard_size=args.max_shard_size)
+        elif args.command == "from-hf":
+            summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
+                              padded_vocab_size=args.padded_vocab_size)
+        else:
+            summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp))}
+        rank0 = _rank() == 0
+    finally:
+        if "megatron.core" in sys.modules:  # bad input fails before Megatron is ever imported
+            from megatron_ext import parallel
+
+            parallel.destroy()
+    if rank0:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Plain state-dict plumbing for checkpoint surgery (``midm dus``, ``midm prune``).
+
+Surgery reads a checkpoint into a single-process model (``loading.load_model``), transforms the
+plain ``state_dict``, fills a freshly built target model and saves it as a new dist-checkpoint
+with its own ``recipe.json``; the result loads into any TP/PP layout with ``checkpoint.load=OUT``.
+The local layer spec is used throughout (its ``state_dict`` names each norm separately), which
+keeps the slicing code spec-independent; both specs write identical dist-checkpoint keys.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from megatron_ext import checkpoint as ckpt
+from megatron_ext.loading import SurgeryError
+from recipes import Recipe
+
+LAYER_KEY = re.compile(r"^decoder\.layers\.(\d+)\.(.+)$")
+
+
+def tensor_items(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameter tensors by ``state_dict`` name (``_extra_state`` entries dropped)."""
+    return {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor) and "_extra_state" not in k}
+
+
+def load_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy ``tensors`` into ``model``; every parameter must be given, with its exact shape.
+
+    Raises:
+        SurgeryError: a name missing or unexpected, or a shape that differs.
+    """
+    target = tensor_items(model)
+    missing = sorted(set(target) - set(tensors))
+    unexpected = sorted(set(tensors) - set(target))
+    if missing or unexpected:
+        raise SurgeryError(f"state mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    with torch.no_grad():
+        for name, value in target.items():
+            if tuple(value.shape) != tuple(tensors[name].shape):
+                raise SurgeryError(f"{name}: built {tuple(value.shape)}, computed {tuple(tensors[name].shape)}")
+            value.copy_(tensors[name])
+
+
+def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list[int], source_layers: int) -> None:
+    """Fill ``model`` straight from a checkpoint, new layer j ← source layer ``layer_map[j]``.
+
+    The streaming path of DuS: the source model is never built. Each parameter is requested from
+    dist-checkpointing as a one-layer slice (offset ``layer_map[j]``) of the source's stacked
+    ``decoder.layers.*`` tensors, directly into the new model's storage — peak memory is the
+    target model alone (23 GB instead of 39 GB for 8B → 11.5B in bf16). A source layer used twice
+    is read in a second pass, so no single load requests overlapping regions.
+    """
+    from megatron.core import dist_checkpointing
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor
+
+    sharded = model.sharded_state_dict()
+    targets = tensor_items(model)
+    passes: list[dict] = []
+    for name, param in targets.items():
+        key = sharded[name].key
+        match = LAYER_KEY.match(name)
+        if match is None:
+            round_, request = 0, ShardedTensor.from_rank_offsets(key, param, replica_id=0)
+        else:
+            j = int(match.group(1))
+            src = layer_map[j]
+            round_ = layer_map[:j].count(src)  # 0 for a layer's first copy, 1 for its duplicate
+            request = ShardedTensor.from_rank_offsets(key, param.unsqueeze(0), (0, src, source_layers), replica_id=0)
+        while len(passes) <= round_:
+            passes.append({})
+        passes[round_][name] = request
+    with torch.no_grad():
+        for request in passes:
+            loaded = dist_checkpointing.load(request, str(iter_dir), validate_access_integrity=False)
+            for name in request:  # (the result also carries the checkpoint's common state)
+                targets[name].copy_(loaded[name].reshape(targets[name].shape))
+
+
+def save_output(output: str | Path, model: torch.nn.Module, recipe: Recipe, provenance: dict) -> Path:
+    """Save ``model`` as ``OUTPUT/iter_0000000`` (+ ``latest``), model weights only, with ``recipe``.
+
+    Raises:
+        SurgeryError: ``output`` already holds a checkpoint (never overwritten).
+    """
+    output = Path(output)
+    if (output / ckpt.LATEST).exists():
+        raise SurgeryError(f"{output} already holds a checkpoint; choose a new --output directory")
+    return ckpt.save(output, 0, model, None, None, recipe, {"step": 0, "consumed_samples": 0, **provenance})
