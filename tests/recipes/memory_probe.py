@@ -1,7 +1,7 @@
 """Measure what a real Megatron-Core GPTModel holds in memory during one forward/backward on CPU.
 
 ``python -m tests.recipes.memory_probe CASES_JSON`` takes ``[{"recipe": NAME, "overrides": [...],
-"seq_lengths": [...]}, …]`` and prints one JSON line per case and sequence length: ``stored`` — bytes of tensors created during the forward and still alive when it ends (what
+"seq_lengths": [...]} | {"kd": "bf16"|"fp32", "tokens": N, "vocab": V}, …]`` and prints one JSON line per case and sequence length: ``stored`` — bytes of tensors created during the forward and still alive when it ends (what
 autograd keeps for backward, plus buffers), and ``peak`` — the most such bytes alive at any moment of
 forward + backward. Parameters, their gradients (allocated by a warm-up step) and the inputs are the
 baseline and are not counted, like the planner's activation terms.
@@ -85,6 +85,27 @@ def measure(recipe, seq_lengths: list[int]) -> list[dict]:
     return results
 
 
+def measure_kd_loss(tokens: int, vocab: int, dtype: str) -> dict:
+    """The ``midm distill`` loss (forward KL on vocab-parallel logits) alone: bytes kept for backward and its
+    forward peak, with the student and teacher logits ``[1, tokens, vocab]`` as the baseline."""
+    from megatron_ext.distiller import distill_loss
+    from recipes import DistillConfig
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(1, tokens, vocab, generator=gen).to(torch_dtype).requires_grad_()
+    teacher = torch.randn(1, tokens, vocab, generator=gen).to(torch_dtype)
+    labels = torch.randint(0, vocab, (1, tokens), generator=gen)
+    mask = torch.ones(1, tokens)
+    mode = LiveTensorBytes([student, teacher, labels, mask])
+    with mode:
+        loss = distill_loss(mask, labels, teacher, DistillConfig(), student)[0]
+        mode.sweep()
+        stored, forward_peak = mode.live, mode.peak
+    loss.backward()
+    return {"kd": dtype, "tokens": tokens, "vocab": vocab, "stored": stored, "forward_peak": forward_peak}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("cases", help='JSON: [{"recipe": "tiny", "overrides": [...], "seq_lengths": [64, …]}, …]')
@@ -95,6 +116,9 @@ def main() -> None:
     torch.set_num_threads(1)
     parallel.initialize(1, 1, seed=1234)
     for index, case in enumerate(json.loads(args.cases)):
+        if "kd" in case:
+            print(json.dumps({"case": index, **measure_kd_loss(case["tokens"], case["vocab"], case["kd"])}), flush=True)
+            continue
         recipe = get_recipe(case["recipe"], case.get("overrides", []))
         for record in measure(recipe, case["seq_lengths"]):
             print(json.dumps({"case": index, **record}), flush=True)

@@ -3,7 +3,8 @@
 ``tiny`` (local spec, fp32) at several sequence lengths and with each recompute setting: the estimate of
 what the forward leaves for backward (layers, logits, the attention-score buffer) and of the forward +
 backward peak must be within TOLERANCE of what ``tests/recipes/memory_probe.py`` measures. Measured here:
-every case within 1.3% (the estimate omits the shared causal mask and a few scalars).
+every case within 1.3% (the estimate omits the shared causal mask and a few scalars). The ``midm distill``
+loss is measured the same way for the planner's teacher/KD terms.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.conftest import REPO
 
 TOLERANCE = 0.03
 SEQ_LENGTHS = [64, 128, 256]
+KD_DTYPES = ["fp32", "bf16"]
 
 RECOMPUTE = {
     "none": [],
@@ -38,12 +40,13 @@ def measured() -> dict[str, list[dict]]:
     """All cases measured in one subprocess (one Megatron import)."""
     cases = [{"recipe": "tiny", "overrides": RECOMPUTE[name], "seq_lengths": SEQ_LENGTHS if name == "none" else [128]}
              for name in RECOMPUTE]
+    cases += [{"kd": dtype, "tokens": 256, "vocab": 4096} for dtype in KD_DTYPES]
     out = subprocess.run([sys.executable, "-m", "tests.recipes.memory_probe", json.dumps(cases)], cwd=REPO,
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr[-3000:]
     records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    names = list(RECOMPUTE)
+    names = list(RECOMPUTE) + [f"kd-{d}" for d in KD_DTYPES]
     return {name: [r for r in records if names[r["case"]] == name] for name in names}
 
 
@@ -58,3 +61,16 @@ def test_activation_estimate_matches_measured_memory(case, measured):
         print(case, record, f"estimate stored {stored:.0f} peak {peak:.0f}")
         assert stored == pytest.approx(record["stored"], rel=TOLERANCE), case
         assert peak == pytest.approx(record["peak"], rel=TOLERANCE), case
+
+
+@pytest.mark.parametrize("dtype", KD_DTYPES)
+def test_distillation_loss_terms_match_measured_memory(dtype, measured):
+    """recipes/memory.py's ``midm distill`` head: 2 fp32 vocab tensors kept, 4 (fp32) / 5 (bf16) more at the peak."""
+    from recipes.memory import _DTYPE_BYTES  # the planner's own byte table
+
+    (record,) = measured[f"kd-{dtype}"]
+    unit = 4 * record["tokens"] * record["vocab"]  # one fp32 [tokens, V] tensor
+    e = _DTYPE_BYTES[dtype]
+    assert record["stored"] == pytest.approx(2 * unit, rel=TOLERANCE)
+    extra = (16 + (4 if e < 4 else 0)) * record["tokens"] * record["vocab"]  # memory.py's KD transient minus logits
+    assert record["forward_peak"] - record["stored"] == pytest.approx(extra, rel=TOLERANCE)

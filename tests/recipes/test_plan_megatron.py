@@ -41,7 +41,8 @@ def megatron_args(recipe, num_gpus: int, **extra) -> Namespace:
 
 
 def with_layout(name: str, *overrides: str):
-    return get_recipe(name, ["precision.fp8=none", "precision.dtype=bf16", *overrides])
+    return get_recipe(name, ["precision.fp8=none", "precision.dtype=bf16", "parallel.tp_comm_overlap=false",
+                             "parallel.context_parallel_size=1", *overrides])
 
 
 @pytest.mark.parametrize("name", ["midm_8b", "midm_mini"])

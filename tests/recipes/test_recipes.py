@@ -72,6 +72,29 @@ def test_json_round_trip():
     (["precision.fp8=none"], None, False, "use_distributed_optimizer needs GPUs"),
     (["data.seq_length=65536"], None, None, "exceeds model.max_position_embeddings"),
     (["precision.dtype=fp8"], None, None, "precision.dtype must be one of"),
+    # the H100 knobs
+    (["parallel.context_parallel_size=3"], None, None, "multiple of 2 × parallel.context_parallel_size"),
+    (["parallel.context_parallel_size=2"], 6, None, r"× context_parallel_size \(2 × 1 × 2\)"),
+    (["precision.fp8=none", "parallel.use_distributed_optimizer=false", "parallel.sequence_parallel=false",
+      "parallel.tp_comm_overlap=false", "precision.dtype=fp32", "parallel.context_parallel_size=2"], None, False,
+     "context_parallel_size > 1 needs GPUs with Transformer Engine"),
+    (["parallel.sequence_parallel=false"], None, None, "tp_comm_overlap needs parallel.tensor_model_parallel_size > 1"),
+    ([], None, False, "tp_comm_overlap needs GPUs"),
+    ([], None, False, "perf.cross_entropy_loss_fusion is a GPU kernel fusion"),
+    (["parallel.virtual_pipeline_model_parallel_size=2"], None, None, "needs parallel.pipeline_model_parallel_size > 1"),
+    (["parallel.pipeline_model_parallel_size=4", "parallel.virtual_pipeline_model_parallel_size=3"], None, None,
+     r"\(4 × 3\) must divide model.num_layers \(32\)"),
+    (["parallel.pipeline_model_parallel_size=4", "parallel.virtual_pipeline_model_parallel_size=2",
+      "train.global_batch_size=6", "train.micro_batch_size=1"], 8, None,
+     "interleaved pipelining needs the number of micro-batches per step"),
+    (["perf.recompute_granularity=everything"], None, None, "perf.recompute_granularity must be one of"),
+    (["perf.recompute_granularity=full"], None, None, "needs perf.recompute_method in"),
+    (["perf.recompute_granularity=full", "perf.recompute_method=block", "perf.recompute_num_layers=33"], None, None,
+     r"between 1 and the layers per pipeline model chunk \(32\)"),
+    (["perf.recompute_granularity=selective", "perf.recompute_num_layers=2"], None, None,
+     "apply only to perf.recompute_granularity=full"),
+    (["perf.recompute_granularity=selective", "perf.recompute_modules=layernorm"], None, None,
+     "perf.recompute_modules must be a non-empty subset"),
 ])
 def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
     with pytest.raises(RecipeError, match=message):
@@ -81,18 +104,28 @@ def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
 def test_valid_layouts_pass():
     validate(get_recipe("midm_8b"), world_size=64, has_gpu=True)
     validate(get_recipe("tiny", ["parallel.tensor_model_parallel_size=2"]), world_size=2, has_gpu=False)
-    validate(get_recipe("midm_mini", ["parallel.tensor_model_parallel_size=8", "parallel.sequence_parallel=true"]),
-             world_size=16, has_gpu=True)
+    validate(get_recipe("midm_mini", ["parallel.tensor_model_parallel_size=8", "parallel.sequence_parallel=true",
+                                      "parallel.context_parallel_size=1"]), world_size=16, has_gpu=True)
+    validate(get_recipe("midm_base_long"), world_size=8, has_gpu=True)
+    # recompute and VPP are not GPU-gated: they run on CPU
+    validate(get_recipe("tiny", ["perf.recompute_granularity=full", "perf.recompute_method=uniform",
+                                 "perf.recompute_num_layers=1", "parallel.pipeline_model_parallel_size=2",
+                                 "parallel.virtual_pipeline_model_parallel_size=2"]), world_size=2, has_gpu=False)
 
 
-def test_recipe_show_cli_does_not_import_torch():
+def test_recipe_show_and_plan_cli_do_not_import_torch():
     code = ("import sys, json, io, contextlib; from midm.cli import main\n"
             "buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf): rc = main(['recipe', 'show', 'midm_base', '--set', 'train.steps=5'])\n"
             "d = json.loads(buf.getvalue()); assert rc == 0\n"
-            "print(d['num_parameters'], d['train']['steps'], d['flops_per_token'] > 0, 'torch' in sys.modules)")
+            "plan = io.StringIO()\n"
+            "with contextlib.redirect_stdout(plan):\n"
+            "    rc = main(['recipe', 'plan', 'midm_base_long', '--gpus', '8', '--json'])\n"
+            "    rc += main(['recipe', 'plan', 'midm_8b', '--gpus', '8', '--search', '--top', '2'])\n"
+            "p = json.loads(plan.getvalue().split('\\nmidm_8b on')[0]); assert rc == 0\n"
+            "print(d['num_parameters'], d['train']['steps'], d['flops_per_token'] > 0, p['fits'], 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["11545743360", "5", "True", "False"]
+    assert out == ["11545743360", "5", "True", "True", "False"]
 
 
 def test_recipe_show_reports_invalid_recipe():
