@@ -78,10 +78,16 @@ def _rank() -> int:
 
 
 def _layout() -> dict[str, int]:
+    """The parallel layout (CP and VPP only when used, so older checkpoints still compare equal)."""
     from megatron.core import parallel_state as ps
 
-    return {"tp": ps.get_tensor_model_parallel_world_size(), "pp": ps.get_pipeline_model_parallel_world_size(),
-            "dp": ps.get_data_parallel_world_size()}
+    layout = {"tp": ps.get_tensor_model_parallel_world_size(), "pp": ps.get_pipeline_model_parallel_world_size(),
+              "dp": ps.get_data_parallel_world_size()}
+    if ps.get_context_parallel_world_size() > 1:
+        layout["cp"] = ps.get_context_parallel_world_size()
+    if ps.get_virtual_pipeline_model_parallel_world_size():
+        layout["vpp"] = ps.get_virtual_pipeline_model_parallel_world_size()
+    return layout
 
 
 def _rng_sharded_object():
@@ -94,15 +100,30 @@ def _rng_sharded_object():
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     layout = _layout()
+    shape = (layout["pp"], layout["tp"], layout["dp"])
     ranks = (ps.get_pipeline_model_parallel_rank(), ps.get_tensor_model_parallel_rank(),
              ps.get_data_parallel_rank())
-    return ShardedObject("rng_state", state, (layout["pp"], layout["tp"], layout["dp"]), ranks, replica_id=0)
+    if "cp" in layout:  # one RNG state per context-parallel rank too
+        shape, ranks = shape + (layout["cp"],), ranks + (ps.get_context_parallel_rank(),)
+    return ShardedObject("rng_state", state, shape, ranks, replica_id=0)
+
+
+def _chunks(model) -> list[torch.nn.Module]:
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
+def _model_keys(model) -> list[str]:
+    """``model`` for one chunk, ``model0``, ``model1`` … for interleaved chunks (Megatron-LM's names). Tensors are
+    addressed by global layer offsets inside, so a checkpoint loads into either form."""
+    chunks = _chunks(model)
+    return ["model"] if len(chunks) == 1 else [f"model{i}" for i in range(len(chunks))]
 
 
 def _sharded_state(model, optimizer=None, scheduler=None, with_rng: bool = True, is_loading: bool = False):
-    model_sd = unwrap(model).sharded_state_dict()
-    state: dict[str, Any] = {"model": model_sd}
+    state: dict[str, Any] = {key: unwrap(chunk).sharded_state_dict()
+                             for key, chunk in zip(_model_keys(model), _chunks(model))}
     if optimizer is not None:
+        model_sd = state["model"] if "model" in state else dict(state)
         state["optimizer"] = optimizer.sharded_state_dict(model_sd, is_loading=is_loading)
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
@@ -113,7 +134,10 @@ def _sharded_state(model, optimizer=None, scheduler=None, with_rng: bool = True,
 
 def save(root: str | os.PathLike, step: int, model, optimizer, scheduler, recipe: Recipe,
          trainer_state: dict[str, Any], keep_last: int | None = None) -> Path:
-    """Save atomically to ``ROOT/iter_<step>`` and point ``latest`` at it (collective call)."""
+    """Save atomically to ``ROOT/iter_<step>`` and point ``latest`` at it (collective call).
+
+    ``model``: a module or the list of this rank's interleaved model chunks.
+    """
     from megatron.core import dist_checkpointing
 
     root = Path(root)
@@ -166,7 +190,8 @@ def load(path: str | os.PathLike, model, optimizer=None, scheduler=None, *,
             f"could not load {ckpt} into this model ({err}). Check that the recipe's model geometry matches the "
             f"checkpoint's recipe.json (`midm recipe show` vs {ckpt}/recipe.json); to change width or depth use "
             "`midm prune` / `midm dus` rather than loading directly.") from err
-    unwrap(model).load_state_dict(state["model"], strict=True)
+    for key, chunk in zip(_model_keys(model), _chunks(model)):
+        unwrap(chunk).load_state_dict(state[key], strict=True)
     if optimizer is not None:
         if "optimizer" not in state:
             raise CheckpointError(f"{ckpt} has no optimizer state; load it as initial weights "

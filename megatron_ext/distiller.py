@@ -148,12 +148,10 @@ class Distiller(Trainer):
                     f"{recipe.distill.lm_loss_weight=})")
 
     def forward_step(self, data_iterator, model):
-        if not model.training or not self.ps.is_pipeline_last_stage():
+        if not model.training or not self.is_last_chunk(model):
             return super().forward_step(data_iterator, model)
-        batch = next(data_iterator)
-        dev = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
-        tokens, labels, loss_mask, positions = (batch[k].to(dev, non_blocking=True)
-                                                for k in ("tokens", "labels", "loss_mask", "position_ids"))
+        batch = self.get_batch(data_iterator)
+        tokens, labels, loss_mask, positions = (batch[k] for k in ("tokens", "labels", "loss_mask", "position_ids"))
         with torch.no_grad():
             teacher_logits = self.teacher(tokens, positions, attention_mask=None)
         logits = model(tokens, positions, attention_mask=None)  # labels omitted: [b, s, vocab/TP]

@@ -41,6 +41,7 @@ def single_process_recipe(recipe: Recipe, model: ModelConfig | None = None) -> R
     if model is not None:
         out.model = copy.deepcopy(model)
     out.parallel = replace(out.parallel, tensor_model_parallel_size=1, pipeline_model_parallel_size=1,
+                           virtual_pipeline_model_parallel_size=None, context_parallel_size=1, tp_comm_overlap=False,
                            sequence_parallel=False, use_distributed_optimizer=False, overlap_grad_reduce=False,
                            overlap_param_gather=False)
     out.precision = replace(out.precision, fp8=None)
@@ -93,14 +94,18 @@ def build_for_load(recipe: Recipe, *, dtype: str | None = None, use_te: bool | N
         init_single_process()
     r = copy.deepcopy(recipe)
     tp = ps.get_tensor_model_parallel_world_size()
+    # Frozen and forward-only: no interleaving, no recompute, no TP comm overlap; CP as the running job.
     r.parallel = replace(r.parallel, pipeline_model_parallel_size=1, tensor_model_parallel_size=tp,
+                         virtual_pipeline_model_parallel_size=None, tp_comm_overlap=False,
+                         context_parallel_size=ps.get_context_parallel_world_size(),
                          sequence_parallel=r.parallel.sequence_parallel and tp > 1)
+    r.perf = replace(r.perf, recompute_granularity="none", recompute_method=None, recompute_num_layers=None)
     if dtype is not None:
         r.precision = replace(r.precision, dtype=dtype)
     overrides: dict = {"perform_initialization": False}
     if not fused_kernels:
         overrides.update(bias_activation_fusion=False, masked_softmax_fusion=False, bias_dropout_fusion=False,
-                         apply_rope_fusion=False)
+                         apply_rope_fusion=False, cross_entropy_loss_fusion=False)
     config = transformer_config(recipe=r, **overrides)
     model = build_model(recipe=r, config=config, pre_process=True, post_process=True, use_te=use_te,
                         pg_collection=pg_collection)

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from recipes import ModelConfig, Recipe
+from recipes import ModelConfig, Recipe, RecipeError
 
 
 def te_available() -> bool:
@@ -72,11 +72,52 @@ def transformer_config(recipe: Recipe | None = None, model: ModelConfig | None =
         if prec.fp8:
             kwargs.update(fp8=prec.fp8_format, fp8_recipe=prec.fp8, fp8_amax_history_len=prec.fp8_amax_history_len,
                           fp8_amax_compute_algo="max" if prec.fp8 == "delayed" else "most_recent")
-        if torch.cuda.is_available():
-            kwargs.update(bias_activation_fusion=True, masked_softmax_fusion=True, bias_dropout_fusion=True,
-                          apply_rope_fusion=te_available(), gradient_accumulation_fusion=False)
+        kwargs.update(
+            context_parallel_size=p.context_parallel_size,
+            virtual_pipeline_model_parallel_size=p.virtual_pipeline_model_parallel_size,
+            tp_comm_overlap=p.tp_comm_overlap,
+            masked_softmax_fusion=torch.cuda.is_available(),
+            # Interleaving as Megatron-LM runs it: overlapped, unbatched p2p with even/odd send-recv order.
+            # Batched p2p mismatches the two same-shape messages each way when PP = 2 (prev = next).
+            overlap_p2p_comm=p.virtual_pipeline_model_parallel_size is not None,
+            batch_p2p_comm=p.virtual_pipeline_model_parallel_size is None,
+            **perf_config_kwargs(recipe),
+        )
     kwargs.update(overrides)
     return TransformerConfig(**kwargs)
+
+
+def perf_config_kwargs(recipe: Recipe) -> dict:
+    """``recipe.perf`` as TransformerConfig fields: recompute (runs on CPU too) and the GPU kernel fusions."""
+    r = recipe.perf
+    kwargs = dict(bias_activation_fusion=r.bias_activation_fusion, bias_dropout_fusion=r.bias_dropout_fusion,
+                  apply_rope_fusion=r.apply_rope_fusion, cross_entropy_loss_fusion=r.cross_entropy_loss_fusion,
+                  cross_entropy_fusion_impl=r.cross_entropy_fusion_impl)
+    if r.recompute_granularity != "none":
+        kwargs.update(recompute_granularity=r.recompute_granularity, recompute_method=r.recompute_method,
+                      recompute_num_layers=r.recompute_num_layers, recompute_modules=list(r.recompute_modules))
+    return kwargs
+
+
+def require_te_features(recipe: Recipe) -> None:
+    """Refuse Transformer-Engine-only features on a CUDA machine without TE (e.g. a bare node running the
+    local spec): context parallelism, TP comm overlap, RoPE fusion, FP8, TE's fused cross entropy.
+
+    Raises:
+        RecipeError: naming the ``--set`` that turns each one off.
+    """
+    if not torch.cuda.is_available() or te_available():
+        return
+    r, p = recipe.perf, recipe.parallel
+    wanted = {"parallel.context_parallel_size=1": p.context_parallel_size > 1,
+              "parallel.tp_comm_overlap=false": p.tp_comm_overlap,
+              "perf.apply_rope_fusion=false": r.apply_rope_fusion,
+              "precision.fp8=none": recipe.precision.fp8 is not None,
+              "perf.cross_entropy_fusion_impl=native": r.cross_entropy_loss_fusion and r.cross_entropy_fusion_impl == "te"}
+    missing = [fix for fix, on in wanted.items() if on]
+    if missing:
+        raise RecipeError(f"recipe {recipe.name} needs Transformer Engine, which is not importable here; install "
+                          f"the [gpu] extra or run with --set {' --set '.join(missing)}")
 
 
 def layer_spec(use_te: bool | None = None):
@@ -90,12 +131,14 @@ def layer_spec(use_te: bool | None = None):
 
 def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = None, *,
                 pre_process: bool | None = None, post_process: bool | None = None,
-                use_te: bool | None = None, config=None, pg_collection=None):
+                use_te: bool | None = None, config=None, pg_collection=None, vp_stage: int | None = None):
     """A ``GPTModel`` for this rank's pipeline stage (model-parallel state must be initialised).
 
     ``pre_process``/``post_process`` default to this rank's pipeline position (pass True for a whole
     model); ``pg_collection`` overrides Megatron's global process groups (e.g. a one-rank pipeline
-    group for a frozen teacher built whole on a pipeline stage).
+    group for a frozen teacher built whole on a pipeline stage). ``vp_stage``: which of this rank's
+    interleaved model chunks to build (``parallel.virtual_pipeline_model_parallel_size``); see
+    :func:`build_model_chunks`.
     """
     from megatron.core import parallel_state
     from megatron.core.models.gpt import GPTModel
@@ -104,9 +147,9 @@ def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = No
     if config is None:
         config = transformer_config(recipe=recipe, model=m)
     if pre_process is None:
-        pre_process = parallel_state.is_pipeline_first_stage()
+        pre_process = parallel_state.is_pipeline_first_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
     if post_process is None:
-        post_process = parallel_state.is_pipeline_last_stage()
+        post_process = parallel_state.is_pipeline_last_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = GPTModel(
@@ -120,8 +163,18 @@ def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = No
             position_embedding_type="rope",
             rotary_base=int(m.rotary_base),
             **({"pg_collection": pg_collection} if pg_collection is not None else {}),
+            **({"vp_stage": vp_stage} if vp_stage is not None else {}),
         )
     return model
+
+
+def build_model_chunks(recipe: Recipe, config) -> list:
+    """This rank's model chunks: one ``GPTModel``, or with interleaved pipelining (VPP = v) v chunks of
+    ``num_layers / (PP × v)`` layers each — chunk i holds virtual stage ``i × PP + pipeline rank``."""
+    vpp = recipe.parallel.virtual_pipeline_model_parallel_size
+    if vpp is None:
+        return [build_model(recipe=recipe, config=config)]
+    return [build_model(recipe=recipe, config=config, vp_stage=i) for i in range(vpp)]
 
 
 def count_parameters(model: torch.nn.Module) -> int:

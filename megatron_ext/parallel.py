@@ -39,8 +39,12 @@ def _free_port() -> int:
 
 
 def initialize(tensor_model_parallel_size: int = 1, pipeline_model_parallel_size: int = 1, seed: int = 1234,
-               timeout_minutes: int = 30) -> DistEnv:
-    """Initialise torch.distributed, Megatron's model-parallel groups and RNG trackers (idempotent)."""
+               timeout_minutes: int = 30, context_parallel_size: int = 1,
+               virtual_pipeline_model_parallel_size: int | None = None) -> DistEnv:
+    """Initialise torch.distributed, Megatron's model-parallel groups and RNG trackers (idempotent).
+
+    Rank order is Megatron-Core's default ``tp-cp-ep-dp-pp``: TP neighbours share a node, then CP, then DP.
+    """
     from megatron.core import parallel_state, tensor_parallel
 
     on_gpu = torch.cuda.is_available()
@@ -62,12 +66,15 @@ def initialize(tensor_model_parallel_size: int = 1, pipeline_model_parallel_size
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(
             tensor_model_parallel_size=tensor_model_parallel_size,
-            pipeline_model_parallel_size=pipeline_model_parallel_size)
+            pipeline_model_parallel_size=pipeline_model_parallel_size,
+            virtual_pipeline_model_parallel_size=virtual_pipeline_model_parallel_size,
+            context_parallel_size=context_parallel_size)
     else:
         current = (parallel_state.get_tensor_model_parallel_world_size(),
-                   parallel_state.get_pipeline_model_parallel_world_size())
-        if current != (tensor_model_parallel_size, pipeline_model_parallel_size):
-            raise RuntimeError(f"model parallel already initialised as TP×PP={current}; call destroy() first")
+                   parallel_state.get_pipeline_model_parallel_world_size(),
+                   parallel_state.get_context_parallel_world_size())
+        if current != (tensor_model_parallel_size, pipeline_model_parallel_size, context_parallel_size):
+            raise RuntimeError(f"model parallel already initialised as TP×PP×CP={current}; call destroy() first")
     tensor_parallel.model_parallel_cuda_manual_seed(seed)
     torch.manual_seed(seed + 100 * parallel_state.get_pipeline_model_parallel_rank())
     return dist

@@ -1,8 +1,12 @@
 """The training loop, assembled from Megatron-Core pieces.
 
-One step = ``get_forward_backward_func()`` over the global batch's micro-batches (1F1B when PP > 1),
+One step = ``get_forward_backward_func()`` over the global batch's micro-batches (1F1B when PP > 1,
+interleaved 1F1B over ``parallel.virtual_pipeline_model_parallel_size`` model chunks per rank),
 ``finalize_model_grads`` (DP all-reduce, tied-embedding sync across pipeline stages), the Megatron
-optimizer step (grad-norm clipping inside) and the LR scheduler. Signals (SIGUSR1/SIGTERM) are
+optimizer step (grad-norm clipping inside) and the LR scheduler. ``self.model`` is the list of this
+rank's model chunks (one without interleaving), each wrapped in Megatron DDP, as in Megatron-LM. With
+context parallelism each micro-batch is split along the sequence (Megatron-Core's load-balanced
+zigzag, :meth:`Trainer.get_batch`) before the forward. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
 Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
 and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
@@ -22,7 +26,7 @@ from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
 from megatron_ext.data import MicroBatches, build_datasets, check_data
 from megatron_ext.metrics import MetricsLogger, Throughput
-from megatron_ext.model import build_model, transformer_config
+from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
 from megatron_ext.run_files import SUMMARY_FILE
 from recipes import Recipe, flops_per_token, validate
 
@@ -41,17 +45,22 @@ class Trainer:
         self.recipe = recipe
         env = parallel.detect_env()
         validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
+        require_te_features(recipe)
         self.check_data()  # fail on the login node / before process groups, not after
         p = recipe.parallel
         self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
-                                        seed=recipe.train.seed)
+                                        seed=recipe.train.seed, context_parallel_size=p.context_parallel_size,
+                                        virtual_pipeline_model_parallel_size=p.virtual_pipeline_model_parallel_size)
         from megatron.core import parallel_state as ps
 
         self.ps = ps
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
         self.config = transformer_config(recipe=recipe)
-        self.model = self._wrap(build_model(recipe=recipe, config=self.config))
+        if p.tp_comm_overlap:
+            self._initialize_tp_comm_overlap()
+        chunks = build_model_chunks(recipe, self.config)
+        self.model = [self._wrap(chunk, first=i == 0) for i, chunk in enumerate(chunks)]
         self.optimizer, self.scheduler = self._optimizer()
         self._wire_schedule_hooks()
 
@@ -103,7 +112,18 @@ class Trainer:
         return train, valid
 
     # ---------------------------------------------------------------- setup
-    def _wrap(self, model):
+    def _initialize_tp_comm_overlap(self) -> None:
+        """Transformer Engine's userbuffers for TP comm/GEMM overlap, sized for one micro-batch of this rank's
+        sequence shard (Megatron-LM's ``_initialize_tp_communicators``); GPU + TE only (validated before)."""
+        from transformer_engine.pytorch import module as te_module
+
+        r = self.recipe
+        shape = [r.data.seq_length * r.train.micro_batch_size // r.parallel.context_parallel_size,
+                 r.model.hidden_size]
+        te_module.base.initialize_ub(shape=shape, tp_size=r.parallel.tensor_model_parallel_size,
+                                     use_fp8=r.precision.fp8 is not None, ub_cfgs={})
+
+    def _wrap(self, model, first: bool = True):
         from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
         from megatron.core.transformer.module import Float16Module
 
@@ -116,7 +136,10 @@ class Trainer:
             grad_reduce_in_fp32=True, overlap_grad_reduce=p.overlap_grad_reduce,
             overlap_param_gather=p.overlap_param_gather, use_distributed_optimizer=p.use_distributed_optimizer,
             check_for_nan_in_grad=True, bucket_size=None if torch.cuda.is_available() else 10**9)
-        return DistributedDataParallel(config=self.config, ddp_config=ddp_config, module=model)
+        # Megatron-LM buckets only the first model chunk's gradients with interleaving (its overlap hooks
+        # are timed to the first chunk); the others reduce as one bucket each.
+        return DistributedDataParallel(config=self.config, ddp_config=ddp_config, module=model,
+                                       disable_bucketing=not first)
 
     def _optimizer(self):
         from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
@@ -128,7 +151,7 @@ class Trainer:
             adam_beta2=o.adam_beta2, adam_eps=o.adam_eps, clip_grad=o.clip_grad, bf16=self.config.bf16,
             fp16=self.config.fp16, params_dtype=self.config.params_dtype,
             use_distributed_optimizer=r.parallel.use_distributed_optimizer)
-        optimizer = get_megatron_optimizer(config, [self.model])
+        optimizer = get_megatron_optimizer(config, self.model)
         decay_steps = s.decay_steps or r.train.steps
         style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant"}[s.style]
         scheduler = OptimizerParamScheduler(
@@ -142,13 +165,17 @@ class Trainer:
     def _wire_schedule_hooks(self):
         from megatron.core.distributed import finalize_model_grads
 
-        self.config.no_sync_func = self.model.no_sync
+        def per_chunk(name: str):
+            funcs = [getattr(chunk, name) for chunk in self.model]
+            return funcs[0] if len(funcs) == 1 else funcs
+
+        self.config.no_sync_func = per_chunk("no_sync")
         self.config.finalize_model_grads_func = finalize_model_grads
         self.config.grad_scale_func = self.optimizer.scale_loss
         if self.recipe.parallel.overlap_grad_reduce:
-            self.config.grad_sync_func = self.model.start_grad_sync
+            self.config.grad_sync_func = per_chunk("start_grad_sync")
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
-            self.config.param_sync_func = self.model.start_param_sync
+            self.config.param_sync_func = per_chunk("start_param_sync")
 
     def _resume_path(self, resume: str):
         if resume == "none":
@@ -158,21 +185,44 @@ class Trainer:
         return resume
 
     # ---------------------------------------------------------------- step
-    def forward_step(self, data_iterator, model):
+    def get_batch(self, data_iterator) -> dict[str, torch.Tensor]:
+        """The next micro-batch on this rank's device, ``[b, s / CP]`` per tensor: with context parallelism
+        Megatron-Core's ``get_batch_on_this_cp_rank`` keeps chunks ``r`` and ``2·CP − 1 − r`` of ``2·CP``."""
         batch = next(data_iterator)
         dev = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
-        tokens = batch["tokens"].to(dev, non_blocking=True)
-        labels = batch["labels"].to(dev, non_blocking=True)
-        loss_mask = batch["loss_mask"].to(dev, non_blocking=True)
-        position_ids = batch["position_ids"].to(dev, non_blocking=True)
-        output = model(tokens, position_ids, attention_mask=None, labels=labels)
-        return output, partial(lm_loss, loss_mask)
+        batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        if self.ps.get_context_parallel_world_size() > 1:
+            from megatron.core.utils import get_batch_on_this_cp_rank
+
+            batch = get_batch_on_this_cp_rank(batch, is_hybrid_cp=False, cp_group=self.ps.get_context_parallel_group())
+        return batch
+
+    def is_last_chunk(self, model) -> bool:
+        """Whether ``model`` (a chunk passed to :meth:`forward_step`) computes the loss: the last pipeline
+        stage's last (or only) model chunk."""
+        vpp = self.recipe.parallel.virtual_pipeline_model_parallel_size
+        if vpp is None:
+            return self.ps.is_pipeline_last_stage()
+        return self.ps.is_pipeline_last_stage(ignore_virtual=False, vp_stage=ckpt.unwrap(model).vp_stage)
+
+    def forward_step(self, data_iterator, model):
+        batch = self.get_batch(data_iterator)
+        output = model(batch["tokens"], batch["position_ids"], attention_mask=None, labels=batch["labels"])
+        return output, partial(lm_loss, batch["loss_mask"])
+
+    def data_stream(self, batches, consumed_samples: int):
+        """What the schedule reads micro-batches from: one stream, or one per model chunk with interleaving
+        (every chunk draws the same micro-batch sequence)."""
+        vpp = self.recipe.parallel.virtual_pipeline_model_parallel_size
+        if vpp is None:
+            return batches.stream(consumed_samples)
+        return [batches.stream(consumed_samples) for _ in range(vpp)]
 
     def _run_batches(self, stream, num_microbatches: int, forward_only: bool):
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         return get_forward_backward_func()(
-            forward_step_func=self.forward_step, data_iterator=stream, model=[self.model],
+            forward_step_func=self.forward_step, data_iterator=stream, model=self.model,
             num_microbatches=num_microbatches, seq_length=self.recipe.data.seq_length,
             micro_batch_size=self.recipe.train.micro_batch_size, forward_only=forward_only)
 
@@ -187,8 +237,9 @@ class Trainer:
         return (total[0] / total[1].clamp(min=1)).item()
 
     def train_step(self, stream) -> dict:
-        self.model.train()
-        self.model.zero_grad_buffer()
+        for chunk in self.model:
+            chunk.train()
+            chunk.zero_grad_buffer()
         self.optimizer.zero_grad()
         losses = self._run_batches(stream, self.train_batches.num_microbatches, forward_only=False)
         ok, grad_norm, _ = self.optimizer.step()
@@ -201,12 +252,14 @@ class Trainer:
     def evaluate(self) -> float | None:
         if self.valid_batches is None:
             return None
-        self.model.eval()
-        stream = self.valid_batches.stream(0)  # the same validation batches every time: comparable curves
+        for chunk in self.model:
+            chunk.eval()
+        stream = self.data_stream(self.valid_batches, 0)  # the same validation batches every time
         losses = []
         for _ in range(self.recipe.train.eval_steps):
             losses += self._run_batches(stream, self.valid_batches.num_microbatches, forward_only=True)
-        self.model.train()
+        for chunk in self.model:
+            chunk.train()
         return self._reduce_loss(losses)
 
     # ---------------------------------------------------------------- loop
@@ -230,7 +283,7 @@ class Trainer:
         for sig in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(sig, self._request_stop)
         t, log_every = self.recipe.train, self.recipe.logging.log_interval
-        stream = self.train_batches.stream(self.consumed_samples)
+        stream = self.data_stream(self.train_batches, self.consumed_samples)
         start_step, started = self.step, time.perf_counter()
         last = {}
         while self.step < t.steps:
