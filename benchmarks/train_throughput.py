@@ -55,9 +55,9 @@ def main() -> None:
     on_gpu = torch.cuda.is_available()
     overrides = list(args.overrides)
     if not on_gpu:
-        overrides += ["precision.dtype=fp32", "precision.fp8=none", "parallel.sequence_parallel=false",
-                      "parallel.use_distributed_optimizer=false", "parallel.overlap_grad_reduce=false",
-                      "parallel.overlap_param_gather=false"]
+        from recipes import cpu_overrides
+
+        overrides += cpu_overrides()
     probe = get_recipe(args.recipe, overrides)
     total_steps = args.warmup + args.steps
     need_tokens = (total_steps + 2) * probe.train.global_batch_size * (probe.data.seq_length + 1) * 1.2
@@ -72,7 +72,7 @@ def main() -> None:
     overrides += [f"data.blend={prefix}", "data.split=100,0,0", f"train.steps={total_steps}",
                   f"logging.dir={workdir}/runs", "logging.tensorboard=false", "data.num_workers=2"]
     trainer = Trainer(get_recipe(args.recipe, overrides), resume="none")
-    stream = trainer.train_batches.stream(0)
+    stream = trainer.data_stream(trainer.train_batches, 0)
     for _ in range(args.warmup):
         trainer.train_step(stream)
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)

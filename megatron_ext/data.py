@@ -170,3 +170,19 @@ class MicroBatches:
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self._sampler(consumed_samples),
                                              num_workers=self.workers, persistent_workers=self.workers > 0)
         return iter(loader)
+
+
+def split_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """This context-parallel rank's share of a micro-batch: each ``[b, s]`` tensor becomes ``[b, s / CP]``.
+
+    Megatron-Core's load-balanced split (``megatron.core.utils.get_batch_on_this_cp_rank``): the sequence is
+    cut into ``2·CP`` chunks and rank ``r`` keeps chunks ``r`` and ``2·CP − 1 − r``, so every rank does the
+    same causal-attention work. Identity when CP = 1.
+    """
+    from megatron.core import parallel_state as ps
+
+    if ps.get_context_parallel_world_size() == 1:
+        return batch
+    from megatron.core.utils import get_batch_on_this_cp_rank
+
+    return get_batch_on_this_cp_rank(batch, is_hybrid_cp=False, cp_group=ps.get_context_parallel_group())

@@ -106,9 +106,12 @@ def require_te_features(recipe: Recipe) -> None:
     Raises:
         RecipeError: naming the ``--set`` that turns each one off.
     """
+    r, p = recipe.perf, recipe.parallel
+    if r.transformer_impl == "transformer_engine" and not te_available():
+        raise RecipeError("perf.transformer_impl=transformer_engine but Transformer Engine is not importable "
+                          "with CUDA here; install the [gpu] extra or use --set perf.transformer_impl=auto")
     if not torch.cuda.is_available() or te_available():
         return
-    r, p = recipe.perf, recipe.parallel
     wanted = {"parallel.context_parallel_size=1": p.context_parallel_size > 1,
               "parallel.tp_comm_overlap=false": p.tp_comm_overlap,
               "perf.apply_rope_fusion=false": r.apply_rope_fusion,
@@ -146,6 +149,8 @@ def build_model(model_cfg: ModelConfig | None = None, recipe: Recipe | None = No
     m = model_cfg if model_cfg is not None else recipe.model
     if config is None:
         config = transformer_config(recipe=recipe, model=m)
+    if use_te is None and recipe is not None and recipe.perf.transformer_impl != "auto":
+        use_te = recipe.perf.transformer_impl == "transformer_engine"
     if pre_process is None:
         pre_process = parallel_state.is_pipeline_first_stage(ignore_virtual=vp_stage is None, vp_stage=vp_stage)
     if post_process is None:

@@ -24,7 +24,7 @@ import torch
 
 from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
-from megatron_ext.data import MicroBatches, build_datasets, check_data
+from megatron_ext.data import MicroBatches, build_datasets, check_data, split_for_context_parallel
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
 from megatron_ext.run_files import SUMMARY_FILE
@@ -191,11 +191,7 @@ class Trainer:
         batch = next(data_iterator)
         dev = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
         batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        if self.ps.get_context_parallel_world_size() > 1:
-            from megatron.core.utils import get_batch_on_this_cp_rank
-
-            batch = get_batch_on_this_cp_rank(batch, is_hybrid_cp=False, cp_group=self.ps.get_context_parallel_group())
-        return batch
+        return split_for_context_parallel(batch)
 
     def is_last_chunk(self, model) -> bool:
         """Whether ``model`` (a chunk passed to :meth:`forward_step`) computes the loss: the last pipeline

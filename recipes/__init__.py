@@ -8,12 +8,12 @@ from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, Logging
                             TrainConfig)
 from recipes.overrides import RecipeError, apply_overrides, recipe_from_dict, recipe_to_dict
 from recipes.stats import flops_per_token, num_parameters
-from recipes.validate import validate
+from recipes.validate import cpu_overrides, validate
 
 __all__ = [
     "CheckpointConfig", "DataConfig", "DistillConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
     "ParallelConfig", "PerfConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig", "TrainConfig",
-    "apply_overrides", "flops_per_token", "get_recipe", "num_parameters", "recipe_from_dict", "recipe_to_dict",
+    "apply_overrides", "cpu_overrides", "flops_per_token", "get_recipe", "num_parameters", "recipe_from_dict", "recipe_to_dict",
     "recipe_names", "validate",
 ]
 

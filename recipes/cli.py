@@ -2,7 +2,8 @@
 
 ``midm recipe plan NAME --gpus N [--gpu h100-80gb|h200-141gb] [--set …] [--json] [--search]`` prints the
 per-GPU memory of the recipe's layout term by term, the largest micro-batch that fits and the expected
-step time and tokens/s at ``--mfu``; ``--search`` ranks TP/PP/VPP/CP/recompute layouts that fit. Torch-free
+step time and tokens/s at ``--mfu``; ``--search`` ranks TP/PP/VPP/CP/recompute layouts that fit. Transformer
+Engine layers are assumed unless ``--set perf.transformer_impl=local``. Torch-free
 (see recipes/memory.py and recipes/plan.py for the formulas and their sources).
 """
 from __future__ import annotations
@@ -38,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     add_set_arg(plan, "override a field, e.g. --set parallel.context_parallel_size=2 (repeatable)")
     plan.add_argument("--mfu", type=float, default=0.5,
                       help="fraction of the dense bf16 peak (989 TFLOP/s) sustained while computing (default 0.5)")
-    plan.add_argument("--spec", choices=("te", "local"), default="te",
-                      help="layer implementation: te (Transformer Engine, default) or local (Megatron-Core modules)")
     plan.add_argument("--teacher", default="auto",
                       help="plan `midm distill` with this frozen teacher recipe beside the student; auto (default): "
                            "the recipe's distill.teacher_recipe (midm_mini: midm_base); none: plain `midm train`")
@@ -61,7 +60,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.name, args.overrides)
     if args.search:
-        plans = planner.search(recipe, args.gpus, args.gpu, args.mfu, args.spec, top=args.top, teacher=args.teacher)
+        plans = planner.search(recipe, args.gpus, args.gpu, args.mfu, top=args.top, teacher=args.teacher)
         if args.json:
             print(json.dumps([p.to_dict() for p in plans], indent=2))
         else:
@@ -70,6 +69,6 @@ def _plan(args: argparse.Namespace) -> int:
             if plans:
                 print("\nbest:\n" + planner.format_plan(plans[0]))
         return 0 if plans else 1
-    result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, args.spec, teacher=args.teacher)
+    result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, teacher=args.teacher)
     print(json.dumps(result.to_dict(), indent=2) if args.json else planner.format_plan(result))
     return 0

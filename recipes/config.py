@@ -77,6 +77,9 @@ class PerfConfig:
     RoPE (needs Transformer Engine) and the fused vocab-parallel cross entropy.
     """
 
+    # Megatron-LM's --transformer-impl: "auto" (Transformer Engine layers when TE and CUDA are present, else
+    # Megatron-Core's local modules), "transformer_engine" or "local" (e.g. to check the local spec on a GPU).
+    transformer_impl: str = "auto"
     recompute_granularity: str = "none"
     recompute_method: str | None = None
     recompute_num_layers: int | None = None

@@ -204,7 +204,13 @@ def resolve_teacher(recipe: Recipe, teacher: str | None = "auto") -> ModelConfig
     return get_recipe(name).model
 
 
-def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str = "te",
+def spec_of(recipe: Recipe) -> str:
+    """The layer implementation a GPU run of ``recipe`` uses: "local" for ``perf.transformer_impl=local``, else
+    Transformer Engine ("te"; the NGC containers ship it)."""
+    return "local" if recipe.perf.transformer_impl == "local" else "te"
+
+
+def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str | None = None,
              find_micro_batch: bool = True, teacher: str | None = "auto") -> Plan:
     """Memory and expected speed of ``recipe`` as configured on ``num_gpus`` GPUs.
 
@@ -216,6 +222,7 @@ def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float =
     """
     if gpu not in GPUS:
         raise PlanError(f"--gpu {gpu!r}: one of {', '.join(GPUS)}")
+    spec = spec or spec_of(recipe)
     if not 0 < mfu <= 1:
         raise PlanError(f"--mfu {mfu}: expected a fraction in (0, 1]")
     spec_ = GPUS[gpu]
@@ -266,7 +273,7 @@ def estimate(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float =
     return plan
 
 
-def largest_micro_batch(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", spec: str = "te",
+def largest_micro_batch(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", spec: str | None = None,
                         teacher: str | None = "auto") -> int | None:
     """The largest ``train.micro_batch_size`` (a divisor of global batch / DP) that fits; None if even 1 does not."""
     p = recipe.parallel
@@ -318,7 +325,7 @@ def _with_recompute(recipe: Recipe, granularity: str, method: str | None = None,
     return dataclasses.replace(recipe, perf=perf)
 
 
-def search(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str = "te",
+def search(recipe: Recipe, num_gpus: int, gpu: str = "h100-80gb", mfu: float = 0.5, spec: str | None = None,
            top: int = 10, teacher: str | None = "auto") -> list[Plan]:
     """The fastest layouts that fit, best first.
 

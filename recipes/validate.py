@@ -17,6 +17,16 @@ _RECOMPUTE_METHODS = ("uniform", "block")
 # norms and needs TE on the local spec).
 _RECOMPUTE_MODULES = ("core_attn", "mlp")
 _FUSIONS = ("bias_activation_fusion", "bias_dropout_fusion", "apply_rope_fusion", "cross_entropy_loss_fusion")
+_IMPLS = ("auto", "transformer_engine", "local")
+
+
+def cpu_overrides() -> list[str]:
+    """``--set`` assignments that turn any recipe's GPU-only settings off (fp32, no FP8/SP/CP, no distributed
+    optimizer, overlaps or fusions): what ``validate(..., has_gpu=False)`` requires, in one place."""
+    return ["precision.dtype=fp32", "precision.fp8=none", "parallel.sequence_parallel=false",
+            "parallel.use_distributed_optimizer=false", "parallel.overlap_grad_reduce=false",
+            "parallel.overlap_param_gather=false", "parallel.tp_comm_overlap=false", "parallel.context_parallel_size=1",
+            "perf.transformer_impl=auto", *(f"perf.{name}=false" for name in _FUSIONS)]
 
 
 def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None = None) -> None:
@@ -100,6 +110,8 @@ def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None
         need(not p.tp_comm_overlap, "parallel.tp_comm_overlap needs GPUs (Transformer Engine userbuffers); set it false on CPU")
         for name in _FUSIONS:
             need(not getattr(recipe.perf, name), f"perf.{name} is a GPU kernel fusion; use --set perf.{name}=false on CPU")
+        need(recipe.perf.transformer_impl != "transformer_engine",
+             "perf.transformer_impl=transformer_engine needs GPUs with Transformer Engine; use auto or local on CPU")
     if errors:
         raise RecipeError("invalid recipe " + recipe.name + ":\n  - " + "\n  - ".join(errors))
 
@@ -126,5 +138,14 @@ def _validate_perf(recipe: Recipe, need) -> None:
         unknown = sorted(set(r.recompute_modules) - set(_RECOMPUTE_MODULES))
         need(bool(r.recompute_modules) and not unknown,
              f"perf.recompute_modules must be a non-empty subset of {_RECOMPUTE_MODULES}, got {r.recompute_modules}")
+    need(r.transformer_impl in _IMPLS, f"perf.transformer_impl must be one of {_IMPLS}, got {r.transformer_impl!r}")
+    if r.transformer_impl == "local":
+        p = recipe.parallel
+        need(p.context_parallel_size == 1, "parallel.context_parallel_size > 1 needs perf.transformer_impl "
+             "transformer_engine (Megatron-Core's local attention has no context parallelism)")
+        need(recipe.precision.fp8 is None, "precision.fp8 needs perf.transformer_impl transformer_engine")
+        need(not p.tp_comm_overlap, "parallel.tp_comm_overlap needs perf.transformer_impl transformer_engine")
+        need(not p.sequence_parallel, "parallel.sequence_parallel needs perf.transformer_impl transformer_engine "
+             "(the local spec's torch norms do not shard the sequence)")
     need(r.cross_entropy_fusion_impl in ("native", "te"),
          f"perf.cross_entropy_fusion_impl must be 'native' or 'te', got {r.cross_entropy_fusion_impl!r}")

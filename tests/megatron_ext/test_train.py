@@ -119,8 +119,10 @@ PARALLEL_LOSS_TOL = 5e-4
 @pytest.mark.parametrize("layout", [
     ["parallel.tensor_model_parallel_size=2"],
     ["parallel.pipeline_model_parallel_size=2"],
+    # interleaved 1F1B: 2 chunks of 1 layer per rank, loaded from the non-interleaved step-10 checkpoint
+    ["parallel.pipeline_model_parallel_size=2", "parallel.virtual_pipeline_model_parallel_size=2"],
     [],  # data parallel 2
-], ids=["tp2", "pp2", "dp2"])
+], ids=["tp2", "pp2", "pp2-vpp2", "dp2"])
 def test_two_process_layouts_match_single_process(layout, reference_from_step10, baseline, byte_prefix, tmp_path):
     run_dir = tmp_path / "par"
     extra = [x for item in layout for x in ("--set", item)]
@@ -132,6 +134,18 @@ def test_two_process_layouts_match_single_process(layout, reference_from_step10,
     assert diff < PARALLEL_LOSS_TOL
     if layout == ["parallel.tensor_model_parallel_size=2"]:
         _check_tp2_checkpoint_loads_at_tp1(run_dir / "checkpoints", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recompute", [
+    ["perf.recompute_granularity=full", "perf.recompute_method=block", "perf.recompute_num_layers=2"],
+    ["perf.recompute_granularity=selective", "perf.recompute_modules=core_attn,mlp"],
+], ids=["full-block-2", "selective-core_attn-mlp"])
+def test_activation_recompute_reproduces_losses(recompute, reference_from_step10, baseline, byte_prefix, tmp_path):
+    """Recompute re-runs the same forward (same RNG state): the losses are the reference's on CPU."""
+    run_dir = tmp_path / "recompute"
+    run_midm(_from10_args(byte_prefix, baseline, run_dir, *[x for item in recompute for x in ("--set", item)]))
+    assert losses(run_dir) == pytest.approx(losses(reference_from_step10), abs=1e-6)
 
 
 def _check_tp2_checkpoint_loads_at_tp1(ckpt_dir: Path, tmp_path: Path) -> None:
