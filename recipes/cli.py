@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from recipes import plan as planner
+    from recipes.plan_format import format_plan, format_search
 
     recipe = get_recipe(args.name, args.overrides)
     if args.search:
@@ -65,10 +66,10 @@ def _plan(args: argparse.Namespace) -> int:
             print(json.dumps([p.to_dict() for p in plans], indent=2))
         else:
             print(f"{recipe.name} on {args.gpus} × {args.gpu}, {args.mfu:.0%} MFU while computing, best first:")
-            print(planner.format_search(plans))
+            print(format_search(plans))
             if plans:
-                print("\nbest:\n" + planner.format_plan(plans[0]))
+                print("\nbest:\n" + format_plan(plans[0]))
         return 0 if plans else 1
     result = planner.estimate(recipe, args.gpus, args.gpu, args.mfu, teacher=args.teacher)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else planner.format_plan(result))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_plan(result))
     return 0

@@ -191,9 +191,6 @@ def _selective(terms: dict[str, float], recipe: Recipe, layout: Layout, spec: st
             out["norm_inputs"] = terms["norm_inputs"] / 2 + e * m.hidden_size / sp
             out["norm_outputs"] = terms["norm_outputs"] / 2
             out["norm_stats"] = terms["norm_stats"] / 2
-    if "layernorm" in modules and spec == "local":  # norms keep their input only
-        for name in ("norm_intermediate", "norm_outputs", "norm_stats"):
-            out.pop(name, None)
     return out
 
 

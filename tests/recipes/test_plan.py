@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from recipes import get_recipe, num_parameters
-from recipes.memory import GIB, PlanError, layout_of, memory_per_gpu, stage_parameters
+from recipes.memory import PlanError, layout_of, memory_per_gpu, stage_parameters
 from recipes.plan import GPUS, estimate, largest_micro_batch, search
 from recipes.stats import flops_per_token
 

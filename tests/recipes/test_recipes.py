@@ -95,6 +95,10 @@ def test_json_round_trip():
      "apply only to perf.recompute_granularity=full"),
     (["perf.recompute_granularity=selective", "perf.recompute_modules=layernorm"], None, None,
      "perf.recompute_modules must be a non-empty subset"),
+    (["perf.transformer_impl=megatron"], None, None, "perf.transformer_impl must be one of"),
+    (["perf.transformer_impl=local"], None, None, "precision.fp8 needs perf.transformer_impl transformer_engine"),
+    (["perf.transformer_impl=local", "precision.fp8=none"], None, None,
+     "sequence_parallel needs perf.transformer_impl transformer_engine"),
 ])
 def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
     with pytest.raises(RecipeError, match=message):
