@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/midm_gpu_check.XXXXXX")"
-missing="$("$python" - <<'PY'
+missing="$("$python" -W ignore - 2>/dev/null <<'PY'
 import importlib
 missing = []
 for name in ("megatron.core", "transformers", "psutil"):
@@ -55,4 +55,4 @@ if [[ -n "$missing" ]]; then
 fi
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
-exec "$python" benchmarks/gpu_check.py --workdir "$work/run" "${args[@]}"
+exec "$python" benchmarks/gpu_check.py --workdir "$work/run" ${args[@]+"${args[@]}"}
