@@ -87,4 +87,41 @@ def train_replies(model_dir: Path, examples: list[tuple[list[dict[str, str]], st
         opt.step()
     model.eval()
     model.save_pretrained(model_dir)
-    return float(loss)
+    return float(loss.detach())
+
+
+# What the tiny judge learns to answer to every judge prompt: both formats at once (LogicKor reads
+# "점수: 8", FastChat/KoMT-Bench reads "[[8]]"). It learns the format, not how to judge; greedy
+# decoding reproduces it on most prompts and garbles it on some (measured: 12 of 16 prompt kinds),
+# which exercises the unparseable path as a real small judge does.
+TINY_JUDGE_REPLY = "평가: 좋다.\n점수: 8 [[8]]"
+
+
+def build_tiny_judge(out: Path, *, steps: int = 150, seed: int = 0) -> Path:
+    """A tiny chat Llama (2 layers, hidden 64, 4096 positions) trained to reply
+    :data:`TINY_JUDGE_REPLY` to the published judge prompts of LogicKor and KoMT-Bench, filled with
+    random questions, references and answers of random length. ~10 s on one idle CPU thread."""
+    import random
+
+    from evaluation.judge.benchmarks import KoMTBench, LogicKor, Question
+
+    logickor, komt = LogicKor(), KoMTBench()
+    rng = random.Random(seed)
+
+    def junk(n: int) -> str:
+        return "".join(rng.choice("가나다라마바사 아자차카타파하 한국어 답변 abc 123") for _ in range(n))
+
+    texts = [logickor.prompts["system"][k] for k in ("single_turn", "multi_turn")]
+    texts += [p["system_prompt"] + p["prompt_template"] for p in komt.prompts.values()]
+    examples = []
+    for i in range(12):
+        q = Question(str(i), ("writing", "math")[i % 2], (junk(rng.randint(2, 60)), junk(rng.randint(2, 40))),
+                     (junk(20), junk(20)))
+        for bench in (logickor, komt):
+            for request in bench.judge_requests(q, (junk(rng.randint(1, 100)), junk(rng.randint(1, 100)))):
+                examples.append((request.messages, TINY_JUDGE_REPLY))
+    rng.shuffle(examples)
+    build_tiny_llama(out, texts * 5 + [junk(200) for _ in range(5)], vocab=6000, chat=True, hidden=64,
+                     max_positions=4096, seed=seed)
+    train_replies(out, examples, steps=steps, lr=5e-3, seed=seed)
+    return out

@@ -62,6 +62,7 @@ class ServerState:
     def __init__(self, model: ChatModel, name: str, fail_first: int = 0):
         self.model, self.name, self.fail_first = model, name, fail_first
         self.requests: list[dict[str, Any]] = []   # every chat request body, in arrival order
+        self.replies: list[str] = []               # every generated reply, in order
         self.lock = threading.Lock()
 
 
@@ -104,6 +105,8 @@ def _handler(state: ServerState):
             text, n_prompt, n_out, finish = state.model.chat(
                 messages, temperature=float(body.get("temperature", 1.0)), max_tokens=body.get("max_tokens"),
                 seed=body.get("seed"))
+            with state.lock:
+                state.replies.append(text)
             self._send(200, {"id": f"chatcmpl-{len(state.requests)}", "object": "chat.completion",
                              "created": int(time.time()), "model": body.get("model", state.name),
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -115,9 +118,12 @@ def _handler(state: ServerState):
 
 
 def serve(model_dir: Path, *, host: str = "127.0.0.1", port: int = 0, name: str | None = None,
-          fail_first: int = 0, device: str = "cpu") -> tuple[ThreadingHTTPServer, ServerState]:
-    """Start in a background thread; ``port=0`` picks a free port (``server.server_address``)."""
-    state = ServerState(ChatModel(model_dir, device=device), name or model_dir.name, fail_first)
+          fail_first: int = 0, device: str = "cpu", default_max_tokens: int = 512
+          ) -> tuple[ThreadingHTTPServer, ServerState]:
+    """Start in a background thread; ``port=0`` picks a free port (``server.server_address``).
+    ``default_max_tokens`` applies to requests without ``max_tokens``."""
+    state = ServerState(ChatModel(model_dir, device=device, default_max_tokens=default_max_tokens),
+                        name or model_dir.name, fail_first)
     server = ThreadingHTTPServer((host, port), _handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, state
