@@ -93,12 +93,13 @@ def validate(manager, benchmarks: list[Benchmark]) -> None:
                                 f"filters {sorted(filters)}, not {bench.results_key!r} (fix evaluation/registry.py)")
 
 
-def redirect_to_local(manager, data_dir: Path, cache_dir: Path) -> dict[str, str]:
+def redirect_to_local(manager, data_dir: Path, cache_dir: Path, only: set[str] | None = None) -> dict[str, str]:
     """Rewrite ``dataset_path`` of every indexed task whose Hub dataset is mirrored in data_dir.
 
     Index entries keep their YAML path; we replace them by inline entries holding the fully
     resolved config (functions and includes resolved from the original YAML) with the local path.
-    Returns {task name: local path}.
+    ``only``: the leaf tasks of this run (others are left alone: resolving a YAML imports its Python
+    hooks). Returns {task name: local path}.
     """
     from lm_eval.tasks._index import Entry, Kind
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -107,6 +108,8 @@ def redirect_to_local(manager, data_dir: Path, cache_dir: Path) -> dict[str, str
     index = manager.task_index
     for name, entry in list(index.items()):
         if entry.kind is not Kind.TASK or not entry.cfg or entry.yaml_path is None:
+            continue
+        if only is not None and name not in only:
             continue
         hub_path = entry.cfg.get("dataset_path")
         if not isinstance(hub_path, str) or not hub_path:
@@ -224,7 +227,9 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
     redirected: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="midm-eval-datasets-") as cache_dir:
         if harness:
-            redirected = redirect_to_local(manager, data_dir, Path(cache_dir)) if data_dir is not None else {}
+            wanted = {t for b in harness for n in b.lm_eval_tasks for t in leaf_configs(manager, n)}
+            redirected = (redirect_to_local(manager, data_dir, Path(cache_dir), only=wanted)
+                          if data_dir is not None else {})
             t0 = time.time()
             evaluated = _evaluate(manager, harness, lm, limit=limit, bootstrap_iters=bootstrap_iters,
                                   apply_chat_template=use_chat, allow_code_execution=allow_code_execution,
@@ -232,8 +237,6 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
             if evaluated is None:  # non-zero rank under a distributed launcher
                 return {}
             results, leaves_of = evaluated
-            ran = {t for leaves in leaves_of.values() for t in leaves}
-            redirected = {t: path for t, path in redirected.items() if t in ran}
             timings["lm_eval"] = round(time.time() - t0, 3)
             summaries.update({b.name: summarize(b, leaves_of[b.name], results) for b in harness})
         judge_records: dict[str, list] = {}
