@@ -176,7 +176,7 @@ class KoMTBench:
 
     def aggregate(self, graded: list[dict[str, Any]]) -> dict[str, Any]:
         ok = [g for g in graded if g["rating"] is not None]
-        return {"score": _mean([g["penalised"] for g in ok]), "score_unpenalised": _mean([g["rating"] for g in ok]),
+        return {"score": _mean([g["penalised"] for g in ok]), "raw_unpenalised": _mean([g["rating"] for g in ok]),
                 "turn_1": _mean([g["penalised"] for g in ok if g["turn"] == 1]),
                 "turn_2": _mean([g["penalised"] for g in ok if g["turn"] == 2]),
                 "non_korean_answers": sum(1 for g in ok if g["penalised"] != g["rating"]),

@@ -63,6 +63,27 @@ def test_parsing_follows_each_benchmark():
     assert km.parse("[[0]]") is None and km.parse("점수: 7") is None        # 1-10 only, bracketed only
 
 
+def test_aggregation_follows_each_benchmark():
+    from evaluation.judge.benchmarks import Question
+
+    lk = LogicKor()
+    graded = [{"category": "a", "turn": 1, "rating": 8.0}, {"category": "b", "turn": 1, "rating": 6.0},
+              {"category": "a", "turn": 2, "rating": 4.0}, {"category": "b", "turn": 2, "rating": None}]
+    out = lk.aggregate(graded)                 # (mean single + mean multi) / 2, not the mean of all
+    assert out["single_turn"] == 7.0 and out["multi_turn"] == 4.0 and out["score"] == 5.5
+    km = KoMTBench()
+    english = "This answer is written entirely in English, not in Korean at all."
+    korean = "이 답변은 한국어로 작성되었습니다. 평가를 받습니다."
+    q, q138 = (Question(i, "writing", ("q1", "q2"), (None, None)) for i in ("1", "138"))
+    assert km.penalised(9.0, q, english) == 3.0 and km.penalised(4.0, q, korean) == 4.0
+    assert km.penalised(9.0, q138, english) == 9.0                     # JSON answers: no penalty
+    graded = [{"category": "writing", "turn": 1, "rating": 9.0, "penalised": 3.0},
+              {"category": "writing", "turn": 2, "rating": 4.0, "penalised": 4.0},
+              {"category": "math", "turn": 1, "rating": None, "penalised": None}]
+    out = km.aggregate(graded)
+    assert out["score"] == 3.5 and out["raw_unpenalised"] == 6.5 and out["non_korean_answers"] == 1
+
+
 def test_requests_use_the_published_prompts(judged_run):
     requests = judged_run["requests"]
     assert len(requests) == 2 * 3 + 2 * 3                                   # (turn 1, turn 2) × 3 questions × 2
@@ -104,7 +125,7 @@ def test_scores_are_parsed_aggregated_and_unparseable_counted(judged_run):
             expected = (statistics.mean(turn[1]) + statistics.mean(turn[2])) / 2
         else:
             expected = statistics.mean([r["penalised"] for r in mine if r["rating"] is not None])
-            assert result["score_unpenalised"] == pytest.approx(
+            assert result["raw_unpenalised"] == pytest.approx(
                 statistics.mean([r["rating"] for r in mine if r["rating"] is not None]))
         assert result["raw"] == pytest.approx(expected)
         assert result["score"] == pytest.approx(expected * (10 if name == "ko_mtbench" else 1), abs=1e-4)
