@@ -32,7 +32,7 @@ setup(
     python_requires=">=3.12",
     packages=find_packages(include=["midm*", "recipes*", "megatron_ext*", "tokenizer*", "data_prep*",
                                     "evaluation*", "slurm*"]),
-    package_data={"slurm": ["templates/*"], "evaluation": ["tasks/*", "tasks/**/*", "paper/*"], "data_prep": ["configs/*", "configs/**/*", "models/*"]},
+    package_data={"slurm": ["templates/*"], "evaluation": ["tasks/*", "tasks/**/*", "paper/*", "judge/prompts/*"], "data_prep": ["configs/*", "configs/**/*", "models/*"]},
     install_requires=CORE,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["midm=midm.cli:main"]},
