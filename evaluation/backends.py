@@ -65,6 +65,8 @@ def resolve_batch_size(batch_size: int | str | None, device: str) -> int | str:
     if batch_size is None:
         return "auto" if device.startswith("cuda") else 1
     if isinstance(batch_size, str) and batch_size != "auto":
+        if not batch_size.isdigit() or int(batch_size) < 1:
+            raise EvalError(f"--batch-size must be a positive integer or 'auto', not {batch_size!r}")
         return int(batch_size)
     return batch_size
 

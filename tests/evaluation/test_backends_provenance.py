@@ -22,6 +22,8 @@ def test_batch_size_auto_on_gpu_only():
     assert backends.resolve_batch_size(None, "cuda:0") == "auto"
     assert backends.resolve_batch_size(None, "cpu") == 1
     assert backends.resolve_batch_size("8", "cuda") == 8 and backends.resolve_batch_size("auto", "cpu") == "auto"
+    with pytest.raises(backends.EvalError, match="--batch-size"):
+        backends.resolve_batch_size("many", "cpu")
     args = backends.model_args("vllm", backends.Path("/m"), dtype="bfloat16", device="cuda", batch_size="auto", seed=3)
     assert args["tensor_parallel_size"] >= 1 and args["seed"] == 3 and args["pretrained"] == "/m"
 
