@@ -14,11 +14,16 @@ EXTRAS = {
     "data": ["datatrove[io,processing]>=0.10,<0.11", "kiwipiepy>=0.24", "ftfy>=6.3", "py3langid>=0.3",
              "fasttext-numpy2-wheel>=0.9.2", "pyahocorasick>=2.0", "tldextract>=5.0"],
     "tokenizer": ["sentencepiece>=0.2", "protobuf>=4", "tokenizers>=0.21", "transformers>=5.0", "mistral-common>=1.13", "matplotlib>=3.8", "kiwipiepy>=0.24"],
-    "eval": ["lm-eval[hf]>=0.4.13,<0.5", "transformers>=5.0", "safetensors>=0.4", "huggingface-hub>=0.24", "tokenizers>=0.21", "matplotlib>=3.8"],
+    # lm-eval[ifeval] brings IFEval's checkers' deps (langdetect, immutabledict, nltk); kiwipiepy splits
+    # Korean sentences for Ko-IFEval; langdetect also finds non-Korean answers for KoMT-Bench.
+    "eval": ["lm-eval[hf,ifeval]>=0.4.13,<0.5", "transformers>=5.0", "safetensors>=0.4", "huggingface-hub>=0.24",
+             "tokenizers>=0.21", "matplotlib>=3.8", "kiwipiepy>=0.24", "langdetect>=1.0.9"],
+    # `midm eval --backend vllm`: CUDA only, pins its own torch; never in `all` (CI, CPU machines).
+    "vllm": ["lm-eval[vllm]>=0.4.13,<0.5"],
     "prune": ["nvidia-modelopt==0.43.0"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3"],
 }
-EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "gpu" for dep in deps})
+EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name not in ("gpu", "vllm") for dep in deps})
 
 setup(
     name="midm-recipes",
@@ -27,7 +32,7 @@ setup(
     python_requires=">=3.12",
     packages=find_packages(include=["midm*", "recipes*", "megatron_ext*", "tokenizer*", "data_prep*",
                                     "evaluation*", "slurm*"]),
-    package_data={"slurm": ["templates/*"], "evaluation": ["tasks/*", "tasks/**/*", "paper/*"], "data_prep": ["configs/*", "configs/**/*", "models/*"]},
+    package_data={"slurm": ["templates/*"], "evaluation": ["tasks/*", "tasks/**/*", "paper/*", "judge/prompts/*"], "data_prep": ["configs/*", "configs/**/*", "models/*"]},
     install_requires=CORE,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["midm=midm.cli:main"]},

@@ -8,10 +8,13 @@ lm-eval does the work (prompting, log-likelihoods, generation, metrics). This mo
    ``DATA_DIR/<hub dataset id>`` to that copy (a Hub snapshot, or the same layout: a README.md
    declaring the configs and their data files) and forbids Hub access, so a missing copy fails
    loudly instead of downloading;
-3. sets each benchmark's shot count on its tasks, runs ``simple_evaluate`` once for all, and
-4. reads one number per benchmark back (size-weighted over its leaf tasks, as lm-eval's
-   ``weight_by_size`` groups do) into a small JSON summary; lm-eval's own results are written
-   beside it unchanged.
+3. sets each benchmark's shot count on its tasks, runs ``simple_evaluate`` once for all with one
+   lm-eval model object (HF or vLLM, :mod:`evaluation.backends`), and
+4. reads one number per benchmark back into a small JSON summary: micro (size-weighted) and macro
+   (unweighted) means over its leaf tasks, the paper's one as the score; lm-eval's own results are
+   written beside it unchanged;
+5. runs the judge-scored benchmarks (:mod:`evaluation.judge`) with the same model object, and
+6. records the provenance of every number (:mod:`evaluation.provenance`).
 """
 from __future__ import annotations
 
@@ -22,14 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evaluation import provenance
+from evaluation.backends import EvalError
 from evaluation.registry import TASKS_DIR, Benchmark
-from midm.errors import MidmError
 
-SUMMARY_SCHEMA = "midm.eval.results/1"
+SUMMARY_SCHEMA = "midm.eval.results/2"
+READABLE_SCHEMAS = ("midm.eval.results/1", SUMMARY_SCHEMA)  # /1: no provenance, no micro/macro
 
-
-class EvalError(MidmError, RuntimeError):
-    """A user-fixable problem (missing local data, bad model dir); the message says what to do."""
+__all__ = ["EvalError", "SUMMARY_SCHEMA", "run"]
 
 
 def _lm_eval_tasks_root() -> Path:
@@ -90,12 +93,13 @@ def validate(manager, benchmarks: list[Benchmark]) -> None:
                                 f"filters {sorted(filters)}, not {bench.results_key!r} (fix evaluation/registry.py)")
 
 
-def redirect_to_local(manager, data_dir: Path, cache_dir: Path) -> dict[str, str]:
+def redirect_to_local(manager, data_dir: Path, cache_dir: Path, only: set[str] | None = None) -> dict[str, str]:
     """Rewrite ``dataset_path`` of every indexed task whose Hub dataset is mirrored in data_dir.
 
     Index entries keep their YAML path; we replace them by inline entries holding the fully
     resolved config (functions and includes resolved from the original YAML) with the local path.
-    Returns {task name: local path}.
+    ``only``: the leaf tasks of this run (others are left alone: resolving a YAML imports its Python
+    hooks). Returns {task name: local path}.
     """
     from lm_eval.tasks._index import Entry, Kind
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -104,6 +108,8 @@ def redirect_to_local(manager, data_dir: Path, cache_dir: Path) -> dict[str, str
     index = manager.task_index
     for name, entry in list(index.items()):
         if entry.kind is not Kind.TASK or not entry.cfg or entry.yaml_path is None:
+            continue
+        if only is not None and name not in only:
             continue
         hub_path = entry.cfg.get("dataset_path")
         if not isinstance(hub_path, str) or not hub_path:
@@ -149,27 +155,53 @@ def _leaf_score(results: dict, task: str, key: str) -> float:
 
 
 def summarize(bench: Benchmark, leaves: list[str], results: dict) -> dict[str, Any]:
-    """One number per benchmark: size-weighted mean of its leaf tasks' metric, on the card's scale."""
+    """One number per benchmark on the card's scale: the micro (size-weighted) or macro (unweighted)
+    mean of its leaf tasks' metric, whichever ``bench.aggregation`` names; both are kept."""
     key = bench.results_key
     sizes = {t: int(results["n-samples"][t]["effective"]) for t in leaves}
     values = {t: _leaf_score(results, t, key) for t in leaves}
     total = sum(sizes.values())
-    raw = sum(values[t] * sizes[t] for t in leaves) / total
+    micro = sum(values[t] * sizes[t] for t in leaves) / total
+    macro = sum(values.values()) / len(values)
+    raw = macro if bench.aggregation == "macro" else micro
     groups = {g: results["results"][g][key] for g in bench.lm_eval_tasks
               if g in results.get("results", {}) and key in results["results"][g]}
     return {"title": bench.title, "score": round(raw * bench.scale, 4), "raw": raw, "metric": key,
+            "aggregation": bench.aggregation, "micro": micro, "macro": macro,
+            "score_micro": round(micro * bench.scale, 4), "score_macro": round(macro * bench.scale, 4),
             "num_fewshot": bench.num_fewshot, "n_samples": total, "lm_eval_tasks": list(bench.lm_eval_tasks),
             "leaves": {t: {"value": values[t], "n": sizes[t]} for t in leaves},
             "lm_eval_group_values": groups}
 
 
 def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None = None,
-        output: Path | None = None, limit: float | None = None, batch_size: int = 1,
+        output: Path | None = None, limit: float | None = None, batch_size: int | str | None = None,
         device: str = "cpu", dtype: str = "float32", bootstrap_iters: int = 100000,
-        apply_chat_template: bool = False, allow_code_execution: bool = False,
-        seed: int = 0) -> dict[str, Any]:
-    """Evaluate ``model_dir`` on ``benchmarks``; return (and write to ``output``) the summary."""
+        apply_chat_template: bool | None = None, allow_code_execution: bool = False, seed: int = 0,
+        backend: str = "hf", max_gen_toks: int | None = None, judge=None) -> dict[str, Any]:
+    """Evaluate ``model_dir`` on ``benchmarks``; return (and write to ``output``) the summary.
+
+    ``apply_chat_template=None`` uses the chat template when the tokenizer has one (instruct model).
+    ``batch_size=None``: ``"auto"`` on CUDA, 1 on CPU. ``max_gen_toks`` caps generation of the
+    generative tasks (recorded; a capped score is not the benchmark's). ``judge`` is a
+    :class:`evaluation.judge.client.JudgeConfig`, needed by judge-scored benchmarks.
+    Raises :class:`EvalError` for anything the user can fix.
+    """
+    from evaluation import backends
+
     check_model_dir(model_dir)
+    backends.check_backend(backend)
+    judged = [b for b in benchmarks if b.requires_judge]
+    harness = [b for b in benchmarks if not b.requires_judge]
+    if judged and judge is None:
+        raise EvalError(f"{[b.name for b in judged]} are scored by an LLM judge: pass --judge URL --judge-model NAME")
+    chat_detected = backends.has_chat_template(model_dir)
+    use_chat = chat_detected if apply_chat_template is None else apply_chat_template
+    if use_chat and not chat_detected:
+        raise EvalError(f"--apply-chat-template, but the tokenizer in {model_dir} has no chat template")
+    if judged and not use_chat:
+        raise EvalError(f"{[b.name for b in judged]} generate answers through the model's chat template; "
+                        "drop --no-apply-chat-template (and use an instruct model with a chat template)")
     unsafe = [b.name for b in benchmarks if b.unsafe_code]
     if unsafe and not allow_code_execution:
         raise EvalError(f"{unsafe} execute model-written code; pass --allow-code-execution to run them")
@@ -183,24 +215,81 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
         os.environ["HF_ALLOW_CODE_EVAL"] = "1"
 
     started = time.time()
-    manager = build_task_manager(benchmarks)
-    validate(manager, benchmarks)
+    batch = backends.resolve_batch_size(batch_size, device)
+    model_args = backends.model_args(backend, model_dir, dtype=dtype, device=device, batch_size=batch, seed=seed)
+    manager = build_task_manager(harness) if harness else None
+    if manager is not None:
+        validate(manager, harness)
+    lm = backends.make_lm(backend, model_args)
+    timings: dict[str, float] = {"model_load": round(time.time() - started, 3)}
+    summaries: dict[str, dict] = {}
+    results: dict | None = None
+    redirected: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="midm-eval-datasets-") as cache_dir:
-        redirected = redirect_to_local(manager, data_dir, Path(cache_dir)) if data_dir is not None else {}
-        results = _evaluate(manager, benchmarks, model_dir, device=device, dtype=dtype, batch_size=batch_size,
-                            limit=limit, bootstrap_iters=bootstrap_iters, apply_chat_template=apply_chat_template,
-                            allow_code_execution=allow_code_execution, seed=seed)
-    if results is None:  # non-zero rank under a distributed launcher
-        return {}
-    results, leaves_of = results
+        if harness:
+            wanted = {t for b in harness for n in b.lm_eval_tasks for t in leaf_configs(manager, n)}
+            redirected = (redirect_to_local(manager, data_dir, Path(cache_dir), only=wanted)
+                          if data_dir is not None else {})
+            t0 = time.time()
+            evaluated = _evaluate(manager, harness, lm, limit=limit, bootstrap_iters=bootstrap_iters,
+                                  apply_chat_template=use_chat, allow_code_execution=allow_code_execution,
+                                  seed=seed, max_gen_toks=max_gen_toks)
+            if evaluated is None:  # non-zero rank under a distributed launcher
+                return {}
+            results, leaves_of = evaluated
+            timings["lm_eval"] = round(time.time() - t0, 3)
+            summaries.update({b.name: summarize(b, leaves_of[b.name], results) for b in harness})
+        judge_records: dict[str, list] = {}
+        judge_stats = None
+        if judged:
+            summaries_j, judge_records, judge_stats = _run_judged(judged, lm, judge, output, data_dir=data_dir,
+                                                                  limit=limit, seed=seed, max_gen_toks=max_gen_toks,
+                                                                  cache_dir=Path(cache_dir))
+            summaries.update(summaries_j)
 
-    return _summarize_run(model_dir, benchmarks, results, leaves_of, data_dir=data_dir, redirected=redirected,
-                          limit=limit, started=started, output=output)
+    for bench in benchmarks:
+        summaries[bench.name]["provenance"] = provenance.for_benchmark(bench, results, summaries[bench.name],
+                                                                        judge=judge if bench.requires_judge else None)
+    summary = {
+        "schema": SUMMARY_SCHEMA, "model": str(model_dir), "model_name": model_dir.resolve().name,
+        "data_dir": str(data_dir) if data_dir else None, "offline": data_dir is not None,
+        "redirected_tasks": redirected, "limit": limit, "elapsed_s": round(time.time() - started, 2),
+        "timings_s": timings, "lm_eval_version": provenance.package_version("lm_eval"),
+        "provenance": provenance.for_run(backend=backend, model_args=model_args, dtype=dtype, device=device,
+                                         seed=seed, apply_chat_template=use_chat, chat_template_detected=chat_detected,
+                                         limit=limit, max_gen_toks=max_gen_toks, judge=judge),
+        "benchmarks": {b.name: summaries[b.name] for b in benchmarks},
+    }
+    if judge_stats is not None:
+        summary["judge"] = {"model": judge.model, "url": judge.url, **judge_stats}
+    if output is not None:
+        write_outputs(output, summary, results, judge_records)
+    return summary
 
 
-def _evaluate(manager, benchmarks: list[Benchmark], model_dir: Path, *, device: str, dtype: str, batch_size: int,
-              limit: float | None, bootstrap_iters: int, apply_chat_template: bool, allow_code_execution: bool,
-              seed: int):
+def _run_judged(judged: list[Benchmark], lm, judge, output: Path | None, *, data_dir: Path | None,
+                limit: float | None, seed: int, max_gen_toks: int | None, cache_dir: Path):
+    from evaluation.judge.cache import JudgeCache
+    from evaluation.judge.client import JudgeClient
+    from evaluation.judge.run import run_benchmark
+
+    cache_path = judge.cache or (judge_cache_path(output) if output is not None else None)
+    client = JudgeClient(judge, JudgeCache(cache_path))
+    summaries, records = {}, {}
+    for bench in judged:
+        entry, items = run_benchmark(bench.name, lm, client, data_dir=data_dir, limit=limit, seed=seed,
+                                     max_gen_toks=max_gen_toks, cache_dir=cache_dir)
+        raw = entry["score"]
+        summaries[bench.name] = {"title": bench.title, **entry, "metric": bench.results_key,
+                                 "score": None if raw is None else round(raw * bench.scale, 4),
+                                 "num_fewshot": 0, "n_samples": entry["n_questions"], "aggregation": "benchmark"}
+        records[bench.name] = items
+    stats = {**client.stats.as_dict(), "cache": str(cache_path) if cache_path else None}
+    return summaries, records, stats
+
+
+def _evaluate(manager, benchmarks: list[Benchmark], lm, *, limit: float | None, bootstrap_iters: int,
+              apply_chat_template: bool, allow_code_execution: bool, seed: int, max_gen_toks: int | None):
     """Load the tasks (datasets are read here), set each benchmark's shots, run lm-eval once."""
     from lm_eval import simple_evaluate  # heavy: imported only when a run starts
 
@@ -210,59 +299,52 @@ def _evaluate(manager, benchmarks: list[Benchmark], model_dir: Path, *, device: 
         loaded = manager.load(list(bench.lm_eval_tasks))
         for task in loaded["tasks"].values():
             task.set_config(key="num_fewshot", value=bench.num_fewshot)
+            if max_gen_toks is not None and task.config.output_type == "generate_until":
+                task.set_config(key="generation_kwargs", value={**(task.config.generation_kwargs or {}),
+                                                                "max_gen_toks": max_gen_toks}, update=False)
         leaves_of[bench.name] = sorted(loaded["tasks"])
         top_level += [loaded["groups"].get(n) or loaded["tasks"][n] for n in bench.lm_eval_tasks]
     results = simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": dtype},
-        tasks=top_level, batch_size=batch_size, device=device, limit=limit,
-        bootstrap_iters=bootstrap_iters, log_samples=False, task_manager=manager,
-        apply_chat_template=apply_chat_template, confirm_run_unsafe_code=allow_code_execution,
+        model=lm, tasks=top_level, limit=limit, bootstrap_iters=bootstrap_iters, log_samples=False,
+        task_manager=manager, apply_chat_template=apply_chat_template, confirm_run_unsafe_code=allow_code_execution,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
     )
     return None if results is None else (results, leaves_of)
-
-
-def _summarize_run(model_dir: Path, benchmarks: list[Benchmark], results: dict, leaves_of: dict, *,
-                   data_dir: Path | None, redirected: dict, limit: float | None, started: float,
-                   output: Path | None) -> dict[str, Any]:
-    summary = {
-        "schema": SUMMARY_SCHEMA,
-        "model": str(model_dir),
-        "model_name": model_dir.resolve().name,
-        "data_dir": str(data_dir) if data_dir else None,
-        "offline": data_dir is not None,
-        "redirected_tasks": redirected,
-        "limit": limit,
-        "elapsed_s": round(time.time() - started, 2),
-        "lm_eval_version": _lm_eval_version(),
-        "benchmarks": {b.name: summarize(b, leaves_of[b.name], results) for b in benchmarks},
-    }
-    if output is not None:
-        write_outputs(output, summary, results)
-    return summary
-
-
-def _lm_eval_version() -> str:
-    from importlib.metadata import version
-
-    return version("lm_eval")
 
 
 def lm_eval_results_path(output: Path) -> Path:
     return output.with_name(output.stem + ".lm_eval.json")
 
 
-def write_outputs(output: Path, summary: dict, results: dict) -> None:
-    """Summary at ``output``; lm-eval's own results (JSON-safe) at ``<stem>.lm_eval.json``."""
-    from lm_eval.utils import handle_non_serializable
+def judge_records_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".judge.jsonl")
 
+
+def judge_cache_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".judge_cache.jsonl")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_outputs(output: Path, summary: dict, results: dict | None, judge_records: dict | None = None) -> None:
+    """Summary at ``output``; lm-eval's own results (JSON-safe) at ``<stem>.lm_eval.json``; every judged
+    answer with its judgement at ``<stem>.judge.jsonl``. All written via tmp + rename."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    raw = {k: results[k] for k in ("results", "groups", "group_subtasks", "configs", "versions",
-                                   "n-shot", "higher_is_better", "n-samples", "config") if k in results}
-    raw_path = lm_eval_results_path(output)
-    raw_path.write_text(json.dumps(raw, indent=2, ensure_ascii=False, default=handle_non_serializable))
-    summary["lm_eval_results"] = raw_path.name
-    tmp = output.with_suffix(output.suffix + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    tmp.replace(output)
+    if results is not None:
+        from lm_eval.utils import handle_non_serializable
+
+        raw = {k: results[k] for k in ("results", "groups", "group_subtasks", "configs", "versions",
+                                       "n-shot", "higher_is_better", "n-samples", "config") if k in results}
+        raw_path = lm_eval_results_path(output)
+        _atomic_write(raw_path, json.dumps(raw, indent=2, ensure_ascii=False, default=handle_non_serializable))
+        summary["lm_eval_results"] = raw_path.name
+    if judge_records:
+        path = judge_records_path(output)
+        _atomic_write(path, "".join(json.dumps({"benchmark": name, **r}, ensure_ascii=False) + "\n"
+                                    for name, items in judge_records.items() for r in items))
+        summary["judge_records"] = path.name
+    _atomic_write(output, json.dumps(summary, indent=2, ensure_ascii=False))

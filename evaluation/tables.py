@@ -8,13 +8,24 @@ form each group, which registry benchmark feeds each column, which columns each 
 KT-proprietary benchmarks (K-Refer, K-Refer-Hard, K-Prag, Ko-Sovereign; ``*`` on the card) cannot
 be reproduced outside KT: our rows show them as "n/r". An "Avg." over columns we could not
 fill is the mean of the columns we have, marked with †.
+
+Our rows are compared only when made alike: :func:`check_comparable` refuses two rows whose scores
+for one column differ in their provenance signature (lm-eval and task versions, shots, backend,
+dtype, chat template, seed, limits, judge — :func:`evaluation.provenance.signature`) unless
+``allow_mixed``; then such cells are marked ≠ and the differences listed. Judge-scored columns
+name their judge; a judge score with unparseable judgements is marked §; the footnotes say which
+aggregation (micro/macro) each score uses.
 """
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from evaluation import provenance
+from midm.errors import MidmError
 
 PAPER_TABLES = Path(__file__).resolve().parent / "paper" / "midm2_model_card_tables.json"
 NOT_REPRODUCIBLE = "n/r"
@@ -63,13 +74,34 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 
+class MixedSettings(MidmError):
+    """Two rows of one column were scored with different settings (see --allow-mixed)."""
+
+
+@dataclass
+class OurRow:
+    label: str
+    scores: dict[str, float]                                   # benchmark -> score on the card's scale
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)  # benchmark -> signature, judge, …
+
+    def __iter__(self):  # `label, scores = row`
+        return iter((self.label, self.scores))
+
+
 def load_published(path: Path = PAPER_TABLES) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_results(paths: list[Path], labels: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
-    """[(row label, {benchmark: score on the card's scale})] from `midm eval` summary files."""
-    from evaluation.runner import SUMMARY_SCHEMA
+def _meta(run_prov: dict | None, bench: dict[str, Any]) -> dict[str, Any]:
+    prov = bench.get("provenance")
+    return {"signature": provenance.signature(run_prov, prov), "judge_model": bench.get("judge_model"),
+            "n_unparseable": int(bench.get("n_unparseable") or 0), "aggregation": bench.get("aggregation"),
+            "aggregation_source": (prov or {}).get("aggregation_source", "")}
+
+
+def load_results(paths: list[Path], labels: list[str] | None = None) -> list[OurRow]:
+    """One :class:`OurRow` per `midm eval` summary file (scores on the card's scale + provenance)."""
+    from evaluation.runner import READABLE_SCHEMAS
 
     if labels and len(labels) != len(paths):
         raise ValueError(f"{len(labels)} --label values for {len(paths)} results files")
@@ -82,15 +114,43 @@ def load_results(paths: list[Path], labels: list[str] | None = None) -> list[tup
         raise ValueError("no `midm eval` summary files given (only lm-eval raw outputs)")
     for i, path in enumerate(paths):
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("schema") != SUMMARY_SCHEMA:
+        if data.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"{path}: not a `midm eval` summary (schema {data.get('schema')!r}, "
-                             f"expected {SUMMARY_SCHEMA!r})")
-        scores = {name: float(b["score"]) for name, b in data["benchmarks"].items()}
-        rows.append((labels[i] if labels else data.get("model_name") or Path(path).stem, scores))
+                             f"expected one of {READABLE_SCHEMAS})")
+        benches = data["benchmarks"]
+        scores = {name: float(b["score"]) for name, b in benches.items() if b.get("score") is not None}
+        meta = {name: _meta(data.get("provenance"), b) for name, b in benches.items()}
+        rows.append(OurRow(labels[i] if labels else data.get("model_name") or Path(path).stem, scores, meta))
     return rows
 
 
-def our_cells(spec: TableSpec, scores: dict[str, float]) -> list[str]:
+def mixed_columns(ours: list[OurRow]) -> dict[str, list[str]]:
+    """{benchmark: difference lines} for benchmarks whose rows disagree in their settings."""
+    out: dict[str, list[str]] = {}
+    for bench in sorted({b for row in ours for b in row.scores}):
+        sigs = [(row.label, row.meta.get(bench, {}).get("signature", {})) for row in ours if bench in row.scores]
+        first_label, first = sigs[0]
+        lines = [f"{first_label} vs {label}: " + "; ".join(provenance.differences(first, sig))
+                 for label, sig in sigs[1:] if sig != first]
+        if lines:
+            out[bench] = lines
+    return out
+
+
+def check_comparable(ours: list[OurRow], *, allow_mixed: bool = False) -> dict[str, list[str]]:
+    """Raise :class:`MixedSettings` when a column's rows were scored differently (unless allowed);
+    returns the mixed columns."""
+    mixed = mixed_columns(ours)
+    if mixed and not allow_mixed:
+        detail = "\n".join(f"  {bench}: {line}" for bench, lines in mixed.items() for line in lines)
+        raise MixedSettings("these rows were scored with different settings for the same column:\n" + detail
+                            + "\nre-run them alike, or pass --allow-mixed to show them side by side (marked ≠)")
+    return mixed
+
+
+def our_cells(spec: TableSpec, scores: dict[str, float], meta: dict[str, dict] | None = None,
+              mixed: dict[str, list[str]] | None = None) -> list[str]:
+    meta, mixed = meta or {}, mixed or {}
     values: list[float | None] = [
         scores.get(c.bench) if c.bench and not c.avg_of and not c.proprietary else None for c in spec.columns]
     cells: list[str] = []
@@ -103,14 +163,56 @@ def our_cells(spec: TableSpec, scores: dict[str, float]) -> list[str]:
         elif col.proprietary:
             cells.append(NOT_REPRODUCIBLE)
         else:
-            cells.append(MISSING if value is None else f"{value:.1f}")
+            mark = ("§" if col.bench and meta.get(col.bench, {}).get("n_unparseable") else "") + \
+                   ("≠" if col.bench in mixed else "")
+            cells.append(MISSING if value is None else f"{value:.1f}{mark}")
     return cells
 
 
-def table_rows(spec: TableSpec, published: dict, ours: list[tuple[str, dict[str, float]]]):
+def table_rows(spec: TableSpec, published: dict, ours: list[OurRow], mixed: dict[str, list[str]] | None = None):
     """[(label, cells, is_ours)] — published models first, in the card's order."""
     rows = [(model, list(cells), False) for model, cells in published[spec.key]["rows"].items()]
-    return rows + [(f"{label} (ours)", our_cells(spec, scores), True) for label, scores in ours]
+    return rows + [(f"{row.label} (ours)", our_cells(spec, row.scores, row.meta, mixed), True) for row in ours]
+
+
+def judges(ours: list[OurRow], bench: str) -> list[str]:
+    return sorted({row.meta[bench]["judge_model"] for row in ours
+                   if bench in row.meta and row.meta[bench].get("judge_model")})
+
+
+def column_titles(spec: TableSpec, ours: list[OurRow]) -> list[str]:
+    """The card's column titles; judge-scored columns name the judge(s) our rows used."""
+    out = []
+    for col in spec.columns:
+        names = judges(ours, col.bench) if col.bench else []
+        out.append(f"{col.title} [judge: {', '.join(names)}]" if names else col.title)
+    return out
+
+
+def footnotes(ours: list[OurRow], mixed: dict[str, list[str]]) -> list[str]:
+    from evaluation.registry import BENCHMARKS
+
+    notes = list(FOOTNOTES)
+    shown = sorted({b for row in ours for b in row.scores})
+    for bench in shown:
+        aggs = {row.meta.get(bench, {}).get("aggregation") for row in ours if bench in row.scores} - {None}
+        reg = BENCHMARKS.get(bench)
+        if reg is not None and reg.aggregation_source and aggs:
+            source = reg.aggregation_source
+            notes.append(f"{reg.title} ({bench}): {' / '.join(sorted(aggs))} mean over its lm-eval tasks "
+                         f"({source}); both micro and macro are in the results file.")
+        names = judges(ours, bench)
+        if names:
+            notes.append(f"{bench}: scored by the LLM judge {', '.join(names)} with the benchmark's published "
+                         "judge prompt.")
+        bad = [(row.label, row.meta[bench]["n_unparseable"]) for row in ours
+               if row.meta.get(bench, {}).get("n_unparseable")]
+        if bad:
+            notes.append(f"`§` {bench}: " + ", ".join(f"{label}: {n} unparseable judgements" for label, n in bad)
+                         + " (left out of the mean, never scored).")
+    for bench, lines in mixed.items():
+        notes.append(f"`≠` {bench} rows were scored with different settings: " + " | ".join(lines))
+    return notes
 
 
 def _check_layout(spec: TableSpec, published: dict) -> None:
@@ -137,17 +239,19 @@ FOOTNOTES = (
 )
 
 
-def render_markdown(published: dict, ours) -> str:
+def render_markdown(published: dict, ours: list[OurRow]) -> str:
+    mixed = mixed_columns(ours)
     out = ["## Mi:dm 2.0 model card tables, with our results", ""]
     for spec in TABLES:
         _check_layout(spec, published)
         out.append(f"### {spec.title}: " + " · ".join(f"{g} ({n})" for g, n in spec.groups))
         out.append("")
         group_of = [g for g, n in spec.groups for _ in range(n)]
-        titles = [f"{c.title} ({g})" if c.title == "Avg." else c.title for c, g in zip(spec.columns, group_of)]
+        titles = [f"{t} ({g})" if c.title == "Avg." else t
+                  for c, t, g in zip(spec.columns, column_titles(spec, ours), group_of)]
         out.append("| Model | " + " | ".join(titles) + " |")
         out.append("|---|" + "---:|" * len(titles))
-        for label, cells, is_ours in table_rows(spec, published, ours):
+        for label, cells, is_ours in table_rows(spec, published, ours, mixed):
             name = f"**{label}**" if is_ours else label
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
@@ -159,11 +263,12 @@ def render_markdown(published: dict, ours) -> str:
         for label, scores in ours:
             out.append(f"| **{label} (ours)** | " + " | ".join(_fmt(scores.get(b)) for b in extra) + " |")
         out.append("")
-    out += [f"- {note}" for note in FOOTNOTES]
+    out += [f"- {note}" for note in footnotes(ours, mixed)]
     return "\n".join(out) + "\n"
 
 
-def render_html(published: dict, ours) -> str:
+def render_html(published: dict, ours: list[OurRow]) -> str:
+    mixed = mixed_columns(ours)
     e = html.escape
     out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"><title>Mi:dm 2.0 tables</title>',
            "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;padding:2px 6px}"
@@ -175,8 +280,8 @@ def render_html(published: dict, ours) -> str:
         out.append("<table>")
         out.append('<tr><th rowspan="2">Model</th>'
                    + "".join(f'<th colspan="{n}">{e(g)}</th>' for g, n in spec.groups) + "</tr>")
-        out.append("<tr>" + "".join(f"<th>{e(c.title)}</th>" for c in spec.columns) + "</tr>")
-        for label, cells, is_ours in table_rows(spec, published, ours):
+        out.append("<tr>" + "".join(f"<th>{e(t)}</th>" for t in column_titles(spec, ours)) + "</tr>")
+        for label, cells, is_ours in table_rows(spec, published, ours, mixed):
             cls = ' class="ours"' if is_ours else ""
             out.append(f"<tr{cls}><td>{e(label)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
         out.append("</table>")
@@ -188,12 +293,12 @@ def render_html(published: dict, ours) -> str:
             out.append(f'<tr class="ours"><td>{e(label)} (ours)</td>'
                        + "".join(f"<td>{e(_fmt(scores.get(b)))}</td>" for b in extra) + "</tr>")
         out.append("</table>")
-    out.append("<ul>" + "".join(f"<li>{e(n.replace('`', ''))}</li>" for n in FOOTNOTES) + "</ul>")
+    out.append("<ul>" + "".join(f"<li>{e(n.replace('`', ''))}</li>" for n in footnotes(ours, mixed)) + "</ul>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def render(ours, fmt: str = "md", published: dict | None = None) -> str:
+def render(ours: list[OurRow], fmt: str = "md", published: dict | None = None) -> str:
     published = published or load_published()
     if fmt == "md":
         return render_markdown(published, ours)

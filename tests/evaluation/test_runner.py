@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from evaluation import cli, registry, runner
+from midm.cli import main as midm_main
 from tests.conftest import REPO
 
 LOCAL_TASKS = ["klue_nli_mc", "kornli_mc"]
@@ -92,7 +93,7 @@ def test_scores_equal_an_independent_scoring(our_run, tiny_hf_model, bench_dir, 
 
 
 def test_offline_run_names_missing_local_copies(tiny_hf_model, tmp_path, capsys):
-    code = cli.main(["--model", str(tiny_hf_model), "--tasks", "kmmlu", "--data-dir", str(tmp_path),
+    code = midm_main(["eval", "--model", str(tiny_hf_model), "--tasks", "kmmlu", "--data-dir", str(tmp_path),
                      "--output", str(tmp_path / "r.json")])
     assert code == 2
     err = capsys.readouterr().err
@@ -104,15 +105,15 @@ def test_offline_run_names_missing_local_copies(tiny_hf_model, tmp_path, capsys)
                                            ("ko_mtbench", "LLM judge"),
                                            ("mbpp_plus", "--allow-code-execution")])
 def test_bad_task_lists_fail_clearly(tiny_hf_model, tmp_path, capsys, tasks, message):
-    assert cli.main(["--model", str(tiny_hf_model), "--tasks", tasks, "--output", str(tmp_path / "r.json")]) == 2
+    assert midm_main(["eval", "--model", str(tiny_hf_model), "--tasks", tasks, "--output", str(tmp_path / "r.json")]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_not_a_model_dir(tmp_path, capsys):
-    assert cli.main(["--model", str(tmp_path), "--tasks", "klue_nli_mc"]) == 2
+    assert midm_main(["eval", "--model", str(tmp_path), "--tasks", "klue_nli_mc"]) == 2
     assert "midm convert to-hf" in capsys.readouterr().err
     (tmp_path / "config.json").write_text("{}")  # weights without a tokenizer: lm-eval could not run
-    assert cli.main(["--model", str(tmp_path), "--tasks", "klue_nli_mc"]) == 2
+    assert midm_main(["eval", "--model", str(tmp_path), "--tasks", "klue_nli_mc"]) == 2
     assert "--tokenizer" in capsys.readouterr().err
 
 
