@@ -135,7 +135,7 @@ def build_teacher(student: Recipe, teacher_path: str):
     if torch.cuda.is_available():
         teacher.cuda(torch.cuda.current_device())
     # Every pipeline stage loads the whole teacher: the shards overlap across stages by design.
-    state = dist_checkpointing.load({"model": teacher.sharded_state_dict()}, str(ckpt.resolve(teacher_path)),
+    state = dist_checkpointing.load({"model": teacher.sharded_state_dict()}, str(ckpt.check(teacher_path)),
                                     validate_access_integrity=False)
     teacher.load_state_dict(state["model"], strict=True)
     for param in teacher.parameters():

@@ -48,19 +48,20 @@ class Trainer:
         self.ps = ps
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
+        self.locks = ckpt.lock_run(self.run_dir, self.ckpt_dir)  # one trainer per run directory
         self.config = transformer_config(recipe=recipe)
         self.model = self._wrap(build_model(recipe=recipe, config=self.config))
         self.optimizer, self.scheduler = self._optimizer()
         self._wire_schedule_hooks()
 
         self.step, self.consumed_samples = 0, 0
-        resume_from = self._resume_path(resume)
+        resume_from, state = ckpt.resume(self.ckpt_dir, resume, self.model, self.optimizer, self.scheduler,
+                                         verify=recipe.checkpoint.verify, say=self._print)
         if resume_from is not None:
-            state = ckpt.load(resume_from, self.model, self.optimizer, self.scheduler)
             self.step, self.consumed_samples = state["step"], state["consumed_samples"]
             self._print(f"resumed from {resume_from} at step {self.step}")
         elif recipe.checkpoint.load:
-            ckpt.load_model_only(recipe.checkpoint.load, self.model)
+            ckpt.load_model_only(recipe.checkpoint.load, self.model, verify=recipe.checkpoint.verify)
             self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
 
         t = recipe.train
@@ -125,13 +126,6 @@ class Trainer:
             self.config.grad_sync_func = self.model.start_grad_sync
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
             self.config.param_sync_func = self.model.start_param_sync
-
-    def _resume_path(self, resume: str):
-        if resume == "none":
-            return None
-        if resume == "auto":
-            return ckpt.latest(self.ckpt_dir)
-        return resume
 
     # ---------------------------------------------------------------- step
     def forward_step(self, data_iterator, model):
@@ -251,4 +245,6 @@ class Trainer:
 
     def close(self) -> None:
         self.metrics.close()
+        for lock in self.locks:
+            lock.release()
         parallel.destroy()

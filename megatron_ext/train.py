@@ -37,14 +37,20 @@ def run_trainer(prog: str, build: Callable[[], "Trainer"], errors: tuple[type[Ex
     """Build a trainer (bad recipe/data/checkpoint → exit 2 with the message), run it, map to an exit status."""
     from megatron_ext.checkpoint import CheckpointError
     from megatron_ext.data import DataError
+    from midm.errors import MidmError
     from recipes import RecipeError
 
     try:
         trainer = build()
-    except (RecipeError, DataError, CheckpointError, *errors) as err:
+    except (RecipeError, DataError, CheckpointError, MidmError, *errors) as err:
         print(f"{prog}: {err}", file=sys.stderr)
-        return 2
-    finished = trainer.run()
+        return getattr(err, "exit_code", 2)
+    try:
+        finished = trainer.run()
+    except MidmError as err:  # e.g. a checkpoint that does not fit on the disk
+        print(f"{prog}: {err}", file=sys.stderr)
+        trainer.close()
+        return err.exit_code
     trainer.close()
     return 0 if finished else EXIT_REQUEUE
 

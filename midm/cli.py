@@ -65,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
               f"({STAGES[name].target} is missing).", file=sys.stderr)
         return 2
-    return int(func(rest) or 0)
+    from midm.errors import MidmError
+
+    try:
+        return int(func(rest) or 0)
+    except MidmError as err:  # bad input the user can fix: one line, no traceback
+        print(f"midm {name}: {err}", file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":
