@@ -64,6 +64,7 @@ def rehash(iter_dir: Path, name: str) -> None:
     (iter_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow
 def test_pickle_payload_in_metadata_is_refused_and_never_runs(saved, byte_prefix, tmp_path):
     from megatron_ext.checkpoint_safety import MetadataUnpickler, UnsafeCheckpointError
 
@@ -99,6 +100,7 @@ def _flip_embedding_bit(iter_dir: Path) -> str:
     return info.relative_path
 
 
+@pytest.mark.slow
 def test_flipped_bit_is_named_and_resume_auto_falls_back(saved, byte_prefix, tmp_path):
     from megatron_ext import checkpoint as ckpt
 
@@ -154,6 +156,7 @@ def _passes(ckpt, iter_dir: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_a_save_that_hits_the_file_size_limit_cleans_up(saved, byte_prefix, tmp_path):
     """A write refused by the OS mid-save (EFBIG from RLIMIT_FSIZE: the 10 MB shard does not fit under
     4 MiB, the small JSON/metrics files do): one line, the partial directory removed, `latest` kept."""
@@ -178,6 +181,7 @@ def _user_namespaces() -> bool:
     return probe is not None and probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _user_namespaces(), reason="needs `unshare -Urm` (user namespaces) to mount a small tmpfs")
 def test_full_disk_is_said_before_the_save(byte_prefix, tmp_path):
     """A real 16 MiB filesystem (tmpfs in a private mount namespace, no root needed): the first 10 MB
@@ -196,6 +200,7 @@ def test_full_disk_is_said_before_the_save(byte_prefix, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["iter_0000002", "latest"]
 
 
+@pytest.mark.slow
 def test_second_trainer_on_a_run_directory_fails_at_once(byte_prefix, tmp_path):
     from megatron_ext.run_lock import LOCK_NAME, RunLock
 
@@ -219,3 +224,66 @@ def test_second_trainer_on_a_run_directory_fails_at_once(byte_prefix, tmp_path):
         first.wait()
     assert lock.exists()  # kill -9 leaves the file …
     RunLock(run_dir).acquire().release()  # … but its holder is dead: stale, taken over at once
+
+
+def test_space_errors_are_told_apart(tmp_path):
+    import errno
+
+    from megatron_ext.checkpoint_space import explain
+
+    def chained(cause: BaseException) -> RuntimeError:
+        try:
+            raise RuntimeError("Worker failure") from cause
+        except RuntimeError as err:
+            return err
+
+    full = explain(chained(OSError(errno.ENOSPC, "No space left on device")), tmp_path, "iter_0000008", 1 << 30,
+                   "iter_0000006")
+    assert str(full).startswith("no space left on device while saving checkpoint iter_0000008")
+    assert "needs about 1.0 GiB" in str(full) and "`latest` still points to iter_0000006" in str(full)
+    quota = explain(OSError(errno.EDQUOT, "Disk quota exceeded"), tmp_path, "iter_0000008", 10, None)
+    assert str(quota).startswith("disk quota exceeded") and "no earlier checkpoint" in str(quota)
+    assert explain(ValueError("a bug, not the disk"), tmp_path, "iter_0000008", 10, None) is None
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_torch_readers_are_replaced_in_every_loading_process(saved, tmp_path):
+    """Importing megatron_ext.checkpoint routes torch's own readers (used inside dist_checkpointing.load)
+    through the restricted ones: a payload in .metadata or in a byte item is refused, plain data loads."""
+    import torch
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+    from torch.distributed.checkpoint.metadata import MetadataIndex
+    from torch.distributed.checkpoint.planner import LoadItemType, ReadItem
+
+    from megatron_ext import checkpoint as ckpt
+
+    marker = tmp_path / "payload_ran"
+    bad = copy_run(saved, tmp_path / "bad") / "checkpoints" / "iter_0000004"
+    (bad / ".metadata").write_bytes(payload(saved / "checkpoints" / "iter_0000004" / ".metadata", marker))
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="os.mkdir"):
+        FileSystemReader(str(bad)).read_metadata()
+    assert type(FileSystemReader(str(saved / "checkpoints" / "iter_0000004")).read_metadata()).__name__ == "Metadata"
+
+    planner = DefaultLoadPlanner(flatten_state_dict=False)
+    planner.state_dict = {}
+    item = ReadItem(LoadItemType.BYTE_IO, MetadataIndex("rng"), torch.Size([0]), MetadataIndex("rng"),
+                    torch.Size([0]), torch.Size([0]))
+    for obj, ok in (({"torch": torch.arange(3, dtype=torch.uint8)}, True), (_Payload(marker), False)):
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        buf.seek(0)
+        if ok:
+            planner.load_bytes(item, buf)
+            assert planner.state_dict["rng"]["torch"].tolist() == [0, 1, 2]
+        else:
+            with pytest.raises(ckpt.UnsafeCheckpointError, match="'rng' is not plain data"):
+                planner.load_bytes(item, buf)
+    assert not marker.exists()
