@@ -12,6 +12,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_flipped_bit_is_named_and_resume_auto_falls_back(saved, byte_prefix, tmp
     assert losses(run_dir) == losses(saved)[2:]  # steps 3-4 recomputed from iter_0000002, bit for bit
     assert (run_dir / "checkpoints" / "latest").read_text() == "iter_0000004"
     ckpt.check(run_dir / "checkpoints")  # re-saved whole
+    assert not (run_dir / "midm.lock").exists()  # released on exit
 
 
 DAMAGE = {
@@ -202,26 +204,28 @@ def test_full_disk_is_said_before_the_save(byte_prefix, tmp_path):
 
 @pytest.mark.slow
 def test_second_trainer_on_a_run_directory_fails_at_once(byte_prefix, tmp_path):
+    """A live holder of the run directory's lock (the RunLock every trainer takes, held here by a small
+    process so the box's two cores go to the trainer under test): the trainer exits 2 at start-up naming
+    the holder's host and PID; once the holder is killed -9 its lock is stale and taken over."""
     from megatron_ext.run_lock import LOCK_NAME, RunLock
 
     run_dir = tmp_path / "shared"
-    log = tmp_path / "first.log"
-    with open(log, "w") as sink:
-        first = subprocess.Popen(midm_cmd(tiny_args(byte_prefix, run_dir, 400)), cwd=REPO, env=run_env(),
-                                 stdout=sink, stderr=subprocess.STDOUT)
+    hold = f"import time; from megatron_ext.run_lock import RunLock; RunLock({str(run_dir)!r}).acquire(); time.sleep(600)"
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, env=run_env())
     try:
         lock = run_dir / LOCK_NAME
-        deadline = time.monotonic() + 240
-        while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert lock.exists(), log.read_text()[-2000:]
-        second = run_midm(tiny_args(byte_prefix, run_dir, 400), check=False)
+        deadline = time.monotonic() + 60
+        while not lock.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.exists()
+        second = run_midm(tiny_args(byte_prefix, run_dir), check=False)
         line = last_line(second.stderr)
-        assert second.returncode == 2 and f"host {socket.gethostname()}, PID {first.pid}" in line, line
-        assert first.poll() is None  # the holder is untouched
+        assert second.returncode == 2 and f"host {socket.gethostname()}, PID {holder.pid}" in line, line
+        assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+        assert holder.poll() is None
     finally:
-        first.kill()
-        first.wait()
+        holder.kill()
+        holder.wait()
     assert lock.exists()  # kill -9 leaves the file …
     RunLock(run_dir).acquire().release()  # … but its holder is dead: stale, taken over at once
 
