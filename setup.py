@@ -6,6 +6,7 @@ the ranges here only state what the code is written against.
 from setuptools import find_packages, setup
 
 CORE = ["torch==2.13.0", "megatron-core>=0.19,<0.20", "psutil>=5.9", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66",
+        "xxhash>=3.4",  # checkpoint manifests (XXH3-128, ~10x BLAKE2b)
         "tensorboard>=2.16"]
 EXTRAS = {
     # Transformer Engine: only on CUDA machines (NGC containers ship it). Never installed in CI:

@@ -55,6 +55,7 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
     from megatron.core import dist_checkpointing
     from megatron.core.dist_checkpointing.mapping import ShardedTensor
 
+    ckpt.check(iter_dir)  # whole and safe to read (checksums once per process)
     sharded = model.sharded_state_dict()
     targets = tensor_items(model)
     passes: list[dict] = []

@@ -56,6 +56,7 @@ class Trainer:
         self.ps = ps
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
+        self.locks = ckpt.lock_run(self.run_dir, self.ckpt_dir)  # one trainer per run directory
         self.config = transformer_config(recipe=recipe)
         if p.tp_comm_overlap:
             self._initialize_tp_comm_overlap()
@@ -65,13 +66,13 @@ class Trainer:
         self._wire_schedule_hooks()
 
         self.step, self.consumed_samples = 0, 0
-        resume_from = self._resume_path(resume)
+        resume_from, state = ckpt.resume(self.ckpt_dir, resume, self.model, self.optimizer, self.scheduler,
+                                         verify=recipe.checkpoint.verify, say=self._print)
         if resume_from is not None:
-            state = ckpt.load(resume_from, self.model, self.optimizer, self.scheduler)
             self.step, self.consumed_samples = state["step"], state["consumed_samples"]
             self._print(f"resumed from {resume_from} at step {self.step}")
         elif recipe.checkpoint.load:
-            ckpt.load_model_only(recipe.checkpoint.load, self.model)
+            ckpt.load_model_only(recipe.checkpoint.load, self.model, verify=recipe.checkpoint.verify)
             self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
 
         t = recipe.train
@@ -176,13 +177,6 @@ class Trainer:
             self.config.grad_sync_func = per_chunk("start_grad_sync")
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
             self.config.param_sync_func = per_chunk("start_param_sync")
-
-    def _resume_path(self, resume: str):
-        if resume == "none":
-            return None
-        if resume == "auto":
-            return ckpt.latest(self.ckpt_dir)
-        return resume
 
     # ---------------------------------------------------------------- step
     def get_batch(self, data_iterator) -> dict[str, torch.Tensor]:
@@ -324,4 +318,6 @@ class Trainer:
 
     def close(self) -> None:
         self.metrics.close()
+        for lock in self.locks:
+            lock.release()
         parallel.destroy()

@@ -157,6 +157,9 @@ class CheckpointConfig:
     # with a fresh optimizer and schedule. Ignored when resuming from `dir`.
     load: str | None = None
     keep_last: int | None = None  # prune older iter_* dirs after a successful save
+    # Check every file against the checkpoint's manifest.json (XXH3 checksums) before loading it; false
+    # skips the hashing (sizes, structure and the restricted unpickling are always checked).
+    verify: bool = True
     async_save: bool = False
 
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(rendered.script)
         if args.action == "submit":
             print(f"midm slurm: dry run: would pipe this script to `{args.sbatch} --parsable`; logs would go to "
-                  f"{rendered.log_pattern}. Nothing was submitted or written.", file=sys.stderr)
+                  f"{rendered.log_path('<job id>')}. Nothing was submitted or written.", file=sys.stderr)
         return 0
     from slurm.submit import SubmitError, submit
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"midm slurm: error: {err}", file=sys.stderr)
         return 1
     print(sub.job_id)
-    print(f"midm slurm: submitted {rendered.job_name} as job {sub.job_id}; log {rendered.log_pattern}, "
+    print(f"midm slurm: submitted {rendered.job_name} as job {sub.job_id}; log {sub.log}, "
           f"recipe {sub.recipe_path}", file=sys.stderr)
     return 0
 

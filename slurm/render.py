@@ -62,6 +62,12 @@ class Rendered:
     job_name: str
     log_pattern: str  # the #SBATCH --output value
 
+    def log_path(self, job_id: str) -> str:
+        """The log file Slurm writes for ``job_id``: ``%x``/``%j``/``%A`` expanded (filename patterns of
+        sbatch(1)); an array's per-task ``%a`` becomes ``*`` (one file per task)."""
+        return (self.log_pattern.replace("%x", self.job_name).replace("%j", job_id).replace("%A", job_id)
+                .replace("%a", "*"))
+
 
 def default_env_file() -> Path:
     return Path(str(resources.files("slurm") / "templates" / "env.sh"))

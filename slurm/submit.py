@@ -28,6 +28,7 @@ class Submission:
     script_path: Path
     recipe_path: Path
     record_path: Path
+    log: str  # the job's log file (``*`` stands for the task id of an array job)
 
 
 def sbatch_argv(sbatch: str = "sbatch") -> list[str]:
@@ -53,8 +54,8 @@ def submit(rendered: Rendered, stage: str, sbatch: str = "sbatch") -> Submission
     record_path = base.with_name(base.name + ".submit.json")
     script_path.write_text(rendered.script)
     recipe_path.write_text(json.dumps(rendered.recipe_dict, indent=2) + "\n")
-    log = rendered.log_pattern.replace("%x", rendered.job_name).replace("%j", job_id).replace("%A", job_id)
+    log = rendered.log_path(job_id)
     record = {"job_id": job_id, "stage": stage, "job_name": rendered.job_name, "submitted_at": time.time(),
               "log": log, "script": str(script_path), "recipe": str(recipe_path), "run_dir": str(rendered.run_dir)}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return Submission(job_id, script_path, recipe_path, record_path)
+    return Submission(job_id, script_path, recipe_path, record_path, log)

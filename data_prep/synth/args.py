@@ -14,8 +14,9 @@ def add_synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (optional)")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--max-retries", type=int, default=5)
-    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles, with jitter)")
-    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles, with jitter; a longer Retry-After wins)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds one attempt may take in all (connect, send, the whole answer); then it is retried")
     p.add_argument("--max-tokens", type=int, default=1024)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=0)

@@ -41,8 +41,10 @@ def run_trainer(build: Callable[[], "Trainer"]) -> int:
     CLI reports them (exit 2).
     """
     trainer = build()
-    finished = trainer.run()
-    trainer.close()
+    try:
+        finished = trainer.run()  # may raise MidmError, e.g. a checkpoint that does not fit on the disk
+    finally:
+        trainer.close()
     return 0 if finished else EXIT_REQUEUE
 
 

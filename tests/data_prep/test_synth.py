@@ -42,7 +42,7 @@ def test_concurrency_retries_cache_and_resume(tmp_path: Path, server):
     # resume: only the 7 remaining documents are requested
     assert main(common) == 0
     second = json.loads(Path(f"{out}.summary.json").read_text())
-    assert second["skipped_done"] == 5 and second["requests"] == 7
+    assert second["skipped"]["done"] == 5 and second["requests"] == 7
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(r["source_id"] for r in rows) == sorted(f"d{i}" for i in range(12))
     assert all(r["text"].startswith("## 요약 설명") and r["task"] == "rewrite" for r in rows)

@@ -49,6 +49,8 @@ def submit_tiny(slurm, prefix: str, workdir: Path, run_name: str, launcher: str 
     job_id = proc.stdout.strip()
     assert job_id.isdigit(), proc.stdout
     assert f"as job {job_id}" in proc.stderr
+    # the real log path, not the %x-%j pattern
+    assert f"log {workdir}/runs/{run_name}/slurm/midm-pretrain-{run_name}-{job_id}.out," in proc.stderr
     return job_id, workdir / "runs" / run_name
 
 
