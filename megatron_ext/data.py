@@ -7,22 +7,18 @@ batches the uninterrupted run would have seen.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 
-from midm.errors import MidmError
+from megatron_ext.data_check import (BUILT_SPLITS, SPLIT_NAMES, DataError, check_data, check_prefix,
+                                     resolve_blend)
 from recipes import Recipe, RecipeError
 from tokenizer.layout import EOS_ID
 
-
-class DataError(MidmError, RuntimeError):
-    """A data prefix that is missing, truncated or does not match the model."""
+__all__ = ["DataError", "MicroBatches", "build_datasets", "check_data", "check_prefix", "resolve_blend"]
 
 
 @dataclass(frozen=True)
@@ -41,72 +37,13 @@ class _DatasetTokenizer:
         return {"class": "midm_dataset_tokenizer", "eod": self.eod, "vocab_size": self.vocab_size}
 
 
-def resolve_blend(recipe: Recipe) -> tuple[list[str], list[float] | None]:
-    """(prefixes, weights) from ``data.blend`` or ``data.blend_file``."""
-    data = recipe.data
-    if data.blend_file:
-        path = Path(data.blend_file)
-        if not path.is_file():
-            raise DataError(f"data.blend_file {path} does not exist (write one with `midm data mix`)")
-        spec = json.loads(path.read_text())
-        pairs = spec.get("blend")
-        if not pairs:
-            raise DataError(f"{path}: expected a non-empty \"blend\": [[weight, prefix], …]")
-        prefixes = [str(p) if Path(p).is_absolute() else str(path.parent / p) for _, p in pairs]
-        return prefixes, [float(w) for w, _ in pairs]
-    items = list(data.blend)
-    if not items:
-        raise DataError("data.blend is empty: point it at a Megatron prefix written by `midm data tokenize`, "
-                        "e.g. --set data.blend=/data/ko_web_text_document")
-    if len(items) == 1:
-        return items, None
-    if len(items) % 2:
-        raise DataError(f"data.blend must be PREFIX or pairs of WEIGHT PREFIX, got {items}")
-    try:
-        weights = [float(w) for w in items[0::2]]
-    except ValueError:
-        raise DataError(f"data.blend pairs must be WEIGHT PREFIX (weight first), got {items}") from None
-    return items[1::2], weights
-
-
-def check_prefix(prefix: str, vocab_size: int, sample_docs: int = 2000) -> int:
-    """Validate one prefix (files present, .bin consistent with .idx, ids < vocab); returns #docs."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
-
-    idx, bin_ = Path(prefix + ".idx"), Path(prefix + ".bin")
-    missing = [str(p) for p in (idx, bin_) if not p.is_file()]
-    if missing:
-        raise DataError(f"data prefix {prefix!r}: missing {', '.join(missing)} (a prefix is the path without "
-                        ".bin/.idx; create it with `midm data tokenize`)")
-    try:
-        dataset = IndexedDataset(prefix, mmap=True)
-    except Exception as err:  # corrupt header / wrong version
-        raise DataError(f"data prefix {prefix!r}: unreadable index ({err})") from err
-    index = dataset.index
-    itemsize = np.dtype(index.dtype).itemsize
-    expected = int(index.sequence_pointers[-1]) + int(index.sequence_lengths[-1]) * itemsize if len(index) else 0
-    if bin_.stat().st_size != expected:
-        raise DataError(f"data prefix {prefix!r}: {bin_.name} has {bin_.stat().st_size} bytes but the index "
-                        f"describes {expected}; the pair is truncated or mismatched — re-run `midm data tokenize`")
-    step = max(1, len(index) // sample_docs)
-    max_id = max((int(dataset[i].max()) for i in range(0, len(index), step) if index.sequence_lengths[i]), default=0)
-    if max_id >= vocab_size:
-        raise DataError(f"data prefix {prefix!r} contains token id {max_id} but model.vocab_size is {vocab_size}: "
-                        "it was tokenized with a different tokenizer (set model.vocab_size to the tokenizer's "
-                        "padded size)")
-    return len(index)
-
-
-def check_data(recipe: Recipe) -> list[str]:
-    """Validate every prefix of the recipe's blend; returns the prefixes."""
-    prefixes, _ = resolve_blend(recipe)
-    for prefix in prefixes:
-        check_prefix(prefix, recipe.model.vocab_size)
-    return prefixes
-
-
 def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_id: int = EOS_ID):
-    """(train, valid, test) GPTDatasets sized for the run (valid/test may be None)."""
+    """(train, valid, None) GPTDatasets sized for the run (valid is None when its share is 0).
+
+    The test share of ``data.split`` is held out but never built: the trainer does not read it, and
+    building it only adds a way to hang (an empty split). ``check_data`` checks the same splits.
+    Raises ``DataError``.
+    """
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
@@ -125,14 +62,17 @@ def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_i
         create_attention_mask=False,
         mid_level_dataset_surplus=0.05,
     )
+    # Same train/valid bounds as Megatron-LM; the test entry is dropped (None: not built).
+    config.split_matrix = [bounds if name in BUILT_SPLITS else None
+                           for name, bounds in zip(SPLIT_NAMES, config.split_matrix)]
     try:
-        train, valid, test = BlendedMegatronDatasetBuilder(
+        train, valid, _ = BlendedMegatronDatasetBuilder(
             GPTDataset, [train_samples, valid_samples, 0], lambda: True, config).build()
     except (AssertionError, ValueError) as err:
         raise DataError(f"could not build datasets from {prefixes} with split {recipe.data.split!r}: {err}") from err
     if train is None:
         raise DataError(f"data.split {recipe.data.split!r} leaves no training documents")
-    return train, valid, test
+    return train, valid, None
 
 
 class MicroBatches:

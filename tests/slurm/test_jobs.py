@@ -142,9 +142,10 @@ def test_data_filter_array_runs_one_shard_per_task(slurm, tmp_path):
     assert not list(tmp_path.rglob("pwned*")) and not list(REPO.glob("pwned*"))
 
 
-def test_submit_reports_sbatch_refusal(slurm, tmp_path):
+def test_submit_reports_sbatch_refusal(slurm, tmp_path, byte_prefix):
     proc = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--gpus-per-node", "0", "--partition", "nosuch",
-                 "--workdir", str(tmp_path)], env=slurm.env, check=False)
+                 "--workdir", str(tmp_path), "--set", f"data.blend={byte_prefix}", "--set", "model.vocab_size=384"],
+                env=slurm.env, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "sbatch failed" in proc.stderr and "partition" in proc.stderr.lower()
     assert not list((tmp_path / "runs" / "tiny" / "slurm").glob("*.recipe.json"))
