@@ -8,6 +8,7 @@ batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -18,7 +19,8 @@ from megatron_ext.data_check import (BUILT_SPLITS, SPLIT_NAMES, DataError, check
 from recipes import Recipe, RecipeError
 from tokenizer.layout import EOS_ID
 
-__all__ = ["DataError", "MicroBatches", "build_datasets", "check_data", "check_prefix", "resolve_blend"]
+__all__ = ["DataError", "MicroBatches", "STOP_SIGNALS", "build_datasets", "check_data", "check_prefix",
+           "ignore_stop_signals", "resolve_blend"]
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,37 @@ class MicroBatches:
     def stream(self, consumed_samples: int) -> Iterator[dict]:
         """Endless micro-batches from ``consumed_samples`` on; the schedule takes ``num_microbatches`` a step.
 
-        One persistent DataLoader, so worker processes prefetch across steps.
+        One persistent DataLoader, so worker processes prefetch across steps. Its workers ignore the
+        job's stop signals (see :func:`ignore_stop_signals`).
         """
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self._sampler(consumed_samples),
-                                             num_workers=self.workers, persistent_workers=self.workers > 0)
-        return iter(loader)
+                                             num_workers=self.workers, persistent_workers=self.workers > 0,
+                                             worker_init_fn=ignore_stop_signals if self.workers else None)
+        if not self.workers:
+            return iter(loader)
+        # Workers are forked inside iter(): with the stop signals blocked meanwhile, a signal that lands
+        # before a worker has run ignore_stop_signals stays pending and is then discarded there (the
+        # child inherits the mask), while this process receives it as soon as the mask is restored.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# What Slurm (time limit, preemption, scancel), torchrun and a terminal send to every process of a job.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of every DataLoader: a data worker ignores the job's stop signals.
+
+    Slurm and ``kill -TERM -- -PGID`` signal every process of a job, workers included. A worker
+    killed by SIGTERM makes the DataLoader raise ("DataLoader worker … killed by signal") in the
+    middle of the step, before the trainer can checkpoint; ignoring the signal leaves the decision
+    to the trainer (checkpoint at the step boundary, exit 75). Workers still end with their parent
+    (PyTorch's worker watchdog) or on SIGKILL.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
