@@ -122,6 +122,11 @@ class CheckpointConfig:
     load: str | None = None
     keep_last: int | None = None  # prune older iter_* dirs after a successful save
     async_save: bool = False
+    # A resume whose recipe differs from the checkpoint's (megatron_ext/resume_check.py): take this
+    # recipe's LR schedule, recomputed at the resumed step (Megatron-LM's --override-opt_param-scheduler) …
+    override_scheduler: bool = False
+    # … and continue on a changed data blend / split / seq_length / seed from the sample counter.
+    allow_data_change: bool = False
 
 
 @dataclass
