@@ -130,6 +130,8 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
     does not allow (``checkpoint.override_scheduler`` / ``checkpoint.allow_data_change``).
     """
     path = _iter_dir(Path(checkpoint))
+    if not (path / "recipe.json").is_file():
+        return []  # not a checkpoint of ours: the loader says so, naming the path
     saved = recipe_from_dict(json.loads((path / "recipe.json").read_text()))
     state_file = path / "trainer_state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}

@@ -4,7 +4,9 @@ One step = ``get_forward_backward_func()`` over the global batch's micro-batches
 ``finalize_model_grads`` (DP all-reduce, tied-embedding sync across pipeline stages), the Megatron
 optimizer step (grad-norm clipping inside) and the LR scheduler. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
-Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
+Before any process group starts, the data are checked (``data_check.py``) and so is the start itself
+(``resume_check.py``: a resume whose recipe differs from the checkpoint's, a fresh start over an earlier
+run). Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
 and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
 """
 from __future__ import annotations
