@@ -27,7 +27,6 @@ BUILT_SPLITS = ("train", "valid")
 _INDEX_HEADER = b"MMIDIDX\x00\x00"
 # megatron.core.datasets.indexed_dataset.DType codes → NumPy dtype names
 _DTYPE_CODES = {1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float64", 7: "float32", 8: "uint16"}
-_MAX_DOCS_SEARCH = 10_000_000
 
 
 class DataError(MidmError, RuntimeError):
@@ -176,25 +175,37 @@ def split_ranges(split: str, num_sequences: int) -> list[tuple[int, int] | None]
     The same bounds as ``BlendedMegatronDatasetBuilder``: cumulative fractions, then
     ``int(round(bound * float(n)))`` (Python's round: half to even).
     """
+    return _ranges(_edges(split), num_sequences)
+
+
+def _edges(split: str) -> list[float]:
     edges = [0]
     for fraction in split_fractions(split):
         edges.append(edges[-1] + fraction)
-    ranges: list[tuple[int, int] | None] = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi <= lo:
-            ranges.append(None)
-        else:
-            ranges.append((int(round(lo * float(num_sequences))), int(round(hi * float(num_sequences)))))
-    return ranges
+    return edges
 
 
-def _min_sequences(split: str, start: int) -> int | None:
-    """The smallest prefix size ≥ ``start`` whose built splits all get at least one sequence."""
-    for n in range(max(start, 1), _MAX_DOCS_SEARCH):
-        ranges = split_ranges(split, n)
-        if all(r is None or r[1] > r[0] for name, r in zip(SPLIT_NAMES, ranges) if name in BUILT_SPLITS):
-            return n
-    return None
+def _ranges(edges: list[float], n: int) -> list[tuple[int, int] | None]:
+    return [None if hi <= lo else (int(round(lo * float(n))), int(round(hi * float(n))))
+            for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _min_sequences(split: str, start: int) -> int:
+    """The smallest prefix size ≥ ``start`` whose built splits all get at least one sequence.
+
+    Vectorised over candidate sizes (NumPy's round is half-to-even like Python's); a share f gets a
+    sequence once f·n ≥ 1.5 at the latest, so the candidates end within 2/f of ``start``.
+    """
+    import numpy as np
+
+    edges = _edges(split)
+    built = [i for i, name in enumerate(SPLIT_NAMES) if name in BUILT_SPLITS and edges[i + 1] > edges[i]]
+    start = max(start, 1)
+    n = np.arange(start, start + int(2 / min(edges[i + 1] - edges[i] for i in built)) + 2, dtype=np.float64)
+    ok = np.ones(n.shape, dtype=bool)
+    for i in built:
+        ok &= np.round(edges[i + 1] * n) > np.round(edges[i] * n)
+    return int(n[np.argmax(ok)])
 
 
 def check_split(index: PrefixIndex, split: str) -> dict[str, int]:
@@ -215,8 +226,7 @@ def check_split(index: PrefixIndex, split: str) -> dict[str, int]:
     if empty:
         counts = ", ".join(f"{name} {r[1] - r[0] if r else 0}" for name, r in zip(SPLIT_NAMES, ranges))
         need = _min_sequences(split, index.num_sequences + 1)
-        fixes = [f"give this prefix more documents (data.split={split} needs at least {need})" if need else
-                 "give this prefix more documents"]
+        fixes = [f"give this prefix more documents (data.split={split} needs at least {need})"]
         if "valid" in empty:
             train_share = split.split(",")[0].strip() if "," in split else "1"
             fixes.append(f"drop validation with --set data.split={train_share},0,0")
