@@ -7,22 +7,20 @@ batches the uninterrupted run would have seen.
 """
 from __future__ import annotations
 
-import json
 import os
+import signal
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 
-from midm.errors import MidmError
+from megatron_ext.data_check import (BUILT_SPLITS, SPLIT_NAMES, DataError, check_data, check_prefix,
+                                     resolve_blend)
 from recipes import Recipe, RecipeError
 from tokenizer.layout import EOS_ID
 
-
-class DataError(MidmError, RuntimeError):
-    """A data prefix that is missing, truncated or does not match the model."""
+__all__ = ["DataError", "MicroBatches", "STOP_SIGNALS", "build_datasets", "check_data", "check_prefix",
+           "ignore_stop_signals", "resolve_blend"]
 
 
 @dataclass(frozen=True)
@@ -41,72 +39,13 @@ class _DatasetTokenizer:
         return {"class": "midm_dataset_tokenizer", "eod": self.eod, "vocab_size": self.vocab_size}
 
 
-def resolve_blend(recipe: Recipe) -> tuple[list[str], list[float] | None]:
-    """(prefixes, weights) from ``data.blend`` or ``data.blend_file``."""
-    data = recipe.data
-    if data.blend_file:
-        path = Path(data.blend_file)
-        if not path.is_file():
-            raise DataError(f"data.blend_file {path} does not exist (write one with `midm data mix`)")
-        spec = json.loads(path.read_text())
-        pairs = spec.get("blend")
-        if not pairs:
-            raise DataError(f"{path}: expected a non-empty \"blend\": [[weight, prefix], …]")
-        prefixes = [str(p) if Path(p).is_absolute() else str(path.parent / p) for _, p in pairs]
-        return prefixes, [float(w) for w, _ in pairs]
-    items = list(data.blend)
-    if not items:
-        raise DataError("data.blend is empty: point it at a Megatron prefix written by `midm data tokenize`, "
-                        "e.g. --set data.blend=/data/ko_web_text_document")
-    if len(items) == 1:
-        return items, None
-    if len(items) % 2:
-        raise DataError(f"data.blend must be PREFIX or pairs of WEIGHT PREFIX, got {items}")
-    try:
-        weights = [float(w) for w in items[0::2]]
-    except ValueError:
-        raise DataError(f"data.blend pairs must be WEIGHT PREFIX (weight first), got {items}") from None
-    return items[1::2], weights
-
-
-def check_prefix(prefix: str, vocab_size: int, sample_docs: int = 2000) -> int:
-    """Validate one prefix (files present, .bin consistent with .idx, ids < vocab); returns #docs."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
-
-    idx, bin_ = Path(prefix + ".idx"), Path(prefix + ".bin")
-    missing = [str(p) for p in (idx, bin_) if not p.is_file()]
-    if missing:
-        raise DataError(f"data prefix {prefix!r}: missing {', '.join(missing)} (a prefix is the path without "
-                        ".bin/.idx; create it with `midm data tokenize`)")
-    try:
-        dataset = IndexedDataset(prefix, mmap=True)
-    except Exception as err:  # corrupt header / wrong version
-        raise DataError(f"data prefix {prefix!r}: unreadable index ({err})") from err
-    index = dataset.index
-    itemsize = np.dtype(index.dtype).itemsize
-    expected = int(index.sequence_pointers[-1]) + int(index.sequence_lengths[-1]) * itemsize if len(index) else 0
-    if bin_.stat().st_size != expected:
-        raise DataError(f"data prefix {prefix!r}: {bin_.name} has {bin_.stat().st_size} bytes but the index "
-                        f"describes {expected}; the pair is truncated or mismatched — re-run `midm data tokenize`")
-    step = max(1, len(index) // sample_docs)
-    max_id = max((int(dataset[i].max()) for i in range(0, len(index), step) if index.sequence_lengths[i]), default=0)
-    if max_id >= vocab_size:
-        raise DataError(f"data prefix {prefix!r} contains token id {max_id} but model.vocab_size is {vocab_size}: "
-                        "it was tokenized with a different tokenizer (set model.vocab_size to the tokenizer's "
-                        "padded size)")
-    return len(index)
-
-
-def check_data(recipe: Recipe) -> list[str]:
-    """Validate every prefix of the recipe's blend; returns the prefixes."""
-    prefixes, _ = resolve_blend(recipe)
-    for prefix in prefixes:
-        check_prefix(prefix, recipe.model.vocab_size)
-    return prefixes
-
-
 def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_id: int = EOS_ID):
-    """(train, valid, test) GPTDatasets sized for the run (valid/test may be None)."""
+    """(train, valid, None) GPTDatasets sized for the run (valid is None when its share is 0).
+
+    The test share of ``data.split`` is held out but never built: the trainer does not read it, and
+    building it only adds a way to hang (an empty split). ``check_data`` checks the same splits.
+    Raises ``DataError``.
+    """
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
@@ -125,14 +64,17 @@ def build_datasets(recipe: Recipe, train_samples: int, valid_samples: int, eod_i
         create_attention_mask=False,
         mid_level_dataset_surplus=0.05,
     )
+    # Same train/valid bounds as Megatron-LM; the test entry is dropped (None: not built).
+    config.split_matrix = [bounds if name in BUILT_SPLITS else None
+                           for name, bounds in zip(SPLIT_NAMES, config.split_matrix)]
     try:
-        train, valid, test = BlendedMegatronDatasetBuilder(
+        train, valid, _ = BlendedMegatronDatasetBuilder(
             GPTDataset, [train_samples, valid_samples, 0], lambda: True, config).build()
     except (AssertionError, ValueError) as err:
         raise DataError(f"could not build datasets from {prefixes} with split {recipe.data.split!r}: {err}") from err
     if train is None:
         raise DataError(f"data.split {recipe.data.split!r} leaves no training documents")
-    return train, valid, test
+    return train, valid, None
 
 
 class MicroBatches:
@@ -165,11 +107,40 @@ class MicroBatches:
     def stream(self, consumed_samples: int) -> Iterator[dict]:
         """Endless micro-batches from ``consumed_samples`` on; the schedule takes ``num_microbatches`` a step.
 
-        One persistent DataLoader, so worker processes prefetch across steps.
+        One persistent DataLoader, so worker processes prefetch across steps. Its workers ignore the
+        job's stop signals (see :func:`ignore_stop_signals`).
         """
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=self._sampler(consumed_samples),
-                                             num_workers=self.workers, persistent_workers=self.workers > 0)
-        return iter(loader)
+                                             num_workers=self.workers, persistent_workers=self.workers > 0,
+                                             worker_init_fn=ignore_stop_signals if self.workers else None)
+        if not self.workers:
+            return iter(loader)
+        # Workers are forked inside iter(): with the stop signals blocked meanwhile, a signal that lands
+        # before a worker has run ignore_stop_signals stays pending and is then discarded there (the
+        # child inherits the mask), while this process receives it as soon as the mask is restored.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# What Slurm (time limit, preemption, scancel), torchrun and a terminal send to every process of a job.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """``worker_init_fn`` of every DataLoader: a data worker ignores the job's stop signals.
+
+    Slurm and ``kill -TERM -- -PGID`` signal every process of a job, workers included. A worker
+    killed by SIGTERM makes the DataLoader raise ("DataLoader worker … killed by signal") in the
+    middle of the step, before the trainer can checkpoint; ignoring the signal leaves the decision
+    to the trainer (checkpoint at the step boundary, exit 75). Workers still end with their parent
+    (PyTorch's worker watchdog) or on SIGKILL.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def split_for_context_parallel(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,9 @@ rank's model chunks (one without interleaving), each wrapped in Megatron DDP, as
 context parallelism each micro-batch is split along the sequence (Megatron-Core's load-balanced
 zigzag, :meth:`Trainer.get_batch`) before the forward. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
-Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
+Before any process group starts, the data are checked (``data_check.py``) and so is the start itself
+(``resume_check.py``: a resume whose recipe differs from the checkpoint's, a fresh start over an earlier
+run). Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
 and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
 """
 from __future__ import annotations
@@ -24,9 +26,12 @@ import torch
 
 from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
+from megatron_ext.checkpoint_integrity import resume_candidates
 from megatron_ext.data import MicroBatches, build_datasets, check_data, split_for_context_parallel
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
+from megatron_ext.resume_check import (blend_record, check_fresh_start, check_initial_weights, check_resume,
+                                       describe, schedule_params)
 from megatron_ext.run_files import SUMMARY_FILE
 from recipes import Recipe, flops_per_token, validate
 
@@ -47,6 +52,10 @@ class Trainer:
         validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
         require_te_features(recipe)
         self.check_data()  # fail on the login node / before process groups, not after
+        self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
+        self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
+        resume_hint = self._resume_path(resume)
+        changes = self._check_start(resume, resume_hint, is_rank0=env.rank == 0)
         p = recipe.parallel
         self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
                                         seed=recipe.train.seed, context_parallel_size=p.context_parallel_size,
@@ -54,8 +63,6 @@ class Trainer:
         from megatron.core import parallel_state as ps
 
         self.ps = ps
-        self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
-        self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
         self.locks = ckpt.lock_run(self.run_dir, self.ckpt_dir)  # one trainer per run directory
         self.config = transformer_config(recipe=recipe)
         if p.tp_comm_overlap:
@@ -68,9 +75,17 @@ class Trainer:
         self.step, self.consumed_samples = 0, 0
         resume_from, state = ckpt.resume(self.ckpt_dir, resume, self.model, self.optimizer, self.scheduler,
                                          verify=recipe.checkpoint.verify, say=self._print)
+        if resume == "auto" and resume_from is not None and (resume_hint is None
+                                                              or resume_from.resolve() != resume_hint.resolve()):
+            changes = check_resume(recipe, resume_from)  # fell back past a damaged checkpoint: compare with this one
         if resume_from is not None:
             self.step, self.consumed_samples = state["step"], state["consumed_samples"]
+            o = recipe.optimizer  # the checkpoint's param groups bring back its Adam settings: the recipe's win
+            for group in self.optimizer.param_groups:
+                group["betas"], group["eps"] = (o.adam_beta1, o.adam_beta2), o.adam_eps
             self._print(f"resumed from {resume_from} at step {self.step}")
+            if changes:
+                self._print("this recipe differs from the checkpoint's:\n" + "\n".join(describe(changes, self.step)))
         elif recipe.checkpoint.load:
             ckpt.load_model_only(recipe.checkpoint.load, self.model, verify=recipe.checkpoint.verify)
             self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
@@ -146,21 +161,16 @@ class Trainer:
         from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
         from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
-        o, s, r = self.recipe.optimizer, self.recipe.scheduler, self.recipe
+        o, r = self.recipe.optimizer, self.recipe
         config = OptimizerConfig(
             optimizer="adam", lr=o.lr, min_lr=o.min_lr, weight_decay=o.weight_decay, adam_beta1=o.adam_beta1,
             adam_beta2=o.adam_beta2, adam_eps=o.adam_eps, clip_grad=o.clip_grad, bf16=self.config.bf16,
             fp16=self.config.fp16, params_dtype=self.config.params_dtype,
             use_distributed_optimizer=r.parallel.use_distributed_optimizer)
         optimizer = get_megatron_optimizer(config, self.model)
-        decay_steps = s.decay_steps or r.train.steps
-        style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant"}[s.style]
-        scheduler = OptimizerParamScheduler(
-            optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr, lr_warmup_steps=s.warmup_steps,
-            lr_decay_steps=max(decay_steps, s.warmup_steps + 1), lr_decay_style=style,
-            start_wd=o.weight_decay, end_wd=o.weight_decay, wd_incr_steps=decay_steps, wd_incr_style="constant",
-            wsd_decay_steps=s.wsd_decay_steps or max(1, decay_steps // 10) if style == "WSD" else None,
-            lr_wsd_decay_style=s.wsd_decay_style if style == "WSD" else None)
+        override = r.checkpoint.override_scheduler  # on resume: this recipe's schedule at the resumed step
+        scheduler = OptimizerParamScheduler(optimizer, **schedule_params(r), override_opt_param_scheduler=override,
+                                            use_checkpoint_opt_param_scheduler=not override)
         return optimizer, scheduler
 
     def _wire_schedule_hooks(self):
@@ -177,6 +187,36 @@ class Trainer:
             self.config.grad_sync_func = per_chunk("start_grad_sync")
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
             self.config.param_sync_func = per_chunk("start_param_sync")
+
+    def _check_start(self, resume: str, resume_from, is_rank0: bool) -> list:
+        """Recipe ↔ checkpoint differences to apply (raises ``ResumeError``); see resume_check.py."""
+        note = check_fresh_start(self.run_dir, self.ckpt_dir, resume, resume_from, is_rank0)
+        if note and is_rank0:
+            print(f"[midm train] {note}", flush=True)
+        if resume_from is not None:
+            return check_resume(self.recipe, resume_from)
+        if self.recipe.checkpoint.load:
+            check_initial_weights(self.recipe, self.recipe.checkpoint.load)
+        return []
+
+    def _resume_path(self, resume: str) -> Path | None:
+        """The checkpoint ``--resume`` will continue from, found before any process group starts.
+
+        ``auto``: the newest candidate (``latest``'s, then older ones) whose files are structurally
+        whole; checksums are verified at the load itself, which may fall back further (then the
+        recipe is compared again with the checkpoint actually loaded).
+        """
+        if resume == "none":
+            return None
+        if resume != "auto":
+            return Path(resume)
+        root = self.ckpt_dir
+        for candidate in (resume_candidates(root, ckpt.LATEST) if root.is_dir() else []):
+            try:
+                return ckpt.check(candidate, need_trainer_state=True, verify=False)
+            except ckpt.CheckpointError:
+                continue
+        return None
 
     # ---------------------------------------------------------------- step
     def get_batch(self, data_iterator) -> dict[str, torch.Tensor]:
@@ -265,7 +305,8 @@ class Trainer:
 
     def save(self) -> None:
         ckpt.save(self.ckpt_dir, self.step, self.model, self.optimizer, self.scheduler, self.recipe,
-                  {"step": self.step, "consumed_samples": self.consumed_samples},
+                  {"step": self.step, "consumed_samples": self.consumed_samples,
+                   "data_blend": blend_record(self.recipe)},
                   keep_last=self.recipe.checkpoint.keep_last)
 
     def run(self) -> bool:

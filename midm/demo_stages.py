@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,9 @@ def stage_tokenizer(ctx: DemoContext, label: str) -> dict:
                 for line in f:
                     if str(json.loads(line).get("id")) not in heldout_ids:
                         out.write(line)
+    # --overwrite: a re-run (--force) replaces the demo's own tokenizer; the tokenize stage after it re-runs too.
     run(ctx, label, "tokenizer", ["tokenizer", "train", "--input", str(train_input), "--vocab-size",
-                                  str(ctx.vocab_size), "--output", str(tok)])
+                                  str(ctx.vocab_size), "--output", str(tok), "--overwrite"])
     run(ctx, label, "tokenizer", ["tokenizer", "eval", "--tokenizer", str(tok), "--text", *heldout_files,
                                   "--output", str(tok / "eval")])
     meta = json.loads((tok / META_FILE).read_text())
@@ -182,12 +184,20 @@ def _train_args(ctx: DemoContext, recipe: str, run_name: str, steps: int, *extra
     return [arg for item in sets for arg in ("--set", item)]
 
 
+def _fresh(ctx: DemoContext, *run_names: str) -> None:
+    """A (re-)run of a training stage starts its runs over: the demo owns OUT, and `midm train --resume none`
+    refuses to start a run in a directory that holds an earlier one."""
+    for name in run_names:
+        shutil.rmtree(ctx.run_dir(name), ignore_errors=True)
+
+
 def _curve(ctx: DemoContext, run_name: str) -> dict:
     return read_curve(ctx.run_dir(run_name))
 
 
 def stage_pretrain(ctx: DemoContext, label: str) -> dict:
     f = ctx.family
+    _fresh(ctx, "parent")
     run(ctx, label, "pretrain", ["train", "--recipe", f.parent, "--resume", "none",
                                  *_train_args(ctx, f.parent, "parent", ctx.steps)], show=_every(20))
     return _curve(ctx, "parent")
@@ -204,6 +214,7 @@ def stage_dus(ctx: DemoContext, label: str) -> dict:
 def stage_continued(ctx: DemoContext, label: str) -> dict:
     f = ctx.family
     dus = ctx.path("checkpoints", "dus")
+    _fresh(ctx, "deep_dus", "deep_scratch")
     run(ctx, label, "continued", ["train", "--recipe", f.deep, "--resume", "none",
                                   *_train_args(ctx, f.deep, "deep_dus", ctx.continue_steps, f"checkpoint.load={dus}")],
         show=_every(25))
@@ -227,6 +238,7 @@ def stage_distill(ctx: DemoContext, label: str) -> dict:
     teacher = ctx.run_dir("deep_dus") / "checkpoints"
     pruned = ctx.path("checkpoints", "pruned")
     steps = ctx.continue_steps
+    _fresh(ctx, "mini_distill", "mini_pruned_lm", "mini_scratch")
     run(ctx, label, "distill", ["distill", "--recipe", f.mini, "--teacher", str(teacher), "--student", str(pruned),
                                 "--resume", "none", *_train_args(ctx, f.mini, "mini_distill", steps)], show=_every(25))
     run(ctx, label, "distill", ["train", "--recipe", f.mini, "--resume", "none",

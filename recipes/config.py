@@ -161,6 +161,11 @@ class CheckpointConfig:
     # skips the hashing (sizes, structure and the restricted unpickling are always checked).
     verify: bool = True
     async_save: bool = False
+    # A resume whose recipe differs from the checkpoint's (megatron_ext/resume_check.py): take this
+    # recipe's LR schedule, recomputed at the resumed step (Megatron-LM's --override-opt_param-scheduler) …
+    override_scheduler: bool = False
+    # … and continue on a changed data blend / split / seq_length / seed from the sample counter.
+    allow_data_change: bool = False
 
 
 @dataclass

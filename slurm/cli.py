@@ -2,7 +2,9 @@
 
 ``render`` prints the script; ``submit`` hands it to ``sbatch``, prints the job id and keeps the
 script, the resolved recipe JSON and a submission record in ``<run dir>/slurm/`` beside the job's
-log. ``submit --dry-run`` checks everything and prints the script without submitting.
+log. ``submit --dry-run`` checks everything and prints the script without submitting. ``submit``
+(dry run or not) also runs the trainer's data checks for the training stages (the blend's files,
+vocabulary and split sizes), so a job that would fail on its data is never queued.
 
 Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill (multi-node, one rank
 per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from recipes.args import add_recipe_args
 from slurm.quoting import RenderError
@@ -94,6 +97,23 @@ def options_from_args(args: argparse.Namespace) -> JobOptions:
         workdir=args.workdir, stage_args=stage_args)
 
 
+def _check_training_data(recipe_dict: dict, workdir: str | None) -> str | None:
+    """The trainer's own data checks (torch-free), run on the login node; the error text or None.
+
+    A job whose data would fail (missing prefix, wrong vocabulary, a split left empty) fails here, in
+    a second, instead of after the nodes are granted. Relative paths resolve against the job's
+    working directory, as they will in the job.
+    """
+    from megatron_ext.data_check import DataError, check_data
+    from recipes import recipe_from_dict
+
+    try:
+        check_data(recipe_from_dict(recipe_dict), base_dir=Path(workdir or Path.cwd()).resolve())
+    except DataError as err:
+        return str(err)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from recipes import RecipeError
@@ -103,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     except (RenderError, RecipeError) as err:
         print(f"midm slurm: error: {err}", file=sys.stderr)
         return 2
+    if args.action == "submit" and STAGES[args.stage].kind == "distributed":
+        error = _check_training_data(rendered.recipe_dict, args.workdir)
+        if error:
+            print(f"midm slurm: error: {error}", file=sys.stderr)
+            return 2
     if args.action == "render" or args.dry_run:
         sys.stdout.write(rendered.script)
         if args.action == "submit":

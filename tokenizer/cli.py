@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from midm.errors import MidmError
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midm tokenizer", description=__doc__)
@@ -23,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--verbose", action="store_true", help="show SentencePiece's own progress log")
     t.add_argument("--plain", action="store_true",
                    help="train the baseline instead: SentencePiece BPE defaults, no layout (writes DIR/plain.model)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace a tokenizer already in --output (.bin/.idx files made with it no longer match it)")
 
     e = sub.add_parser("eval", help="tokens/char, fertility, byte fallback, round trip vs baselines",
                        description="Writes eval.json, eval.md and eval.png into --output.")
@@ -44,10 +48,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class OutputExists(MidmError, RuntimeError):
+    """``--output`` already holds a tokenizer and ``--overwrite`` was not given."""
+
+
+def _refuse_to_replace(out: Path, names: tuple[str, ...]) -> None:
+    """Raise ``OutputExists`` when ``out`` holds any of ``names``: checked before any training."""
+    existing = [name for name in names if (out / name).exists()]
+    if existing:
+        raise OutputExists(f"{out} already holds a tokenizer ({', '.join(existing)}); data tokenized with it "
+                           "(.bin/.idx) would no longer match a retrained one. Write to a new --output, or pass "
+                           "--overwrite to replace it.")
+
+
 def _train(args) -> int:
+    from .api import META_FILE
     from .config import TrainConfig
     from .train import train, train_plain
 
+    if not args.overwrite:
+        _refuse_to_replace(Path(args.output), ("plain.model",) if args.plain else
+                           ("tokenizer.model", META_FILE, "tokenizer.json"))
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.vocab_size is not None:
         cfg.vocab_size = args.vocab_size

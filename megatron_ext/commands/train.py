@@ -30,7 +30,10 @@ def build_parser(prog: str = "midm train", doc: str | None = None) -> argparse.A
     add_recipe_args(parser)
     parser.add_argument("--resume", default="auto",
                         help="auto: continue from <checkpoint.dir>/latest when present (default); none: start "
-                             "fresh; PATH: resume from that checkpoint")
+                             "fresh (refused in a run directory that holds an earlier run); PATH: resume from that "
+                             "checkpoint. A resume whose recipe differs from the checkpoint's prints the differences "
+                             "and refuses a changed LR schedule or data unless checkpoint.override_scheduler / "
+                             "checkpoint.allow_data_change is set")
     return parser
 
 

@@ -18,14 +18,16 @@ EOD = 256
 VOCAB = 384
 
 
-def write_byte_prefix(out_dir: Path, name: str = "corpus") -> str:
+def write_byte_prefix(out_dir: Path, name: str = "corpus", docs: int | None = None) -> str:
+    """Write ``out_dir/name.bin/.idx`` from the corpus (its first ``docs`` documents when given)."""
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     prefix = str(out_dir / name)
     builder = IndexedDatasetBuilder(prefix + ".bin", dtype=np.uint16)
-    for path in sorted((TEST_DATA / "corpus").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            ids = list(json.loads(line)["text"].encode("utf-8")) + [EOD]
-            builder.add_document(torch.tensor(ids, dtype=torch.int64), [len(ids)])
+    lines = [line for path in sorted((TEST_DATA / "corpus").glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    for line in lines[:docs]:
+        ids = list(json.loads(line)["text"].encode("utf-8")) + [EOD]
+        builder.add_document(torch.tensor(ids, dtype=torch.int64), [len(ids)])
     builder.finalize(prefix + ".idx")
     return prefix

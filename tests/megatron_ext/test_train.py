@@ -81,20 +81,65 @@ def test_kill9_then_resume_reproduces_losses_exactly(baseline, byte_prefix, tmp_
     assert losses(run_dir) == losses(baseline)  # bit-exact, every step
 
 
-def test_sigusr1_checkpoints_exits_75_and_resumes(baseline, byte_prefix, tmp_path):
-    run_dir = tmp_path / "signalled"
-    args = tiny_args(byte_prefix, run_dir)
+def _signal_the_whole_job(run_dir: Path, args: list[str], sig: int) -> int:
+    """Start `midm train` in its own process group, send ``sig`` to the group at step 3 (what Slurm does
+    to every process of a step, DataLoader workers included); return the step it checkpointed at."""
     proc = subprocess.Popen(midm_cmd(args), cwd=REPO, env=run_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for_step(run_dir, 3, proc)
-    proc.send_signal(signal.SIGUSR1)
+    os.killpg(proc.pid, sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 75, err[-3000:]
+    assert "killed by signal" not in err
     stopped_at = read_metrics(run_dir)[-1]["step"]
     assert stopped_at < STEPS
+    assert f"checkpointed at step {stopped_at} after a stop signal" in out
     assert (run_dir / "checkpoints" / "latest").read_text() == f"iter_{stopped_at:07d}"
+    return stopped_at
+
+
+# data.num_workers=2 is the full-size recipes' default: the workers get the signal too.
+WORKERS = ("--set", "data.num_workers=2")
+
+
+def test_sigusr1_to_the_job_checkpoints_exits_75_and_resumes(baseline, byte_prefix, tmp_path):
+    run_dir = tmp_path / "signalled"
+    args = tiny_args(byte_prefix, run_dir, *WORKERS)
+    _signal_the_whole_job(run_dir, args, signal.SIGUSR1)
     run_midm(args)  # --resume auto is the default
     assert losses(run_dir) == losses(baseline)
+
+
+def test_sigterm_to_the_job_checkpoints_and_exits_75(byte_prefix, tmp_path):
+    """`kill -TERM -- -PGID`: preemption / time limit / scancel (fails with exit 1 if a worker dies of it)."""
+    _signal_the_whole_job(tmp_path / "terminated", tiny_args(byte_prefix, tmp_path / "terminated", *WORKERS),
+                          signal.SIGTERM)
+
+
+def test_data_workers_ignore_stop_signals_from_their_first_instruction():
+    """The stop signals are blocked while workers fork, so none can land before `ignore_stop_signals` runs."""
+    import torch.utils.data
+
+    from megatron_ext.data import STOP_SIGNALS, MicroBatches
+
+    class Probe(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):  # runs in a worker: report what that worker does with each signal
+            return torch.tensor([int(signal.getsignal(s) == signal.SIG_IGN) for s in STOP_SIGNALS]
+                                + [int(s in signal.pthread_sigmask(signal.SIG_BLOCK, [])) for s in STOP_SIGNALS])
+
+    from recipes import get_recipe
+
+    recipe = get_recipe("tiny", ["train.global_batch_size=2", "train.micro_batch_size=2", "data.num_workers=2"])
+    batches = MicroBatches(Probe(), recipe, dp_rank=0, dp_size=1)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    stream = batches.stream(0)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the parent's mask is restored
+    ignored_and_blocked = next(stream)
+    assert ignored_and_blocked.tolist() == [[1, 1, 1, 0, 0, 0]] * 2  # ignored, no longer blocked
+    del stream
 
 
 @pytest.fixture(scope="module")

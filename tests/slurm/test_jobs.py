@@ -35,7 +35,8 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("jobs")
 
 
-def submit_tiny(slurm, prefix: str, workdir: Path, run_name: str, launcher: str = "srun") -> tuple[str, Path]:
+def submit_tiny(slurm, prefix: str, workdir: Path, run_name: str, launcher: str = "srun",
+                *extra: str) -> tuple[str, Path]:
     env = {**slurm.env, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     # srun: 2 tasks of 1 CPU; torchrun: 1 task of 2 CPUs running 2 workers.
     cpus = "1" if launcher == "srun" else "2"
@@ -45,7 +46,7 @@ def submit_tiny(slurm, prefix: str, workdir: Path, run_name: str, launcher: str 
                  "--set", f"data.blend={prefix}", "--set", "model.vocab_size=384",
                  "--set", "logging.dir=runs", "--set", f"logging.run_name={run_name}",
                  "--set", f"train.steps={STEPS}", "--set", "train.eval_interval=6",
-                 "--set", "checkpoint.save_interval=6", "--set", "logging.tensorboard=false"], env=env)
+                 "--set", "checkpoint.save_interval=6", "--set", "logging.tensorboard=false", *extra], env=env)
     job_id = proc.stdout.strip()
     assert job_id.isdigit(), proc.stdout
     assert f"as job {job_id}" in proc.stderr
@@ -100,7 +101,8 @@ def test_tiny_two_tasks_on_cpu(slurm, plain_run):
 def test_usr1_checkpoints_requeues_and_resumes_to_the_same_loss(slurm, plain_run, byte_prefix, workdir, launcher):
     _, plain_dir, _ = plain_run
     run_name = f"requeued_{launcher}"
-    job_id, run_dir = submit_tiny(slurm, byte_prefix, workdir, run_name, launcher)
+    # With DataLoader workers (the full-size default): Slurm signals every process of the step, workers too.
+    job_id, run_dir = submit_tiny(slurm, byte_prefix, workdir, run_name, launcher, "--set", "data.num_workers=2")
     metrics = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
@@ -144,9 +146,10 @@ def test_data_filter_array_runs_one_shard_per_task(slurm, tmp_path):
     assert not list(tmp_path.rglob("pwned*")) and not list(REPO.glob("pwned*"))
 
 
-def test_submit_reports_sbatch_refusal(slurm, tmp_path):
+def test_submit_reports_sbatch_refusal(slurm, tmp_path, byte_prefix):
     proc = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--gpus-per-node", "0", "--partition", "nosuch",
-                 "--workdir", str(tmp_path)], env=slurm.env, check=False)
+                 "--workdir", str(tmp_path), "--set", f"data.blend={byte_prefix}", "--set", "model.vocab_size=384"],
+                env=slurm.env, check=False)
     assert proc.returncode == 1 and proc.stdout == ""
     assert "sbatch failed" in proc.stderr and "partition" in proc.stderr.lower()
     assert not list((tmp_path / "runs" / "tiny" / "slurm").glob("*.recipe.json"))

@@ -215,11 +215,49 @@ def test_every_stage_renders_valid_bash(tmp_path):
     assert f"--teacher {tmp_path / 't'} --student {tmp_path / 's'} --resume auto &" in distill
 
 
-def test_submit_dry_run_writes_nothing(tmp_path):
+@pytest.fixture(scope="module")
+def prefixes(tmp_path_factory) -> dict[str, str]:
+    """A usable byte-level prefix and one of 3 documents (too few for any split with validation)."""
+    from tests.megatron_ext.byte_data import write_byte_prefix
+
+    out = tmp_path_factory.mktemp("data")
+    return {"ok": write_byte_prefix(out, "corpus"), "few": write_byte_prefix(out, "few", docs=3)}
+
+
+def _tiny_data(prefix: str) -> list[str]:
+    return ["--set", f"data.blend={prefix}", "--set", "model.vocab_size=384"]
+
+
+def test_submit_dry_run_writes_nothing(tmp_path, prefixes):
     proc = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--dry-run", "--gpus-per-node", "0",
-                 "--workdir", str(tmp_path)])
+                 "--workdir", str(tmp_path), *_tiny_data(prefixes["ok"])])
     assert proc.stdout.startswith("#!/bin/bash") and "dry run" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_submit_runs_the_trainers_data_checks(tmp_path, prefixes):
+    """What would fail after the nodes were granted fails at submission (dry run or not), exit 2."""
+    proc = midm(["slurm", "submit", "pretrain", "--recipe", "midm_8b", "--nodes", "4", "--dry-run",
+                 "--workdir", str(tmp_path)], check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "data.blend is empty" in proc.stderr
+    Path(tmp_path / "few.bin").symlink_to(prefixes["few"] + ".bin")
+    Path(tmp_path / "few.idx").symlink_to(prefixes["few"] + ".idx")
+    for action in (["submit", "--dry-run"], ["submit", "--sbatch", str(tmp_path / "no-sbatch")]):
+        proc = midm(["slurm", action[0], "distill", "--recipe", "tiny", *action[1:], "--gpus-per-node", "0",
+                     "--teacher", "t", "--student", "s", "--workdir", str(tmp_path), *_tiny_data("few")],
+                    check=False)  # a relative prefix: it resolves against --workdir, as in the job
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert f"data prefix '{tmp_path / 'few'}' has 3 documents; data.split=95,5,0" in proc.stderr
+    assert midm(["slurm", "render", "pretrain", "--recipe", "midm_8b"]).returncode == 0  # render stays offline
+
+
+def test_submit_data_checks_import_no_torch(prefixes):
+    code = ("import sys, json; from slurm.cli import main; "
+            f"rc = main(['submit', 'pretrain', '--recipe', 'tiny', '--gpus-per-node', '0', '--dry-run', "
+            f"'--set', 'data.blend={prefixes['ok']}', '--set', 'model.vocab_size=384']); "
+            "print(json.dumps([rc, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.splitlines()[-1]) == [0, []]
 
 
 def test_slurm_cli_does_not_import_torch():

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,21 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert "unknown tokenizer config keys ['vocab_sise']" in capsys.readouterr().err
     assert main(["eval", "--tokenizer", str(tmp_path), "--text", str(tmp_path / "a.txt"), "--baseline", ""]) == 2
     assert "not a midm tokenizer directory" in capsys.readouterr().err
+
+
+def test_train_never_replaces_a_tokenizer_without_overwrite(tiny_dir, sample_inputs, tmp_path, capsys):
+    """Existing .bin/.idx files were made with the tokenizer in --output: refused before any training."""
+    out = tmp_path / "tok"
+    shutil.copytree(tiny_dir, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    argv = ["train", "--input", *sample_inputs, "--vocab-size", "1536", "--output", str(out)]
+    assert midm_main(["tokenizer", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already holds a tokenizer (tokenizer.model, midm_tokenizer.json, tokenizer.json)" in err
+    assert "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main(["train", "--plain", *argv[1:]]) == 0  # plain.model is another file: nothing is replaced
+    assert main(["train", "--plain", *argv[1:]]) == 2
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "midm_tokenizer.json").read_text(encoding="utf-8"))["vocab_size"] != \
+        json.loads(before["midm_tokenizer.json"])["vocab_size"]
