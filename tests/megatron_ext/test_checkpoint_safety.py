@@ -197,7 +197,7 @@ def test_full_disk_is_said_before_the_save(byte_prefix, tmp_path):
     subprocess.run(["unshare", "-Urm", "sh", "-c", script], cwd=REPO, env=run_env(), timeout=300, check=True)
     line = last_line((tmp_path / "stderr").read_text())
     assert (tmp_path / "rc").read_text().strip() == "1", line
-    assert line.startswith("midm train: no space left for checkpoint iter_0000004") and "needs about 11.3 MiB" in line
+    assert line.startswith("midm train: error: no space left for checkpoint iter_0000004") and "needs about 11.3 MiB" in line
     assert "(nothing written; `latest` still points to iter_0000002)" in line
     assert sorted(p.name for p in out.iterdir()) == ["iter_0000002", "latest"]
 
