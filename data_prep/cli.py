@@ -116,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-shards", action="store_true",
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("prefs", help="preference pairs JSONL -> chat-rendered chosen/rejected shards for `midm dpo`")
+    p.add_argument("paths", nargs="+", metavar="IN … OUT",
+                   help="input .jsonl/.jsonl.gz files or directories ({\"prompt\", \"chosen\", \"rejected\"} per "
+                        "line), then the OUT directory")
+    p.add_argument("--tokenizer", required=True, help="tokenizer DIR (`midm tokenizer train` or `export` output)")
+    p.add_argument("--seq-length", type=int, default=4096,
+                   help="training sequence length; pairs with a side longer than seq_length + 1 tokens are dropped "
+                        "(default 4096)")
+    p.add_argument("--no-progress", action="store_true")
     return ap
 
 
@@ -143,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         from data_prep.mix.curriculum import main_mix
 
         return main_mix(args.config, args.out_dir)
+    if args.cmd == "prefs":
+        from data_prep.prefs.build import main_prefs
+
+        return main_prefs(args)
     if args.cmd == "tokenize":
         from data_prep.tokenization.megatron import main_tokenize
 

@@ -143,6 +143,21 @@ class DistillConfig:
 
 
 @dataclass
+class DPOConfig:
+    """Direct Preference Optimization (Rafailov et al., arXiv 2305.18290) for ``midm dpo``.
+
+    loss = −log σ(β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])
+           + sft_loss_weight · (−log π(y_w|x) / |y_w|)
+
+    with sequence log-probabilities summed over response tokens (the chosen response's NLL term,
+    length-normalised, is RPO's: Pang et al., arXiv 2404.19733; 0 turns it off).
+    """
+
+    beta: float = 0.1
+    sft_loss_weight: float = 0.0
+
+
+@dataclass
 class Recipe:
     name: str
     model: ModelConfig
@@ -155,3 +170,4 @@ class Recipe:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)

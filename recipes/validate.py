@@ -55,6 +55,8 @@ def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None
     need(t.steps >= 1, "train.steps must be >= 1")
     need(recipe.checkpoint.save_interval >= 1, "checkpoint.save_interval must be >= 1")
     need(not (recipe.data.blend and recipe.data.blend_file), "set only one of data.blend and data.blend_file")
+    need(recipe.dpo.beta > 0, f"dpo.beta must be positive, got {recipe.dpo.beta}")
+    need(recipe.dpo.sft_loss_weight >= 0, f"dpo.sft_loss_weight must be >= 0, got {recipe.dpo.sft_loss_weight}")
     if world_size is not None:
         need(world_size % (tp * pp) == 0,
              f"world size {world_size} is not a multiple of tensor_model_parallel_size × pipeline_model_parallel_size "
