@@ -4,7 +4,7 @@
 script, the resolved recipe JSON and a submission record in ``<run dir>/slurm/`` beside the job's
 log. ``submit --dry-run`` checks everything and prints the script without submitting.
 
-Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill (multi-node, one rank
+Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill, dpo (multi-node, one rank
 per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
 task); data-filter, data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths).
 Importing this module pulls in neither torch nor Megatron-Core.

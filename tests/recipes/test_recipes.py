@@ -72,6 +72,8 @@ def test_json_round_trip():
     (["precision.fp8=none"], None, False, "use_distributed_optimizer needs GPUs"),
     (["data.seq_length=65536"], None, None, "exceeds model.max_position_embeddings"),
     (["precision.dtype=fp8"], None, None, "precision.dtype must be one of"),
+    (["dpo.beta=0"], None, None, "dpo.beta must be positive"),
+    (["dpo.sft_loss_weight=-1"], None, None, "dpo.sft_loss_weight must be >= 0"),
 ])
 def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
     with pytest.raises(RecipeError, match=message):
@@ -83,6 +85,20 @@ def test_valid_layouts_pass():
     validate(get_recipe("tiny", ["parallel.tensor_model_parallel_size=2"]), world_size=2, has_gpu=False)
     validate(get_recipe("midm_mini", ["parallel.tensor_model_parallel_size=8", "parallel.sequence_parallel=true"]),
              world_size=16, has_gpu=True)
+
+
+def test_dpo_recipes_keep_their_model_and_cite_the_published_settings():
+    for name, parent, gpus in (("midm_base_dpo", "midm_base", 64), ("midm_mini_dpo", "midm_mini", 64),
+                               ("tiny_dpo", "tiny_mini", None)):
+        r = get_recipe(name)
+        assert r.model == get_recipe(parent).model  # the SFT checkpoint of that model loads as the policy
+        assert r.dpo.beta == 0.1 and r.dpo.sft_loss_weight == 0.0 and r.precision.fp8 is None
+        validate(r, world_size=gpus, has_gpu=gpus is not None)
+    for name in ("midm_base_dpo", "midm_mini_dpo"):
+        r = get_recipe(name)
+        assert (r.optimizer.lr, r.optimizer.weight_decay, r.train.global_batch_size, r.data.seq_length) == \
+            (5e-7, 0.0, 128, 2048)
+        assert r.scheduler.warmup_steps == r.train.steps // 10
 
 
 def test_recipe_show_cli_does_not_import_torch():
