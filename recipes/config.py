@@ -78,8 +78,8 @@ class OptimizerConfig:
 
 @dataclass
 class SchedulerConfig:
-    """LR schedule: warmup, then ``cosine`` (to min_lr at decay_steps), ``wsd`` (warmup-stable-decay)
-    or ``constant``."""
+    """LR schedule: warmup, then ``cosine`` (to min_lr at decay_steps), ``wsd`` (warmup-stable-decay),
+    ``constant`` or ``linear`` (to min_lr at decay_steps; the usual SFT schedule)."""
 
     style: str = "cosine"
     warmup_steps: int = 2000
@@ -143,6 +143,17 @@ class DistillConfig:
 
 
 @dataclass
+class SFTConfig:
+    """Supervised fine-tuning (``midm sft``): chat data from ``midm data sft``, started from a base
+    checkpoint (``checkpoint.load``, whose model geometry the run adopts). Only ``*_sft`` recipes
+    carry this section."""
+
+    dataset: str | None = None        # OUT directory of `midm data sft` (index.json inside)
+    epochs: float | None = None       # when set, train.steps = ceil(epochs × train samples / global batch)
+    warmup_fraction: float | None = None  # when set, scheduler.warmup_steps = round(fraction × train.steps)
+
+
+@dataclass
 class Recipe:
     name: str
     model: ModelConfig
@@ -155,3 +166,4 @@ class Recipe:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    sft: SFTConfig | None = None  # post-training section: present only in *_sft recipes
