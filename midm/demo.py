@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocab-size", type=int, default=4096, help="tokenizer vocabulary (padded)")
     parser.add_argument("--sft-epochs", type=float, default=2.0,
                         help="SFT epochs over the bundled conversations for the Mini (the Base gets half)")
+    parser.add_argument("--chat-prompts", type=int, default=24,
+                        help="held-out questions each model answers through its chat template (before/after SFT)")
     parser.add_argument("--eval-data", default=str(DEFAULT_EVAL_DATA), help="local benchmark directory for midm eval")
     parser.add_argument("--eval-limit", type=int, default=None, help="examples per eval task (default: all)")
     add_set_arg(parser, "recipe override applied to every training stage (repeatable)")
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     ctx = DemoContext(out=out, data=args.data, family=FAMILIES[args.recipe], steps=args.steps,
                       continue_steps=args.continue_steps, vocab_size=args.vocab_size, eval_data=args.eval_data,
-                      eval_limit=args.eval_limit, overrides=args.overrides, sft_epochs=args.sft_epochs)
+                      eval_limit=args.eval_limit, overrides=args.overrides, sft_epochs=args.sft_epochs,
+                      chat_prompts=args.chat_prompts)
     for sub in ("logs", "summaries"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

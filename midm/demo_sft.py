@@ -20,7 +20,6 @@ SFT_HELDOUT = REPO / "demo_data" / "sft" / "chatbot_heldout.jsonl"
 SFT_SEQ_LENGTH = 256
 # pre-SFT model (demo_stages.MODELS key) → its SFT run; Base trains fewer epochs (it is ~3× slower per token)
 SFT_MODELS = {"mini": ("mini_sft", "mini_distill", 1.0), "base": ("base_sft", "deep_dus", 0.5)}
-CHAT_CONVERSATIONS = 24
 
 
 def stage_sft(ctx, label: str) -> dict:
@@ -48,7 +47,7 @@ def stage_chat(ctx, label: str) -> dict:
     from evaluation.chat import assistant_loss, chat_generations, read_conversations
 
     heldout = read_conversations(SFT_HELDOUT)
-    prompts = heldout[:CHAT_CONVERSATIONS]
+    prompts = heldout[:ctx.chat_prompts]
     midm_tok = load_chat_tokenizer(ctx.path("tokenizer"))
     result: dict = {"heldout_conversations": len(heldout)}
     for name in SFT_MODELS:

@@ -36,6 +36,7 @@ class DemoContext:
     eval_limit: int | None
     overrides: list[str] = field(default_factory=list)
     sft_epochs: float = 2.0
+    chat_prompts: int = 24
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
