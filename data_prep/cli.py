@@ -2,7 +2,7 @@
 
 Kept import-light on purpose: ``midm data --help`` must not load datatrove, Kiwi or torch.
 Each sub-command imports what it needs when it runs (``tokenize`` is the only one that
-touches Megatron-Core, lazily).
+touches Megatron-Core, lazily; ``sft`` and ``prefs`` need only numpy and ``tokenizers``).
 """
 from __future__ import annotations
 
@@ -117,15 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("sft", help="chat JSONL -> packed SFT shards (chat template, assistant-only loss mask) + stats")
+    from data_prep.sft.args import add_sft_args
+    add_sft_args(p)
+
     p = sub.add_parser("prefs", help="preference pairs JSONL -> chat-rendered chosen/rejected shards for `midm dpo`")
-    p.add_argument("paths", nargs="+", metavar="IN … OUT",
-                   help="input .jsonl/.jsonl.gz files or directories ({\"prompt\", \"chosen\", \"rejected\"} per "
-                        "line), then the OUT directory")
-    p.add_argument("--tokenizer", required=True, help="tokenizer DIR (`midm tokenizer train` or `export` output)")
-    p.add_argument("--seq-length", type=int, default=4096,
-                   help="training sequence length; pairs with a side longer than seq_length + 1 tokens are dropped "
-                        "(default 4096)")
-    p.add_argument("--no-progress", action="store_true")
+    from data_prep.prefs.args import add_prefs_args
+    add_prefs_args(p)
     return ap
 
 
@@ -161,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         from data_prep.tokenization.megatron import main_tokenize
 
         return main_tokenize(args)
+    if args.cmd == "sft":
+        from data_prep.sft.build import main_sft
+
+        return main_sft(args)
     return 2
 
 

@@ -17,7 +17,9 @@ The reference model is ``distiller.frozen_copy_on_last_stage`` — the distillat
 machinery: built whole on the pipeline-last ranks at the policy's TP size and precision, no
 gradients, no optimizer state, eval mode, and never part of a checkpoint. Everything else (loop,
 optimizer, checkpoints, resume, signals, logging) is ``Trainer``'s; this module overrides the data
-seam (pairs, see ``dpo_data.py``), ``forward_step`` and what is logged.
+seam (pairs, see ``dpo_data.py``), ``forward_step`` and what is logged. As in ``midm sft``, the
+policy adopts the model geometry of its initial checkpoint (``checkpoint.load``), ``data.seq_length``
+comes from the data, and ``dpo.epochs`` / ``dpo.warmup_fraction`` set the length and warmup.
 
 Loss normalisation: each micro-batch returns (Σ pair losses, number of pairs), so the schedule's
 division gives the mean over the pairs of the global batch, exactly (every micro-batch holds the
@@ -26,15 +28,18 @@ same number of pairs).
 from __future__ import annotations
 
 import copy
+import math
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from megatron_ext.dpo_data import build_pair_datasets, check_prefs_dir, pairs_to_rows, prefs_dirs
+from megatron_ext.data import DataError
+from megatron_ext.dpo_data import build_pair_datasets, check_split, pairs_to_rows, read_index
 from megatron_ext.trainer import Trainer
 from midm.errors import MidmError
-from recipes import DPOConfig, Recipe
+from recipes import DPOConfig, Recipe, RecipeError
 
 # Logged {sum, count} pairs → metric names (train: as is; validation: with a val_ prefix).
 METRICS = {"dpo loss": "dpo_loss", "reward accuracy": "reward_accuracy", "chosen reward": "chosen_reward",
@@ -96,6 +101,43 @@ def dpo_loss(loss_mask: torch.Tensor, ref_logps: torch.Tensor, cfg: DPOConfig, o
     return objective, torch.tensor(b, dtype=torch.int, device=policy.device), logged
 
 
+def dpo_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
+    """The recipe a DPO run trains with, and notes on what was derived (no process group needed).
+
+    Raises:
+        RecipeError: no ``dpo`` section or no ``dpo.dataset``.
+        DataError: the dataset is missing or was tokenized for a larger vocabulary.
+        CheckpointError: ``checkpoint.load`` is not a checkpoint.
+    """
+    if recipe.dpo is None or not recipe.dpo.dataset:
+        raise RecipeError(f"recipe {recipe.name!r} needs dpo.dataset (the output of `midm data prefs`): pass "
+                          "--data DIR or --set dpo.dataset=DIR, and use a *_dpo recipe")
+    out, notes = copy.deepcopy(recipe), []
+    index = read_index(out.dpo.dataset)
+    if out.checkpoint.load:
+        from megatron_ext.loading import read_recipe
+
+        initial = read_recipe(out.checkpoint.load).model
+        if initial != out.model:
+            notes.append(f"model from the initial checkpoint {out.checkpoint.load}: "
+                         + ", ".join(f"{k}={v}" for k, v in initial.geometry().items()))
+            out.model = copy.deepcopy(initial)
+    if index["seq_length"] != out.data.seq_length:
+        notes.append(f"data.seq_length {out.data.seq_length} → {index['seq_length']} (what the pairs were built for)")
+        out.data.seq_length = index["seq_length"]
+    if index["padded_vocab_size"] > out.model.vocab_size:
+        raise DataError(f"{out.dpo.dataset} was tokenized with {index['padded_vocab_size']} ids but the model has "
+                        f"model.vocab_size {out.model.vocab_size}: use the SFT model's tokenizer")
+    pairs = index["splits"]["train"]["pairs"]
+    if out.dpo.epochs is not None:
+        out.train.steps = max(1, math.ceil(out.dpo.epochs * pairs / out.train.global_batch_size))
+        notes.append(f"train.steps = {out.train.steps} ({out.dpo.epochs} epochs of {pairs} pairs at global batch "
+                     f"{out.train.global_batch_size})")
+    if out.dpo.warmup_fraction is not None:
+        out.scheduler.warmup_steps = round(out.dpo.warmup_fraction * out.train.steps)
+    return out, notes
+
+
 def reference_recipe(policy: Recipe, reference_path: str) -> Recipe:
     """The reference laid out like the policy (TP, precision) with its checkpoint's geometry.
 
@@ -122,21 +164,29 @@ class DPOTrainer(Trainer):
     loss_key = OBJECTIVE
 
     def __init__(self, recipe: Recipe, reference: str, resume: str = "auto"):
+        """Raises (before any process group starts) what :func:`dpo_recipe` and :func:`reference_recipe` raise."""
         from megatron_ext.distiller import frozen_copy_on_last_stage
 
+        recipe, notes = dpo_recipe(recipe)
+        ref_recipe = reference_recipe(recipe, reference)
         super().__init__(recipe, resume)
+        for note in notes:
+            self._print(note)
         self.reference_path = reference
-        self.reference = frozen_copy_on_last_stage(reference, reference_recipe(recipe, reference))
-        self._print(f"reference {reference} (frozen; dpo.beta={recipe.dpo.beta}, "
-                    f"dpo.sft_loss_weight={recipe.dpo.sft_loss_weight})")
+        self.reference = frozen_copy_on_last_stage(reference, ref_recipe)
+        self._print(f"DPO on {recipe.dpo.dataset} against the frozen reference {reference} "
+                    f"(dpo.beta={recipe.dpo.beta}, dpo.sft_loss_weight={recipe.dpo.sft_loss_weight})")
 
     # ---------------------------------------------------------------- data seam
     def check_data(self) -> None:
-        for path in prefs_dirs(self.recipe):
-            check_prefs_dir(path, self.recipe.model.vocab_size, self.recipe.data.seq_length)
+        root = self.recipe.dpo.dataset
+        for split, info in read_index(root)["splits"].items():
+            if info["pairs"]:
+                check_split(Path(root) / split, self.recipe.model.vocab_size, self.recipe.data.seq_length)
 
     def build_datasets(self, train_samples: int, valid_samples: int):
-        return build_pair_datasets(self.recipe, train_samples, valid_samples)
+        d = self.recipe.data
+        return build_pair_datasets(self.recipe.dpo.dataset, d.seq_length, d.seed, train_samples, valid_samples)
 
     # ---------------------------------------------------------------- step
     def forward_step(self, data_iterator, model):

@@ -55,7 +55,7 @@ class Trainer:
         self.ps = ps
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
-        self.config = transformer_config(recipe=recipe)
+        self.config = transformer_config(recipe=recipe, **self.transformer_overrides())
         self.model = self._wrap(build_model(recipe=recipe, config=self.config))
         self.optimizer, self.scheduler = self._optimizer()
         self._wire_schedule_hooks()
@@ -108,6 +108,10 @@ class Trainer:
         return train, valid
 
     # ---------------------------------------------------------------- setup
+    def transformer_overrides(self) -> dict:
+        """``TransformerConfig`` fields a stage sets on top of the recipe's (SFT: per-token loss)."""
+        return {}
+
     def _wrap(self, model):
         from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
         from megatron.core.transformer.module import Float16Module
@@ -135,7 +139,7 @@ class Trainer:
             use_distributed_optimizer=r.parallel.use_distributed_optimizer)
         optimizer = get_megatron_optimizer(config, [self.model])
         decay_steps = s.decay_steps or r.train.steps
-        style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant"}[s.style]
+        style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant", "linear": "linear"}[s.style]
         scheduler = OptimizerParamScheduler(
             optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr, lr_warmup_steps=s.warmup_steps,
             lr_decay_steps=max(decay_steps, s.warmup_steps + 1), lr_decay_style=style,

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from data_prep.prefs.build import SUMMARY_FILE, build, render_pair
+from data_prep.accounting import STATS_FILE
+from data_prep.prefs.build import INDEX_FILE, build, held_out, render_pair
 from data_prep.prefs.records import DROP_REASONS, PairError, parse_line
 from data_prep.sft.chat import load_chat_tokenizer
 from midm.cli import main as midm_main
@@ -83,23 +84,35 @@ def test_ids_and_masks_against_the_hf_chat_template(hf_and_midm):
                                         if m["role"] == "assistant")
 
 
-def test_build_accounts_for_every_record(chat_tokenizer_dir, tmp_path):
+def test_build_accounts_for_every_record_and_splits_by_prompt(chat_tokenizer_dir, tmp_path):
     out = tmp_path / "prefs"
-    summary = build([str(PREFS / "square_pairs.jsonl"), str(PREFS / "forms.jsonl"), str(PREFS / "bad_pairs.jsonl")],
-                    out, str(chat_tokenizer_dir), seq_length=256, progress=False)
-    assert summary["records_read"] == 107 + 4 + 12
-    assert summary["dropped"] == {"malformed": 7, "empty": 3, "identical": 1, "too_long": 1}
-    assert summary["kept"] == 111 and summary["balanced"]
-    assert summary["records_read"] == summary["kept"] + sum(summary["dropped"].values())
-    assert 0 < summary["longest"] <= 257 and summary["max_token_id"] < summary["padded_vocab_size"] == 2048
-    assert json.loads((out / SUMMARY_FILE).read_text()) == summary
-    for name in ("tokens", "loss_mask"):
-        assert (out / f"{name}.bin").stat().st_size > 0 and (out / f"{name}.idx").is_file()
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    # a shorter sequence length turns more pairs into too_long drops, still balanced
-    short = build([str(PREFS / "square_pairs.jsonl")], tmp_path / "short", str(chat_tokenizer_dir), seq_length=100,
-                  progress=False)
+    stats = build([str(PREFS / "square_pairs.jsonl"), str(PREFS / "forms.jsonl"), str(PREFS / "bad_pairs.jsonl")],
+                  out, str(chat_tokenizer_dir), seq_length=256, valid_fraction=0.2, progress=False)
+    assert stats["records_read"] == 107 + 4 + 12
+    assert stats["dropped"] == {"malformed": 7, "empty": 3, "identical": 1, "too_long": 1}
+    assert stats["kept"] == 111 and stats["balanced"]
+    assert stats["records_read"] == stats["kept"] + sum(stats["dropped"].values())
+    pairs = {k: v["pairs"] for k, v in stats["splits"].items()}
+    assert pairs["train"] + pairs["valid"] == 111 and 10 <= pairs["valid"] <= 35  # ~20% of the prompts
+    index = json.loads((out / INDEX_FILE).read_text())
+    assert index["splits"] == {k: {"pairs": v} for k, v in pairs.items()} and index["seq_length"] == 256
+    assert 0 < index["longest"] <= 257 and index["max_token_id"] < index["padded_vocab_size"] == 2048
+    assert json.loads((out / STATS_FILE).read_text()) == stats
+    for split in ("train", "valid"):
+        for name in ("tokens", "loss_mask"):
+            assert (out / split / f"{name}.bin").stat().st_size > 0 and (out / split / f"{name}.idx").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prefs"]  # the temporary directory was renamed away
+    # pairs that share a prompt (3 SQuARe questions have 2 pairs) always share a split
+    by_prompt: dict[str, set[bool]] = {}
+    for line in _lines("square_pairs.jsonl"):
+        pair = parse_line(line)
+        by_prompt.setdefault(json.dumps(pair.prompt), set()).add(held_out(pair.prompt, 1234, 0.2))
+    assert all(len(v) == 1 for v in by_prompt.values()) and len(by_prompt) == 104
+    # a shorter sequence length turns more pairs into too_long drops, still balanced; a rerun replaces OUT
+    short = build([str(PREFS / "square_pairs.jsonl")], out, str(chat_tokenizer_dir), seq_length=100,
+                  valid_fraction=0.0, progress=False)
     assert short["dropped"]["too_long"] > 0 and short["balanced"] and short["longest"] <= 101
+    assert short["splits"]["valid"]["pairs"] == 0
 
 
 def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, capsys):
@@ -108,6 +121,9 @@ def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, caps
                       "--seq-length", "128", "--no-progress"]) == 0
     brief = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert brief["records_read"] == brief["kept"] == 4 and brief["balanced"]
+    assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(PREFS), "--tokenizer",
+                      str(chat_tokenizer_dir)]) == 2
+    assert "is not a `midm data prefs` output" in capsys.readouterr().err
     assert midm_main(["data", "prefs", str(tmp_path / "missing.jsonl"), str(out), "--tokenizer",
                       str(chat_tokenizer_dir)]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -50,9 +50,10 @@ def main(reference: str, policy: str, prefs: str, run_root: str, out: str) -> No
 
     torch.set_num_threads(1)
     recipe = get_recipe("tiny_dpo", [
-        f"data.blend={prefs}", "model.vocab_size=2048", f"logging.dir={run_root}", "logging.run_name=probe",
-        "logging.tensorboard=false", "train.global_batch_size=4", "train.micro_batch_size=2", "train.steps=2",
-        f"checkpoint.load={policy}", "dpo.sft_loss_weight=0.5", "scheduler.warmup_steps=0", "optimizer.lr=1e-3"])
+        f"dpo.dataset={prefs}", f"logging.dir={run_root}", "logging.run_name=probe", "logging.tensorboard=false",
+        "train.global_batch_size=4", "train.micro_batch_size=2", "dpo.epochs=none", "train.steps=2",
+        "dpo.warmup_fraction=none", "scheduler.warmup_steps=0", f"checkpoint.load={policy}",
+        "dpo.sft_loss_weight=0.5", "optimizer.lr=1e-3"])
     trainer = DPOTrainer(recipe, reference, resume="none")
     module = trainer.model.module
     params = [p for p in module.parameters() if p.requires_grad]

@@ -66,14 +66,15 @@ def root(tmp_path_factory) -> Path:
 def prefs(root, chat_tokenizer_dir) -> Path:
     from data_prep.prefs.build import build
 
-    build([str(TEST_DATA / "prefs" / "square_pairs.jsonl")], root / "prefs", str(chat_tokenizer_dir), SEQ,
-          progress=False)
+    # ~10% of the prompts for training: few enough pairs that a dozen steps visibly learn them
+    stats = build([str(TEST_DATA / "prefs" / "square_pairs.jsonl")], root / "prefs", str(chat_tokenizer_dir),
+                  seq_length=SEQ, valid_fraction=0.9, progress=False)
+    assert 5 <= stats["splits"]["train"]["pairs"] <= 20
     return root / "prefs"
 
 
 def _sets(root: Path, name: str, *extra: str) -> list[str]:
-    items = [f"model.vocab_size={VOCAB}", f"data.seq_length={SEQ}", f"logging.dir={root}", f"logging.run_name={name}",
-             "logging.tensorboard=false", *extra]
+    items = [f"logging.dir={root}", f"logging.run_name={name}", "logging.tensorboard=false", *extra]
     return [x for item in items for x in ("--set", item)]
 
 
@@ -81,17 +82,19 @@ def _sets(root: Path, name: str, *extra: str) -> list[str]:
 def base(root, prefs) -> Path:
     """A few LM steps on the rendered conversations (the pairs' token file is a Megatron prefix):
     iter 2 and iter 4 are two different models of the DPO geometry."""
-    run_midm(["train", "--recipe", "tiny_dpo", *_sets(root, "base", f"data.blend={prefs}/tokens", "data.split=95,5,0",
-                                                      "train.steps=4", "checkpoint.save_interval=2",
-                                                      "train.eval_interval=4", "optimizer.lr=3e-3")])
+    blend = f"data.blend=1 {prefs}/train/tokens 1 {prefs}/valid/tokens"
+    run_midm(["train", "--recipe", "tiny_mini", *_sets(root, "base", blend, f"model.vocab_size={VOCAB}",
+                                                       f"data.seq_length={SEQ}", "data.split=95,5,0", "train.steps=4",
+                                                       "checkpoint.save_interval=2", "train.eval_interval=4",
+                                                       "train.eval_steps=1")])
     return root / "base" / "checkpoints"
 
 
 def _dpo_args(root: Path, prefs: Path, reference: Path, name: str, *extra: str) -> list[str]:
-    return ["dpo", "--recipe", "tiny_dpo", "--reference", str(reference),
-            *_sets(root, name, f"data.blend={prefs}", f"train.steps={STEPS}", "train.global_batch_size=4",
+    return ["dpo", "--recipe", "tiny_dpo", "--reference", str(reference), "--data", str(prefs),
+            *_sets(root, name, "dpo.epochs=none", f"train.steps={STEPS}", "train.global_batch_size=4",
                    "train.micro_batch_size=2", f"train.eval_interval={SAVE_EVERY}", "train.eval_steps=2",
-                   f"checkpoint.save_interval={SAVE_EVERY}", "optimizer.lr=3e-4", "data.split=8,92,0", *extra)]
+                   f"checkpoint.save_interval={SAVE_EVERY}", "optimizer.lr=3e-4", *extra)]
 
 
 def _digest(path: Path) -> str:
@@ -117,7 +120,7 @@ def test_step0_is_log2_then_preferences_are_learned(baseline):
     print("losses:", [round(r["loss"], 4) for r in records], "accuracy:", [r["reward_accuracy"] for r in records])
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)  # policy = reference (default init)
     assert first["chosen_reward"] == first["rejected_reward"] == first["margin"] == first["reward_accuracy"] == 0.0
-    # 9 training pairs (data.split 8,92,0) seen ~5 times: the preferences are learned (memorised)
+    # ~10 training pairs seen ~5 times: the preferences are learned (memorised)
     late = records[-4:]
     assert sum(r["loss"] for r in late) / 4 < 0.6
     assert sum(r["margin"] for r in late) / 4 > 0.2 and sum(r["reward_accuracy"] for r in late) / 4 >= 0.75
@@ -187,16 +190,18 @@ def test_two_process_layouts_match_single_process(layout, root, prefs, base, bas
 def test_bad_reference_and_data_fail_clearly(root, prefs, base, capsys, tmp_path):
     """Checked before any process group exists (in-process)."""
     from midm.cli import main
+    from recipes import get_recipe, recipe_to_dict
 
     reference = str(base / "iter_0000004")
-    assert main(["dpo", "--recipe", "tiny_dpo", "--reference", reference,
-                 *_sets(tmp_path, "x", f"data.blend={prefs}", "model.vocab_size=4096")]) == 2
-    assert "reference vocabulary 2048 != policy 4096" in capsys.readouterr().err
+    other = tmp_path / "other_vocab" / "iter_0000001"  # a checkpoint's recipe is all the check reads
+    other.mkdir(parents=True)
+    (other / "recipe.json").write_text(json.dumps(recipe_to_dict(get_recipe("tiny_mini"))))
+    assert main(["dpo", "--recipe", "tiny_dpo", "--reference", str(other), "--data", str(prefs),
+                 *_sets(tmp_path, "x", f"checkpoint.load={reference}")]) == 2
+    assert "reference vocabulary 4096 != policy 2048" in capsys.readouterr().err
     assert main(["dpo", "--recipe", "tiny_dpo", "--reference", reference, *_sets(tmp_path, "x")]) == 2
-    assert "data.blend is empty" in capsys.readouterr().err
-    assert main(["dpo", "--recipe", "tiny_dpo", "--reference", reference,
-                 *_sets(tmp_path, "x", f"data.blend={tmp_path}")]) == 2
-    assert "midm data prefs" in capsys.readouterr().err
-    assert main(["dpo", "--recipe", "tiny_dpo", "--reference", reference,
-                 *_sets(tmp_path, "x", f"data.blend={prefs}", "data.seq_length=64")]) == 2
-    assert "data.seq_length is 64" in capsys.readouterr().err
+    assert "needs dpo.dataset" in capsys.readouterr().err
+    assert main(["dpo", "--recipe", "tiny_dpo", "--reference", reference, "--data", str(tmp_path)]) == 2
+    assert "`midm data prefs" in capsys.readouterr().err
+    assert main(["dpo", "--recipe", "tiny_sft", "--reference", reference, "--data", str(prefs)]) == 2
+    assert "has no dpo section" in capsys.readouterr().err

@@ -72,12 +72,21 @@ def test_json_round_trip():
     (["precision.fp8=none"], None, False, "use_distributed_optimizer needs GPUs"),
     (["data.seq_length=65536"], None, None, "exceeds model.max_position_embeddings"),
     (["precision.dtype=fp8"], None, None, "precision.dtype must be one of"),
-    (["dpo.beta=0"], None, None, "dpo.beta must be positive"),
-    (["dpo.sft_loss_weight=-1"], None, None, "dpo.sft_loss_weight must be >= 0"),
 ])
 def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
     with pytest.raises(RecipeError, match=message):
         validate(get_recipe("midm_8b", overrides), world_size=world, has_gpu=gpu)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["dpo.beta=0"], "dpo.beta must be positive"),
+    (["dpo.sft_loss_weight=-1"], "dpo.sft_loss_weight must be >= 0"),
+    (["dpo.epochs=0"], "dpo.epochs must be positive"),
+    (["dpo.warmup_fraction=1"], "dpo.warmup_fraction must be in"),
+])
+def test_invalid_dpo_settings_name_the_field(overrides, message):
+    with pytest.raises(RecipeError, match=message):
+        validate(get_recipe("tiny_dpo", overrides))
 
 
 def test_valid_layouts_pass():
@@ -91,14 +100,16 @@ def test_dpo_recipes_keep_their_model_and_cite_the_published_settings():
     for name, parent, gpus in (("midm_base_dpo", "midm_base", 64), ("midm_mini_dpo", "midm_mini", 64),
                                ("tiny_dpo", "tiny_mini", None)):
         r = get_recipe(name)
-        assert r.model == get_recipe(parent).model  # the SFT checkpoint of that model loads as the policy
+        assert r.model == get_recipe(parent).model and r.sft is None  # that model's SFT checkpoint loads as the policy
         assert r.dpo.beta == 0.1 and r.dpo.sft_loss_weight == 0.0 and r.precision.fp8 is None
+        assert r.scheduler.style == "linear" and r.dpo.warmup_fraction == 0.1 and r.optimizer.weight_decay == 0.0
         validate(r, world_size=gpus, has_gpu=gpus is not None)
     for name in ("midm_base_dpo", "midm_mini_dpo"):
         r = get_recipe(name)
-        assert (r.optimizer.lr, r.optimizer.weight_decay, r.train.global_batch_size, r.data.seq_length) == \
-            (5e-7, 0.0, 128, 2048)
-        assert r.scheduler.warmup_steps == r.train.steps // 10
+        assert (r.optimizer.lr, r.dpo.epochs, r.train.global_batch_size, r.data.seq_length) == (5e-7, 1.0, 128, 2048)
+    assert get_recipe("midm_8b").dpo is None
+    with pytest.raises(RecipeError, match="has no 'dpo' section"):
+        get_recipe("tiny", ["dpo.beta=0.2"])
 
 
 def test_recipe_show_cli_does_not_import_torch():
