@@ -5,7 +5,9 @@ One step = ``get_forward_backward_func()`` over the global batch's micro-batches
 optimizer step (grad-norm clipping inside) and the LR scheduler. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
 Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
-and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
+and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``;
+``DPOTrainer`` (dpo.py) also sets ``sequences_per_sample`` (a pair = 2 rows), ``loss_key`` and adds
+its figures through ``step_metrics`` / ``eval_record``.
 """
 from __future__ import annotations
 
