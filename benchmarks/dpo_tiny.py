@@ -39,6 +39,7 @@ WEB = REPO / "demo_data" / "web_sample.jsonl.gz"
 SFT_TRAIN = REPO / "demo_data" / "sft" / "chatbot_train.jsonl"
 SFT_HELDOUT = REPO / "demo_data" / "sft" / "chatbot_heldout.jsonl"
 SEQ = 256
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models on a shared box: extra intra-op threads only spin
 
 
 def _sets(*items: str) -> list[str]:
@@ -59,13 +60,13 @@ def build_sft_model(work: Path, logs: Path, pretrain_steps: int, sft_epochs: flo
         f"data.blend={prefix}", "model.vocab_size=4096", f"logging.dir={runs}", "logging.run_name=base",
         f"train.steps={pretrain_steps}", f"train.eval_interval={pretrain_steps}", "logging.tensorboard=false",
         f"checkpoint.save_interval={pretrain_steps}", f"scheduler.warmup_steps={pretrain_steps // 10}")],
-        logs / "pretrain.log", nice=10)
+        logs / "pretrain.log", nice=10, env=ONE_THREAD)
     sft_data = work / "sft_data"
     run_midm(["data", "sft", str(SFT_TRAIN), str(sft_data), "--tokenizer", str(tok), "--seq-length", str(SEQ)],
              logs / "sft.log")
     run_midm(["sft", "--recipe", "tiny_sft", "--data", str(sft_data), "--base", str(base),
               *_sets(f"logging.dir={runs}", "logging.run_name=sft", f"sft.epochs={sft_epochs}",
-                     "logging.tensorboard=false")], logs / "sft.log", nice=10)
+                     "logging.tensorboard=false")], logs / "sft.log", nice=10, env=ONE_THREAD)
     info = {"pretrain": _curve(runs / "base"), "sft": _curve(runs / "sft")}
     return tok, runs / "sft" / "checkpoints", info
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = work / "runs"
     run_midm(["dpo", "--recipe", "tiny_dpo", "--reference", str(sft), "--data", str(prefs), "--resume", "none",
               *_sets(f"logging.dir={runs}", "logging.run_name=dpo", f"dpo.epochs={args.epochs}",
-                     "logging.tensorboard=false", *args.overrides)], logs / "dpo.log", nice=10)
+                     "logging.tensorboard=false", *args.overrides)], logs / "dpo.log", nice=10, env=ONE_THREAD)
     records = read_metrics(runs / "dpo")
     last_val = [r for r in records if r.get("val_loss") is not None][-1]
     result["dpo_run"] = {"steps": records[-1]["step"], "first_loss": records[0]["loss"],

@@ -11,7 +11,9 @@ checkpoint) counts pairs and the two sides of a pair always travel together: eve
 sample is ``[2, seq_length]`` (row 0 chosen, row 1 rejected), a micro-batch ``[b, 2, seq_length]``,
 and :func:`pairs_to_rows` lays it out as ``[2b, seq_length]`` with every chosen row first.
 Training order is a fresh permutation of the training pairs each epoch (``data.seed``), a pure
-function of the sample index, which keeps resume exact; validation reads its pairs in order.
+function of the sample index, which keeps resume exact. Each evaluation reads the first
+``train.eval_steps × train.global_batch_size`` held-out pairs in order (wrapping around when the
+split is smaller), the same ones every time.
 """
 from __future__ import annotations
 
