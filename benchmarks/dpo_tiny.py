@@ -1,10 +1,10 @@
 """DPO at tiny scale on real Korean preference pairs (SQuARe): held-out reward accuracy and margin
 before/after DPO, and how much held-out SFT (assistant-token) loss DPO costs.
 
-    nice python benchmarks/dpo_tiny.py [--demo-out demo_out] [--work /tmp/midm_dpo_bench] [--epochs 3]
+    nice python benchmarks/dpo_tiny.py [--demo-out demo_out | --sft CKPT --tokenizer DIR] [--work DIR] [--epochs 3]
 
-The starting point is an SFT model and its tokenizer: a finished ``midm demo`` output
-(``tokenizer/``, ``runs/mini_sft``) when ``--demo-out`` has one, otherwise a small lineage built
+The starting point is an SFT model and its tokenizer: ``--sft``/``--tokenizer``, else a finished
+``midm demo`` output (``tokenizer/``, ``runs/mini_sft``) when ``--demo-out`` has one, else a small lineage built
 here with the same CLI — ``midm tokenizer train`` (4,096 ids) and ``midm data tokenize`` on the bundled
 web sample, ``midm train --recipe tiny_mini``, ``midm data sft`` + ``midm sft --recipe tiny_sft`` on
 the bundled conversations (songys/Chatbot_data). Then:
@@ -47,7 +47,7 @@ def _sets(*items: str) -> list[str]:
 
 
 def build_sft_model(work: Path, logs: Path, pretrain_steps: int, sft_epochs: float) -> tuple[Path, Path, dict]:
-    """Tokenizer → pretrained ``tiny_mini`` → ``tiny_sft``, all through the CLI; returns (tokenizer, SFT ckpt, info)."""
+    """Tokenizer → pretrained ``tiny_mini`` → ``tiny_sft`` through the CLI; returns (tokenizer, SFT ckpt, info)."""
     tok, runs = work / "tokenizer", work / "runs"
     if not (tok / "tokenizer.json").is_file():
         run_midm(["tokenizer", "train", "--input", str(WEB), "--vocab-size", "4096", "--output", str(tok)],
@@ -81,6 +81,8 @@ def _curve(run_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-out", type=Path, default=REPO / "demo_out")
+    parser.add_argument("--sft", type=Path, help="SFT checkpoint to start from (with --tokenizer)")
+    parser.add_argument("--tokenizer", type=Path, help="its tokenizer directory")
     parser.add_argument("--work", type=Path, default=Path("/tmp/midm_dpo_bench"))
     parser.add_argument("--pairs", type=Path, default=PAIRS, help="preference JSONL (default: the SQuARe sample)")
     parser.add_argument("--valid-fraction", type=float, default=0.25, help="held-out share of prompts")
@@ -96,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"benchmark": "dpo_tiny", "pairs_file": str(args.pairs), "epochs": args.epochs,
                     "overrides": args.overrides}
     demo_tok, demo_sft = args.demo_out / "tokenizer", args.demo_out / "runs" / "mini_sft" / "checkpoints"
-    if (demo_tok / "tokenizer.json").is_file() and (demo_sft / "latest").is_file():
+    if args.sft and args.tokenizer:
+        tok, sft = args.tokenizer, args.sft
+        result["sft_model"] = str(args.sft)
+    elif (demo_tok / "tokenizer.json").is_file() and (demo_sft / "latest").is_file():
         tok, sft = demo_tok, demo_sft
         result["sft_model"] = f"demo output {args.demo_out}"
     else:
