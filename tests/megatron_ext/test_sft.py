@@ -135,11 +135,10 @@ def test_converted_sft_model_chats_through_the_template_and_stops_at_eot(sft_bas
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     assert ids == render_prompt(messages, load_chat_tokenizer(chat_tokenizer_dir))
 
-    class EotAtThird(LogitsProcessor):
+    class EotAtThird(LogitsProcessor):  # two ordinary tokens, then <|eot_id|>
         def __call__(self, input_ids, scores):
-            if input_ids.shape[1] == len(ids) + 2:
-                scores[:, :] = -float("inf")
-                scores[:, eot] = 0.0
+            scores[:, :] = -float("inf")
+            scores[:, eot if input_ids.shape[1] == len(ids) + 2 else 500] = 0.0
             return scores
 
     x = torch.tensor([ids])
