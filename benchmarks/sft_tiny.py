@@ -7,9 +7,11 @@ Needs a finished ``midm demo`` output (its tokenizer and the distilled Mini, ``r
 On the bundled Korean conversations (``demo_data/sft``, songys/Chatbot_data, MIT):
 
 1. ``midm data sft`` twice: ``--pack`` and ``--no-pack`` (256-token samples, same conversations);
-2. ``midm sft --recipe tiny_sft`` from the Mini for ``--epochs`` on each; throughput is *real*
-   (non-padding) tokens per second of training step time (validation and checkpointing excluded):
-   epoch tokens / Σ step seconds, where each step's seconds come from its logged tokens_per_s;
+2. ``midm sft --recipe tiny_sft`` from the Mini: packed for ``--epochs`` (the SFT model measured
+   below), unpacked for ``--throughput-steps`` steps (a rate needs no full epoch). Throughput is
+   *real* (non-padding) tokens per second of training-step time: the data's mean real tokens per
+   sample × global batch / the median step time (from each step's logged tokens_per_s; the median
+   keeps a shared machine's load spikes out; validation and checkpointing are excluded);
 3. ``midm convert to-hf`` of the base and the packed SFT model; on the held-out conversations
    (``demo_data/sft/chatbot_heldout.jsonl``) ``evaluation/chat.py`` measures the assistant-token
    loss and the share of greedy replies (to 48 held-out questions) that end with ``<|eot_id|>``.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,16 +39,17 @@ HELDOUT = REPO / "demo_data" / "sft" / "chatbot_heldout.jsonl"
 SEQ = 256
 
 
-def step_seconds(run_dir: Path, tokens_per_step: int) -> float:
-    """Σ training-step seconds of a run (first step left out: it pays one-time setup)."""
-    return sum(tokens_per_step / r["tokens_per_s"] for r in read_metrics(run_dir)[1:])
+def median_step_seconds(run_dir: Path, tokens_per_step: int) -> float:
+    """Median training-step seconds of a run (first step left out: it pays one-time setup)."""
+    return float(statistics.median(tokens_per_step / r["tokens_per_s"] for r in read_metrics(run_dir)[1:]))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-out", type=Path, default=REPO / "demo_out")
     parser.add_argument("--work", type=Path, default=Path("/tmp/midm_sft_bench"))
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=float, default=1.0, help="SFT epochs of the packed run (default 1)")
+    parser.add_argument("--throughput-steps", type=int, default=30, help="steps of the unpacked run (default 30)")
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sft_tiny.json")
     args = parser.parse_args(argv)
@@ -61,21 +65,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"--{mode}"], logs / "data.log")
         stats = json.loads((data / "stats.json").read_text())
         name = mode.replace("-", "")
+        length = [f"sft.epochs={args.epochs}"] if mode == "pack" else ["sft.epochs=none",
+                                                                         f"train.steps={args.throughput_steps}"]
         run_midm(["sft", "--recipe", "tiny_sft", "--data", str(data), "--base", str(base), "--resume", "none",
                   "--set", f"logging.dir={work / 'runs'}", "--set", f"logging.run_name={name}",
-                  "--set", f"sft.epochs={args.epochs}", "--set", "logging.tensorboard=false",
-                  "--set", "train.eval_interval=1000000"], logs / f"sft_{name}.log", nice=10,
+                  "--set", "logging.tensorboard=false", "--set", "train.eval_interval=1000000",
+                  *[a for x in length for a in ("--set", x)]], logs / f"sft_{name}.log", nice=10,
                  env={"OMP_NUM_THREADS": "2"})
         records = read_metrics(work / "runs" / name)
         gbs = get_recipe("tiny_sft").train.global_batch_size
-        seconds = step_seconds(work / "runs" / name, gbs * SEQ)
+        seconds = median_step_seconds(work / "runs" / name, gbs * SEQ)
         split = stats["splits"]["train"]
-        real_per_sample = split["tokens"] / split["samples"]
-        real_tokens = real_per_sample * gbs * (len(records) - 1)
+        real_per_step = split["tokens"] / split["samples"] * gbs
         result[name] = {"samples": split["samples"], "conversations": split["conversations"], "fill": split["fill"],
-                        "steps": len(records), "step_seconds": round(seconds, 2),
-                        "real_tokens_per_s": round(real_tokens / seconds, 1),
-                        "final_val_loss": records[-1].get("val_loss")}
+                        "steps": len(records), "median_step_seconds": round(seconds, 4),
+                        "real_tokens_per_s": round(real_per_step / seconds, 1),
+                        "steps_per_epoch": -(-split["samples"] // gbs),
+                        "epoch_seconds": round(-(-split["samples"] // gbs) * seconds, 1)}
     result["packed_speedup"] = round(result["pack"]["real_tokens_per_s"] / result["nopack"]["real_tokens_per_s"], 2)
 
     from data_prep.sft.chat import load_chat_tokenizer

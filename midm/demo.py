@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--continue-steps", type=int, default=100,
                         help="steps of continued training / distillation and of each from-scratch baseline")
     parser.add_argument("--vocab-size", type=int, default=4096, help="tokenizer vocabulary (padded)")
-    parser.add_argument("--sft-epochs", type=float, default=2.0,
+    parser.add_argument("--sft-epochs", type=float, default=1.0,
                         help="SFT epochs over the bundled conversations for the Mini (the Base gets half)")
     parser.add_argument("--chat-prompts", type=int, default=24,
                         help="held-out questions each model answers through its chat template (before/after SFT)")

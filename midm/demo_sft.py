@@ -43,8 +43,12 @@ def stage_sft(ctx, label: str) -> dict:
 
 
 def stage_chat(ctx, label: str) -> dict:
+    import torch
+
     from data_prep.sft.chat import load_chat_tokenizer
     from evaluation.chat import assistant_loss, chat_generations, read_conversations
+
+    torch.set_num_threads(1)  # tiny models, one sequence at a time: a second thread only waits
 
     heldout = read_conversations(SFT_HELDOUT)
     prompts = heldout[:ctx.chat_prompts]

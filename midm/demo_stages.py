@@ -35,7 +35,7 @@ class DemoContext:
     eval_data: str
     eval_limit: int | None
     overrides: list[str] = field(default_factory=list)
-    sft_epochs: float = 2.0
+    sft_epochs: float = 1.0
     chat_prompts: int = 24
 
     def path(self, *parts: str) -> Path:

@@ -113,3 +113,36 @@ def test_sft_recipe_adopts_the_base_checkpoint_geometry(sft_data, tmp_path):
     assert recipe.data.seq_length == 256
     train_samples = json.loads((sft_data / "stats.json").read_text())["splits"]["train"]["samples"]
     assert recipe.train.steps == -(-3 * train_samples // 8)  # 3 epochs at global batch 8
+
+
+def test_converted_sft_model_chats_through_the_template_and_stops_at_eot(sft_baseline, chat_tokenizer_dir, tmp_path):
+    """`midm convert to-hf` carries the chat template and <|eot_id|> as a generation eos: transformers
+    renders our ids and stops the moment the model emits <|eot_id|> (forced here at the 3rd new token)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+
+    from data_prep.sft.chat import load_chat_tokenizer, render_prompt
+
+    out = tmp_path / "hf"
+    run_midm(["convert", "to-hf", "--checkpoint", str(sft_baseline / "checkpoints"), "--output", str(out),
+              "--tokenizer", str(chat_tokenizer_dir), "--dtype", "fp32"])
+    tok = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    assert eot in model.generation_config.eos_token_id
+    messages = [{"role": "system", "content": "친절한 비서"}, {"role": "user", "content": "안녕? 오늘 기분 어때?"}]
+    ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+    assert ids == render_prompt(messages, load_chat_tokenizer(chat_tokenizer_dir))
+
+    class EotAtThird(LogitsProcessor):  # two ordinary tokens, then <|eot_id|>
+        def __call__(self, input_ids, scores):
+            scores[:, :] = -float("inf")
+            scores[:, eot if input_ids.shape[1] == len(ids) + 2 else 500] = 0.0
+            return scores
+
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        gen = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=20, do_sample=False,
+                             logits_processor=LogitsProcessorList([EotAtThird()]), pad_token_id=tok.pad_token_id)
+    assert gen.shape[1] == len(ids) + 3 and int(gen[0, -1]) == eot

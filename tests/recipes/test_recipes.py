@@ -133,3 +133,19 @@ def test_unknown_stage_and_help():
     assert proc.returncode == 0 and "train" in proc.stdout and "slurm" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "midm", "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown stage" in proc.stderr
+
+
+def test_sft_recipes_carry_their_own_section():
+    for name, lr in (("midm_base_sft", 5e-6), ("midm_mini_sft", 1e-5)):
+        r = get_recipe(name)
+        assert r.sft is not None and r.sft.epochs == 2.0 and r.sft.warmup_fraction == 0.03  # Tülu 3
+        assert (r.optimizer.lr, r.optimizer.weight_decay, r.scheduler.style) == (lr, 0.0, "linear")
+        assert (r.train.global_batch_size, r.data.seq_length) == (128, 4096)
+    assert get_recipe("midm_mini_sft").model == get_recipe("midm_mini").model
+    assert get_recipe("tiny").sft is None
+    with pytest.raises(RecipeError, match="has no 'sft' section"):
+        get_recipe("tiny", ["sft.dataset=x"])
+    assert get_recipe("tiny_sft", ["sft.dataset=/d", "sft.epochs=none"]).sft.epochs is None
+    old = recipe_to_dict(get_recipe("tiny"))
+    del old["sft"]  # checkpoints written before the section existed still load
+    assert recipe_from_dict(old).sft is None
