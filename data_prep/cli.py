@@ -2,7 +2,7 @@
 
 Kept import-light on purpose: ``midm data --help`` must not load datatrove, Kiwi or torch.
 Each sub-command imports what it needs when it runs (``tokenize`` is the only one that
-touches Megatron-Core, lazily).
+touches Megatron-Core, lazily; ``sft`` and ``prefs`` need only numpy and ``tokenizers``).
 """
 from __future__ import annotations
 
@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-shards", action="store_true",
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("sft", help="chat JSONL -> packed SFT shards (chat template, assistant-only loss mask) + stats")
+    from data_prep.sft.args import add_sft_args
+    add_sft_args(p)
+
+    p = sub.add_parser("prefs", help="preference pairs JSONL -> chat-rendered chosen/rejected shards for `midm dpo`")
+    from data_prep.prefs.args import add_prefs_args
+    add_prefs_args(p)
     return ap
 
 
@@ -143,10 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         from data_prep.mix.curriculum import main_mix
 
         return main_mix(args.config, args.out_dir)
+    if args.cmd == "prefs":
+        from data_prep.prefs.build import main_prefs
+
+        return main_prefs(args)
     if args.cmd == "tokenize":
         from data_prep.tokenization.megatron import main_tokenize
 
         return main_tokenize(args)
+    if args.cmd == "sft":
+        from data_prep.sft.build import main_sft
+
+        return main_sft(args)
     return 2
 
 

@@ -123,7 +123,12 @@ def write_hf(out: Path, tensors: dict, config: dict, *, tokenizer_dir: Path | No
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(out))
+        from tokenizer.hf import CHAT_TEMPLATE
+
+        tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        if tok.chat_template is None and "<|start_header_id|>" in tok.get_vocab():
+            tok.chat_template = CHAT_TEMPLATE  # Mi:dm's template: chat turns end at <|eot_id|>, a generation eos
+        tok.save_pretrained(str(out))
 
 
 def read_hf(hf_dir: Path) -> tuple[dict, dict]:

@@ -61,7 +61,8 @@ class MetricsLogger:
                     self._tb.add_scalar(key, value, record["step"])
         if echo:
             parts = [f"step {record['step']:>6}"]
-            for key in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "mfu"):
+            for key in ("loss", "val_loss", "reward_accuracy", "margin", "val_reward_accuracy", "lr", "grad_norm",
+                        "tokens_per_s", "mfu"):
                 if record.get(key) is not None:
                     value = record[key]
                     parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")

@@ -63,7 +63,7 @@ def schedule_params(recipe: Recipe) -> dict[str, Any]:
     """
     o, s = recipe.optimizer, recipe.scheduler
     decay_steps = s.decay_steps or recipe.train.steps
-    style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant"}[s.style]
+    style = {"cosine": "cosine", "wsd": "WSD", "constant": "constant", "linear": "linear"}[s.style]
     wsd = style == "WSD"
     return dict(init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr, lr_warmup_steps=s.warmup_steps,
                 lr_decay_steps=max(decay_steps, s.warmup_steps + 1), lr_decay_style=style,

@@ -11,7 +11,9 @@ honoured at step boundaries: every rank agrees, a checkpoint is written, and ``r
 Before any process group starts, the data are checked (``data_check.py``) and so is the start itself
 (``resume_check.py``: a resume whose recipe differs from the checkpoint's, a fresh start over an earlier
 run). Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
-and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``.
+and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``;
+``DPOTrainer`` (dpo.py) also sets ``sequences_per_sample`` (a pair = 2 rows), ``loss_key`` and adds
+its figures through ``step_metrics`` / ``eval_record``.
 """
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ def lm_loss(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
 
 
 class Trainer:
+    # Sequences each dataset sample contributes to a micro-batch (DPO: a pair = chosen + rejected).
+    sequences_per_sample: int = 1
+    # The logged {sum, count} pair that is the training objective (``loss``/``val_loss``).
+    loss_key: str = "lm loss"
+
     def __init__(self, recipe: Recipe, resume: str = "auto"):
         self.recipe = recipe
         env = parallel.detect_env()
@@ -64,7 +71,7 @@ class Trainer:
 
         self.ps = ps
         self.locks = ckpt.lock_run(self.run_dir, self.ckpt_dir)  # one trainer per run directory
-        self.config = transformer_config(recipe=recipe)
+        self.config = transformer_config(recipe=recipe, **self.transformer_overrides())
         if p.tp_comm_overlap:
             self._initialize_tp_comm_overlap()
         chunks = build_model_chunks(recipe, self.config)
@@ -94,7 +101,7 @@ class Trainer:
         self.train_batches, self.valid_batches = self.build_data()
         self.metrics = MetricsLogger(self.run_dir, enabled=parallel.is_rank0(), resume_step=self.step,
                                      tensorboard=recipe.logging.tensorboard)
-        self.throughput = Throughput(t.global_batch_size * recipe.data.seq_length,
+        self.throughput = Throughput(t.global_batch_size * recipe.data.seq_length * self.sequences_per_sample,
                                      flops_per_token(recipe.model, recipe.data.seq_length),
                                      torch.distributed.get_world_size())
         self._stop_requested = False
@@ -138,6 +145,10 @@ class Trainer:
                  r.model.hidden_size]
         te_module.base.initialize_ub(shape=shape, tp_size=r.parallel.tensor_model_parallel_size,
                                      use_fp8=r.precision.fp8 is not None, ub_cfgs={})
+
+    def transformer_overrides(self) -> dict:
+        """``TransformerConfig`` fields a stage sets on top of the recipe's (SFT: per-token loss)."""
+        return {}
 
     def _wrap(self, model, first: bool = True):
         from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
@@ -254,7 +265,8 @@ class Trainer:
         return get_forward_backward_func()(
             forward_step_func=self.forward_step, data_iterator=stream, model=self.model,
             num_microbatches=num_microbatches, seq_length=self.recipe.data.seq_length,
-            micro_batch_size=self.recipe.train.micro_batch_size, forward_only=forward_only)
+            micro_batch_size=self.recipe.train.micro_batch_size * self.sequences_per_sample,
+            forward_only=forward_only)
 
     def _reduce_loss(self, losses: list[dict], key: str = "lm loss") -> float:
         """Token-weighted mean over micro-batches and DP ranks, made visible on every rank."""
@@ -275,11 +287,17 @@ class Trainer:
         ok, grad_norm, _ = self.optimizer.step()
         if ok:
             self.scheduler.step(1)
-        return {"loss": self._reduce_loss(losses), "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        return {"loss": self._reduce_loss(losses, self.loss_key), **self.step_metrics(losses),
+                "grad_norm": float(grad_norm) if grad_norm is not None else None,
                 "lr": self.optimizer.param_groups[0]["lr"], "skipped": not ok}
 
+    def step_metrics(self, losses: list[dict]) -> dict:
+        """Figures logged next to ``loss`` each step, from the micro-batches' logged {sum, count} pairs."""
+        return {}
+
     @torch.no_grad()
-    def evaluate(self) -> float | None:
+    def eval_losses(self) -> list[dict] | None:
+        """The logged pairs of every validation micro-batch (None without validation data)."""
         if self.valid_batches is None:
             return None
         for chunk in self.model:
@@ -290,7 +308,15 @@ class Trainer:
             losses += self._run_batches(stream, self.valid_batches.num_microbatches, forward_only=True)
         for chunk in self.model:
             chunk.train()
-        return self._reduce_loss(losses)
+        return losses
+
+    def evaluate(self) -> float | None:
+        losses = self.eval_losses()
+        return None if losses is None else self._reduce_loss(losses, self.loss_key)
+
+    def eval_record(self) -> dict:
+        """What one evaluation adds to the step's metrics record (``val_loss``; stages add their figures)."""
+        return {"val_loss": self.evaluate()}
 
     # ---------------------------------------------------------------- loop
     def _request_stop(self, signum, frame):
@@ -328,7 +354,7 @@ class Trainer:
             record = {"step": self.step, **last}
             if self.step % t.eval_interval == 0 or self.step == t.steps:
                 eval_start = time.perf_counter()
-                record["val_loss"] = self.evaluate()
+                record.update(self.eval_record())
                 self.throughput.exclude(time.perf_counter() - eval_start)
             if self.step % log_every == 0 or "val_loss" in record:
                 self.metrics.log({**record, **self.throughput.report()})

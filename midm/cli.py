@@ -30,6 +30,8 @@ STAGES: dict[str, Stage] = {
     "dus": Stage("megatron_ext.commands.dus:main", "depth-up scale a checkpoint (layer duplication)"),
     "prune": Stage("megatron_ext.commands.prune:main", "Minitron-style width/depth pruning of a checkpoint"),
     "distill": Stage("megatron_ext.commands.distill:main", "logit distillation from a frozen teacher"),
+    "sft": Stage("megatron_ext.commands.sft:main", "supervised fine-tuning on packed chat data (same Trainer)"),
+    "dpo": Stage("megatron_ext.commands.dpo:main", "preference tuning (DPO) against a frozen reference"),
     "convert": Stage("megatron_ext.commands.convert:main", "to-hf · from-hf checkpoint conversion"),
     "eval": Stage("evaluation.cli:main", "lm-evaluation-harness runs and paper tables"),
     "slurm": Stage("slurm.cli:main", "render · submit sbatch scripts for any stage"),

@@ -2,7 +2,9 @@
 
 filter (8 stages) → tokenizer train/eval → tokenize → pretrain the parent → DuS → continued
 training (vs. the same deep model from scratch) → prune → distill (vs. the small model from
-scratch) → convert both to HF → generate Korean continuations → evaluate → model-card table →
+scratch) → SFT of both on Korean conversations → convert to HF → generate Korean continuations →
+chat replies and held-out assistant loss before/after SFT → evaluate (``-inst`` models through
+their chat template) → model-card table →
 ``report.md`` / ``report.html``. Every step but one is a subprocess running the same CLI a cluster job
 runs (``midm/runs.py``), except generation, which loads the exported HF models in-process with
 ``transformers``; each log goes to ``OUT/logs/`` and each summary to ``OUT/summaries/``. Finished stages are
@@ -45,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--continue-steps", type=int, default=100,
                         help="steps of continued training / distillation and of each from-scratch baseline")
     parser.add_argument("--vocab-size", type=int, default=4096, help="tokenizer vocabulary (padded)")
+    parser.add_argument("--sft-epochs", type=float, default=1.0,
+                        help="SFT epochs over the bundled conversations for the Mini (the Base gets half)")
+    parser.add_argument("--chat-prompts", type=int, default=24,
+                        help="held-out questions each model answers through its chat template (before/after SFT)")
     parser.add_argument("--eval-data", default=str(DEFAULT_EVAL_DATA), help="local benchmark directory for midm eval")
     parser.add_argument("--eval-limit", type=int, default=None, help="examples per eval task (default: all)")
     add_set_arg(parser, "recipe override applied to every training stage (repeatable)")
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     ctx = DemoContext(out=out, data=args.data, family=FAMILIES[args.recipe], steps=args.steps,
                       continue_steps=args.continue_steps, vocab_size=args.vocab_size, eval_data=args.eval_data,
-                      eval_limit=args.eval_limit, overrides=args.overrides)
+                      eval_limit=args.eval_limit, overrides=args.overrides, sft_epochs=args.sft_epochs,
+                      chat_prompts=args.chat_prompts)
     for sub in ("logs", "summaries"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

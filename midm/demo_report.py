@@ -113,8 +113,11 @@ def write_report(ctx) -> dict:
                 cont = item["continuation"].replace("|", "\\|").replace("\n", " ")
                 md.append(f"| {model} | {item['prompt']} | {cont} |")
         md.append("")
+    from midm.demo_sft import report_section
+
+    md += report_section(_load(ctx, "sft"), _load(ctx, "chat"))
     if (e := _load(ctx, "eval")) is not None and Path(e["table_md"]).exists():
-        md += ["## 7. Evaluation in the model card's layout", "", Path(e["table_md"]).read_text().strip(), ""]
+        md += ["## 8. Evaluation in the model card's layout", "", Path(e["table_md"]).read_text().strip(), ""]
     report_md = ctx.path("report.md")
     report_md.write_text("\n".join(md))
     report_html = ctx.path("report.html")

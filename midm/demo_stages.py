@@ -36,6 +36,8 @@ class DemoContext:
     eval_data: str
     eval_limit: int | None
     overrides: list[str] = field(default_factory=list)
+    sft_epochs: float = 1.0
+    chat_prompts: int = 24
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -291,22 +293,30 @@ def stage_generate(ctx: DemoContext, label: str) -> dict:
 
 
 EVAL_TASKS = "klue_nli_mc,kornli_mc"
+EVAL_LABELS = {"base": "demo Base (tiny)", "mini": "demo Mini (tiny)", "base_sft": "demo Base-inst (tiny)",
+               "mini_sft": "demo Mini-inst (tiny)"}
 
 
 def stage_eval(ctx: DemoContext, label: str) -> dict:
-    results = {}
-    for name in MODELS:
+    """The base models as before; the SFT (``-inst``) models through their chat template, as the card's are."""
+    results, labels = {}, []
+    models = [(name, False) for name in MODELS] + [(f"{name}_sft", True) for name in MODELS
+                                                   if ctx.path("hf", f"{name}_sft", "config.json").exists()]
+    for name, chat in models:
         out = ctx.path("eval", f"{name}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         args = ["eval", "--model", str(ctx.path("hf", name)), "--tasks", EVAL_TASKS, "--data-dir", ctx.eval_data,
                 "--output", str(out), "--device", "cpu"]
+        if chat:
+            args.append("--apply-chat-template")
         if ctx.eval_limit:
             args += ["--limit", str(ctx.eval_limit)]
         run(ctx, label, "eval", args)
         results[name] = json.loads(out.read_text())
+        labels += ["--label", EVAL_LABELS[name]]
     table = ctx.path("eval", "table")
-    run(ctx, label, "eval", ["eval", "table", str(ctx.path("eval", "base.json")), str(ctx.path("eval", "mini.json")),
-                             "--label", "demo Base (tiny)", "--label", "demo Mini (tiny)", "--output", str(table)])
+    run(ctx, label, "eval", ["eval", "table", *[str(ctx.path("eval", f"{n}.json")) for n, _ in models], *labels,
+                             "--output", str(table)])
     return {"results": results, "table_md": str(table) + ".md", "table_html": str(table) + ".html"}
 
 
@@ -314,6 +324,18 @@ def stage_report(ctx: DemoContext, label: str) -> dict:
     from midm.demo_report import write_report
 
     return write_report(ctx)
+
+
+def stage_sft(ctx: DemoContext, label: str) -> dict:
+    from midm.demo_sft import stage_sft as sft
+
+    return sft(ctx, label)
+
+
+def stage_chat(ctx: DemoContext, label: str) -> dict:
+    from midm.demo_sft import stage_chat as chat
+
+    return chat(ctx, label)
 
 
 STAGES: dict[str, Callable[[DemoContext, str], dict]] = {
@@ -325,8 +347,10 @@ STAGES: dict[str, Callable[[DemoContext, str], dict]] = {
     "continued": stage_continued,
     "prune": stage_prune,
     "distill": stage_distill,
+    "sft": stage_sft,
     "convert": stage_convert,
     "generate": stage_generate,
+    "chat": stage_chat,
     "eval": stage_eval,
     "report": stage_report,
 }

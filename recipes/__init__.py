@@ -3,23 +3,24 @@ from __future__ import annotations
 
 from typing import Callable
 
-from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, LoggingConfig, ModelConfig,
+from recipes.config import (CheckpointConfig, DataConfig, DistillConfig, DPOConfig, LoggingConfig, ModelConfig,
                             OptimizerConfig, ParallelConfig, PerfConfig, PrecisionConfig, Recipe, SchedulerConfig,
-                            TrainConfig)
+                            SFTConfig, TrainConfig)
 from recipes.overrides import RecipeError, apply_overrides, recipe_from_dict, recipe_to_dict
 from recipes.stats import flops_per_token, num_parameters
 from recipes.validate import cpu_overrides, validate
 
 __all__ = [
-    "CheckpointConfig", "DataConfig", "DistillConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
-    "ParallelConfig", "PerfConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig", "TrainConfig",
-    "apply_overrides", "cpu_overrides", "flops_per_token", "get_recipe", "num_parameters", "recipe_from_dict", "recipe_to_dict",
+    "CheckpointConfig", "DataConfig", "DistillConfig", "DPOConfig", "LoggingConfig", "ModelConfig",
+    "OptimizerConfig", "ParallelConfig", "PerfConfig", "PrecisionConfig", "Recipe", "RecipeError", "SchedulerConfig",
+    "SFTConfig", "TrainConfig", "apply_overrides", "cpu_overrides", "flops_per_token", "get_recipe", "num_parameters",
+    "recipe_from_dict", "recipe_to_dict",
     "recipe_names", "validate",
 ]
 
 
 def _registry() -> dict[str, Callable[[], Recipe]]:
-    from recipes import midm_8b, midm_base, midm_mini, tiny
+    from recipes import dpo, midm_8b, midm_base, midm_mini, sft, tiny
 
     return {
         "tiny": tiny.tiny,
@@ -29,6 +30,12 @@ def _registry() -> dict[str, Callable[[], Recipe]]:
         "midm_base": midm_base.midm_base,
         "midm_base_long": midm_base.midm_base_long,
         "midm_mini": midm_mini.midm_mini,
+        "tiny_sft": sft.tiny_sft,
+        "midm_mini_sft": sft.midm_mini_sft,
+        "midm_base_sft": sft.midm_base_sft,
+        "tiny_dpo": dpo.tiny_dpo,
+        "midm_base_dpo": dpo.midm_base_dpo,
+        "midm_mini_dpo": dpo.midm_mini_dpo,
     }
 
 

@@ -114,8 +114,8 @@ class OptimizerConfig:
 
 @dataclass
 class SchedulerConfig:
-    """LR schedule: warmup, then ``cosine`` (to min_lr at decay_steps), ``wsd`` (warmup-stable-decay)
-    or ``constant``."""
+    """LR schedule: warmup, then ``cosine`` (to min_lr at decay_steps), ``wsd`` (warmup-stable-decay),
+    ``constant`` or ``linear`` (to min_lr at decay_steps; the usual SFT schedule)."""
 
     style: str = "cosine"
     warmup_steps: int = 2000
@@ -187,6 +187,36 @@ class DistillConfig:
 
 
 @dataclass
+class SFTConfig:
+    """Supervised fine-tuning (``midm sft``): chat data from ``midm data sft``, started from a base
+    checkpoint (``checkpoint.load``, whose model geometry the run adopts). Only ``*_sft`` recipes
+    carry this section."""
+
+    dataset: str | None = None        # OUT directory of `midm data sft` (index.json inside)
+    epochs: float | None = None       # when set, train.steps = ceil(epochs × train samples / global batch)
+    warmup_fraction: float | None = None  # when set, scheduler.warmup_steps = round(fraction × train.steps)
+
+
+@dataclass
+class DPOConfig:
+    """Direct Preference Optimization (``midm dpo``; Rafailov et al., arXiv 2305.18290) on pairs from
+    ``midm data prefs``, against a frozen reference. Only ``*_dpo`` recipes carry this section.
+
+    loss = −log σ(β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])
+           + sft_loss_weight · (−log π(y_w|x) / |y_w|)
+
+    with sequence log-probabilities summed over response tokens (the chosen response's NLL term,
+    length-normalised, is RPO's: Pang et al., arXiv 2404.19733; 0 turns it off).
+    """
+
+    beta: float = 0.1
+    sft_loss_weight: float = 0.0
+    dataset: str | None = None        # OUT directory of `midm data prefs` (index.json inside)
+    epochs: float | None = None       # when set, train.steps = ceil(epochs × train pairs / global batch)
+    warmup_fraction: float | None = None  # when set, scheduler.warmup_steps = round(fraction × train.steps)
+
+
+@dataclass
 class Recipe:
     name: str
     model: ModelConfig
@@ -200,3 +230,5 @@ class Recipe:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    sft: SFTConfig | None = None  # post-training section: present only in *_sft recipes
+    dpo: DPOConfig | None = None  # post-training section: present only in *_dpo recipes

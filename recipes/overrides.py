@@ -19,6 +19,16 @@ class RecipeError(MidmError, ValueError):
     """A recipe that cannot run; the message names the offending field."""
 
 
+def _section_type(annotation: Any) -> type | None:
+    """The dataclass of a section annotation (``X`` or ``X | None``), else None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)]
+        return inner[0] if inner else None
+    return None
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -73,7 +83,11 @@ def apply_override(recipe: Recipe, assignment: str) -> None:
         if depth == len(parts) - 1:
             setattr(target, part, _parse(value.strip(), types_[part], key))
         else:
-            target = getattr(target, part)
+            section = getattr(target, part)
+            if section is None and _section_type(types_[part]) is not None:
+                raise RecipeError(f"--set {key}: recipe {recipe.name!r} has no {part!r} section (it belongs to "
+                                  f"post-training recipes, e.g. *_{part})")
+            target = section
 
 
 def apply_overrides(recipe: Recipe, assignments: list[str] | None) -> Recipe:
@@ -93,11 +107,12 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
         if name not in data:
             continue
         value = data[name]
-        if dataclasses.is_dataclass(annotation):
-            allowed = set(_field_types(annotation))
+        section = _section_type(annotation)
+        if section is not None and value is not None:
+            allowed = set(_field_types(section))
             unknown = set(value) - allowed
             if unknown:
                 raise RecipeError(f"recipe section {name!r} has unknown fields {sorted(unknown)}")
-            value = annotation(**value)
+            value = section(**value)
         kwargs[name] = value
     return Recipe(**kwargs)

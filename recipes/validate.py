@@ -10,7 +10,7 @@ from recipes.overrides import RecipeError
 
 _DTYPES = ("bf16", "fp16", "fp32")
 _FP8_RECIPES = (None, "delayed", "tensorwise")
-_SCHEDULES = ("cosine", "wsd", "constant")
+_SCHEDULES = ("cosine", "wsd", "constant", "linear")
 _RECOMPUTE = ("none", "selective", "full")
 _RECOMPUTE_METHODS = ("uniform", "block")
 # Megatron-Core's selective-recompute submodules of a dense GPT layer ("layernorm" is a no-op with TE's fused
@@ -85,6 +85,16 @@ def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None
     need(t.steps >= 1, "train.steps must be >= 1")
     need(recipe.checkpoint.save_interval >= 1, "checkpoint.save_interval must be >= 1")
     need(not (recipe.data.blend and recipe.data.blend_file), "set only one of data.blend and data.blend_file")
+    if recipe.sft is not None:
+        need(recipe.sft.epochs is None or recipe.sft.epochs > 0, "sft.epochs must be positive")
+        need(recipe.sft.warmup_fraction is None or 0 <= recipe.sft.warmup_fraction < 1,
+             "sft.warmup_fraction must be in [0, 1)")
+    if recipe.dpo is not None:
+        need(recipe.dpo.beta > 0, f"dpo.beta must be positive, got {recipe.dpo.beta}")
+        need(recipe.dpo.sft_loss_weight >= 0, f"dpo.sft_loss_weight must be >= 0, got {recipe.dpo.sft_loss_weight}")
+        need(recipe.dpo.epochs is None or recipe.dpo.epochs > 0, "dpo.epochs must be positive")
+        need(recipe.dpo.warmup_fraction is None or 0 <= recipe.dpo.warmup_fraction < 1,
+             "dpo.warmup_fraction must be in [0, 1)")
     if world_size is not None:
         need(world_size % (tp * pp * cp) == 0,
              f"world size {world_size} is not a multiple of tensor_model_parallel_size × "

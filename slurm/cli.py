@@ -6,7 +6,7 @@ log. ``submit --dry-run`` checks everything and prints the script without submit
 (dry run or not) also runs the trainer's data checks for the training stages (the blend's files,
 vocabulary and split sizes), so a job that would fail on its data is never queued.
 
-Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill (multi-node, one rank
+Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill, dpo (multi-node, one rank
 per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
 task); data-filter, data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths).
 Importing this module pulls in neither torch nor Megatron-Core.

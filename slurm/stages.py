@@ -2,8 +2,8 @@
 
 Three shapes of job cover the lineage:
 
-* ``distributed`` — pretrain, cpt (continued pretraining after depth-up scaling) and distill: many
-  nodes, one rank per GPU (or torchrun per node), signal handling and self-requeue.
+* ``distributed`` — pretrain, cpt (continued pretraining after depth-up scaling), distill, sft and
+  dpo: many nodes, one rank per GPU (or torchrun per node), signal handling and self-requeue.
 * ``single`` — prune, convert, eval: one task on one node (its GPUs visible to that task).
 * ``data`` — filter and tokenize: CPU work, one task per array element when ``--array`` is given,
   with ``{shard}`` in paths standing for the element's index.
@@ -88,6 +88,20 @@ def _distill(ctx: StageContext) -> list[Word]:
             "--student", student, "--resume", "auto"]
 
 
+def _sft(ctx: StageContext) -> list[Word]:
+    argv: list[Word] = ["sft", "--recipe", ctx.recipe_name, *ctx.sets()]
+    for name in ("data", "base"):
+        if ctx.args.get(name) is not None:
+            argv += [f"--{name}", ctx.args[name]]
+    return argv + ["--resume", "auto"]
+
+
+def _dpo(ctx: StageContext) -> list[Word]:
+    # The policy starts from the recipe's checkpoint.load (default in `midm dpo`: the reference);
+    # a requeued job resumes from its own checkpoint.dir first.
+    return ["dpo", "--recipe", ctx.recipe_name, *ctx.sets(), "--reference", ctx.arg("reference"), "--resume", "auto"]
+
+
 def _prune(ctx: StageContext) -> list[Word]:
     # The target geometry comes from the recipe being pruned *to* (e.g. midm_mini: 1792 / 4608).
     model = ctx.recipe.model  # type: ignore[attr-defined]
@@ -145,6 +159,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("distill", "distributed", "logit distillation of a pruned student from its teacher", _distill,
           args=(StageArg("--teacher", "teacher checkpoint", required=True),
                 StageArg("--student", "student checkpoint (default: the recipe's checkpoint.load)"))),
+    Stage("sft", "distributed", "supervised fine-tuning of a base checkpoint on `midm data sft` output", _sft,
+          args=(StageArg("--data", "`midm data sft` output (default: the recipe's sft.dataset)"),
+                StageArg("--base", "base checkpoint (default: the recipe's checkpoint.load)"))),
+    Stage("dpo", "distributed", "preference tuning (DPO) of an SFT checkpoint against it, frozen", _dpo,
+          args=(StageArg("--reference", "frozen reference checkpoint (the SFT model); also the policy's "
+                         "initial weights unless the recipe sets checkpoint.load", required=True),)),
     Stage("prune", "single", "Minitron width pruning to the recipe's hidden/FFN sizes", _prune,
           args=(StageArg("--checkpoint", "checkpoint to prune", required=True), StageArg("--output", _OUT),
                 StageArg("--calib", "calibration data prefix (.bin/.idx without extension)", required=True),

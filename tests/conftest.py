@@ -23,3 +23,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer_dir(tmp_path_factory) -> Path:
+    """A 2,048-id tokenizer trained on the committed sample and exported with the chat template (~5 s)."""
+    from tokenizer.config import TrainConfig
+    from tokenizer.export import export
+    from tokenizer.train import train
+
+    root = tmp_path_factory.mktemp("chat_tok")
+    sample = TEST_DATA / "tokenizer"
+    train([str(sample / "ko_train.jsonl.gz"), str(sample / "en_train.txt")], root / "sp", TrainConfig(vocab_size=2048))
+    export(root / "sp", root / "hf")
+    return root / "hf"

@@ -172,9 +172,9 @@ def main_tokenize(args) -> int:
                 new_docs += n_docs
                 for key in bad:
                     bad[key] += counts[key]
-                if progress:
+                if progress is not None:
                     progress.update(n_docs)
-    if progress:
+    if progress is not None:
         progress.close()
     tokenize_seconds = time.perf_counter() - t0
     merged = IndexedDatasetBuilder(f"{out_prefix}.bin", dtype=dtype)

@@ -5,6 +5,7 @@ the same for every stage::
 
     commands/train.py    → trainer.py       (Trainer: the loop every training stage shares)
     commands/distill.py  → distiller.py     (Distiller(Trainer): frozen teacher, KD loss)
+    commands/dpo.py      → dpo.py           (DPOTrainer(Trainer): preference pairs, frozen reference)
     commands/dus.py      → depth_upscale.py (layer maps, streaming layer copy)
     commands/prune.py    → pruner.py        (+ importance.py, prune_slice.py)
     commands/convert.py  → hf_convert.py    (+ hf/: one registered record per HF architecture)

@@ -16,6 +16,9 @@ from tests.conftest import REPO
     (["convert", "to-hf", "--checkpoint", "/nonexistent", "--output", "/tmp/x"], "/nonexistent is not a checkpoint"),
     (["dus", "--checkpoint", "/nonexistent", "--output", "/tmp/x", "--map", "solar:1"], "/nonexistent is not a checkpoint"),
     (["distill", "--recipe", "tiny_mini", "--teacher", "/nonexistent"], "/nonexistent is not a checkpoint"),
+    (["dpo", "--recipe", "tiny_dpo", "--reference", "/nonexistent", "--data", "/nonexistent"],
+     "/nonexistent: no index.json"),
+    (["data", "prefs", "/nonexistent.jsonl", "/tmp/x", "--tokenizer", "/tmp"], "input /nonexistent.jsonl does not exist"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, message):
     proc = subprocess.run([sys.executable, "-m", "midm", *argv], cwd=REPO, capture_output=True, text=True, timeout=120)

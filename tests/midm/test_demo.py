@@ -17,7 +17,8 @@ SAMPLE = REPO / "demo_data" / "web_sample.jsonl.gz"
 
 def _demo(out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "midm", "demo", "--out", str(out), "--data", str(data), "--steps", "12",
-            "--continue-steps", "6", "--vocab-size", "1024", "--eval-limit", "12", *extra]
+            "--continue-steps", "6", "--vocab-size", "1024", "--eval-limit", "12", "--sft-epochs", "0.05",
+            "--chat-prompts", "3", *extra]
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900,
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
 
@@ -34,15 +35,22 @@ def test_reduced_demo_runs_every_stage(tmp_path):
     proc = _demo(out, data)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     summaries = out / "summaries"
-    for stage in ("filter", "tokenizer", "tokenize", "pretrain", "dus", "continued", "prune", "distill", "convert",
-                  "generate", "eval", "report"):
+    for stage in ("filter", "tokenizer", "tokenize", "pretrain", "dus", "continued", "prune", "distill", "sft",
+                  "convert", "generate", "chat", "eval", "report"):
         assert (summaries / f"{stage}.json").exists(), stage
     stats = json.loads((summaries / "filter.json").read_text())["stats"]
     assert stats["records_read"] == 1500 and stats["kept"] + stats["dropped_total"] == 1500
     report = (out / "report.md").read_text()
     for heading in ("Data filtering", "Tokenizer", "Depth-up scaling", "Pruning + logit distillation",
-                    "Generations", "Evaluation"):
+                    "Generations", "Supervised fine-tuning", "Evaluation", "Mini-inst"):
         assert heading in report
+    sft = json.loads((summaries / "sft.json").read_text())["data"]
+    assert sft["balanced"] and sft["conversations_read"] == sft["kept"] + sft["dropped_total"]
+    chat = json.loads((summaries / "chat.json").read_text())
+    for model in ("mini", "base"):
+        assert chat[model]["after"]["assistant_tokens"] > 1000
+    hf_tok = json.loads((out / "hf" / "mini_sft" / "generation_config.json").read_text())
+    assert len(hf_tok["eos_token_id"]) == 2  # <|end_of_text|> and <|eot_id|>
     for png in ("parent_loss.png", "dus_vs_scratch.png", "distill_vs_scratch.png"):
         assert (out / png).stat().st_size > 1000
     assert "<table>" in (out / "report.html").read_text()

@@ -105,6 +105,17 @@ def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
         validate(get_recipe("midm_8b", overrides), world_size=world, has_gpu=gpu)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["dpo.beta=0"], "dpo.beta must be positive"),
+    (["dpo.sft_loss_weight=-1"], "dpo.sft_loss_weight must be >= 0"),
+    (["dpo.epochs=0"], "dpo.epochs must be positive"),
+    (["dpo.warmup_fraction=1"], "dpo.warmup_fraction must be in"),
+])
+def test_invalid_dpo_settings_name_the_field(overrides, message):
+    with pytest.raises(RecipeError, match=message):
+        validate(get_recipe("tiny_dpo", overrides))
+
+
 def test_valid_layouts_pass():
     validate(get_recipe("midm_8b"), world_size=64, has_gpu=True)
     validate(get_recipe("tiny", ["parallel.tensor_model_parallel_size=2"]), world_size=2, has_gpu=False)
@@ -115,6 +126,22 @@ def test_valid_layouts_pass():
     validate(get_recipe("tiny", ["perf.recompute_granularity=full", "perf.recompute_method=uniform",
                                  "perf.recompute_num_layers=1", "parallel.pipeline_model_parallel_size=2",
                                  "parallel.virtual_pipeline_model_parallel_size=2"]), world_size=2, has_gpu=False)
+
+
+def test_dpo_recipes_keep_their_model_and_cite_the_published_settings():
+    for name, parent, gpus in (("midm_base_dpo", "midm_base", 64), ("midm_mini_dpo", "midm_mini", 64),
+                               ("tiny_dpo", "tiny_mini", None)):
+        r = get_recipe(name)
+        assert r.model == get_recipe(parent).model and r.sft is None  # that model's SFT checkpoint loads as the policy
+        assert r.dpo.beta == 0.1 and r.dpo.sft_loss_weight == 0.0 and r.precision.fp8 is None
+        assert r.scheduler.style == "linear" and r.dpo.warmup_fraction == 0.1 and r.optimizer.weight_decay == 0.0
+        validate(r, world_size=gpus, has_gpu=gpus is not None)
+    for name in ("midm_base_dpo", "midm_mini_dpo"):
+        r = get_recipe(name)
+        assert (r.optimizer.lr, r.dpo.epochs, r.train.global_batch_size, r.data.seq_length) == (5e-7, 1.0, 128, 2048)
+    assert get_recipe("midm_8b").dpo is None
+    with pytest.raises(RecipeError, match="has no 'dpo' section"):
+        get_recipe("tiny", ["dpo.beta=0.2"])
 
 
 def test_recipe_show_and_plan_cli_do_not_import_torch():
@@ -143,3 +170,19 @@ def test_unknown_stage_and_help():
     assert proc.returncode == 0 and "train" in proc.stdout and "slurm" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "midm", "frobnicate"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown stage" in proc.stderr
+
+
+def test_sft_recipes_carry_their_own_section():
+    for name, lr in (("midm_base_sft", 5e-6), ("midm_mini_sft", 1e-5)):
+        r = get_recipe(name)
+        assert r.sft is not None and r.sft.epochs == 2.0 and r.sft.warmup_fraction == 0.03  # Tülu 3
+        assert (r.optimizer.lr, r.optimizer.weight_decay, r.scheduler.style) == (lr, 0.0, "linear")
+        assert (r.train.global_batch_size, r.data.seq_length) == (128, 4096)
+    assert get_recipe("midm_mini_sft").model == get_recipe("midm_mini").model
+    assert get_recipe("tiny").sft is None
+    with pytest.raises(RecipeError, match="has no 'sft' section"):
+        get_recipe("tiny", ["sft.dataset=x"])
+    assert get_recipe("tiny_sft", ["sft.dataset=/d", "sft.epochs=none"]).sft.epochs is None
+    old = recipe_to_dict(get_recipe("tiny"))
+    del old["sft"]  # checkpoints written before the section existed still load
+    assert recipe_from_dict(old).sft is None

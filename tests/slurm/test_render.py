@@ -195,13 +195,16 @@ def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
 def test_every_stage_renders_valid_bash(tmp_path):
     cases = {
         "pretrain": [], "cpt": ["--dus-from", "c8b"], "distill": ["--teacher", "t", "--student", "s"],
+        "sft": ["--data", "sft_data", "--base", "mini"],
+        "dpo": ["--reference", "sft"],
         "prune": ["--checkpoint", "c", "--calib", "calib"], "convert": [], "eval": ["--tasks", "kmmlu,haerae"],
         "data-filter": ["--input", "a", "--output", "b"],
         "data-tokenize": ["--input", "a", "--output", "b", "--tokenizer", "tok"],
     }
     for stage, extra in cases.items():
-        recipe = "midm_mini" if stage in ("prune", "distill") else "midm_base" if stage == "cpt" else "midm_8b"
-        nodes = ["--nodes", "2"] if stage in ("pretrain", "cpt", "distill") else []
+        recipe = {"prune": "midm_mini", "distill": "midm_mini", "cpt": "midm_base", "sft": "midm_mini_sft",
+                  "dpo": "midm_mini_dpo"}.get(stage, "midm_8b")
+        nodes = ["--nodes", "2"] if stage in ("pretrain", "cpt", "distill", "sft", "dpo") else []
         script = midm(["slurm", "render", stage, "--recipe", recipe, *nodes, *extra,
                        "--workdir", str(tmp_path)]).stdout
         assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0, stage
@@ -213,6 +216,12 @@ def test_every_stage_renders_valid_bash(tmp_path):
     distill = midm(["slurm", "render", "distill", "--recipe", "midm_mini", "--nodes", "2", "--teacher", "t",
                     "--student", "s", "--workdir", str(tmp_path)]).stdout
     assert f"--teacher {tmp_path / 't'} --student {tmp_path / 's'} --resume auto &" in distill
+    sft = midm(["slurm", "render", "sft", "--recipe", "midm_mini_sft", "--nodes", "2", "--data", "d", "--base", "m",
+                "--workdir", str(tmp_path)]).stdout
+    assert "sft --recipe midm_mini_sft" in sft and f"--data {tmp_path / 'd'} --base {tmp_path / 'm'} --resume auto &" in sft
+    dpo = midm(["slurm", "render", "dpo", "--recipe", "midm_base_dpo", "--nodes", "2", "--reference", "sft",
+                "--workdir", str(tmp_path)]).stdout
+    assert "-m midm dpo --recipe midm_base_dpo" in dpo and f"--reference {tmp_path / 'sft'} --resume auto &" in dpo
 
 
 @pytest.fixture(scope="module")
