@@ -55,7 +55,7 @@ def main(reference: str, policy: str, prefs: str, run_root: str, out: str) -> No
         "dpo.warmup_fraction=none", "scheduler.warmup_steps=0", f"checkpoint.load={policy}",
         "dpo.sft_loss_weight=0.5", "optimizer.lr=1e-3"])
     trainer = DPOTrainer(recipe, reference, resume="none")
-    module = trainer.model.module
+    module = trainer.model[0].module
     params = [p for p in module.parameters() if p.requires_grad]
 
     # 1. plain PyTorch on the first global batch
@@ -67,7 +67,7 @@ def main(reference: str, policy: str, prefs: str, run_root: str, out: str) -> No
     untouched = all(float(p.main_grad.abs().max()) == 0.0 for p in params)
 
     # the trainer's path: pipeline schedule + loss function + DDP buffers (no optimizer step)
-    trainer.model.zero_grad_buffer()
+    trainer.model[0].zero_grad_buffer()
     trainer.optimizer.zero_grad()
     losses = trainer._run_batches(trainer.train_batches.stream(0), trainer.train_batches.num_microbatches,
                                   forward_only=False)

@@ -53,10 +53,10 @@ def main() -> None:
 
     def forward_losses(batches: list[dict]) -> list[tuple[float, float]]:
         """(loss sum, target count) per micro-batch, visible on every rank."""
-        trainer.model.eval()
+        trainer.model[0].eval()
         with torch.no_grad():
             got = trainer._run_batches(iter(batches), len(batches), forward_only=True)
-        trainer.model.train()
+        trainer.model[0].train()
         vec = torch.zeros(len(batches), 2, dtype=torch.float64)
         if ps.is_pipeline_last_stage() and ps.get_tensor_model_parallel_rank() == 0:
             for i, item in enumerate(got):
@@ -80,10 +80,10 @@ def main() -> None:
 
     # the same conversations as one packed step and as unpacked steps: the gradients must agree
     def grads(batches: list[dict]) -> list[torch.Tensor]:
-        trainer.model.zero_grad_buffer()
+        trainer.model[0].zero_grad_buffer()
         trainer.optimizer.zero_grad()
         trainer._run_batches(iter(batches), len(batches), forward_only=False)
-        return [p.main_grad.detach().clone() for p in trainer.model.parameters() if p.requires_grad]
+        return [p.main_grad.detach().clone() for p in trainer.model[0].parameters() if p.requires_grad]
 
     g_packed = grads([collate(sample_arrays(packs[0], s, pad))])
     g_unpacked = grads([collate(sample_arrays([c], s, pad)) for c in packs[0]])
@@ -106,20 +106,20 @@ def main() -> None:
               "b_loss_with_a": b_loss[0][0], "b_loss_with_a_replaced": b_loss[1][0],
               "a_loss_changed": abs(a_loss[0][0] - a_loss[1][0])}
     if pp == 1:
-        trainer.model.eval()
+        trainer.model[0].eval()
         with torch.no_grad():
-            outs = [packing.packed_forward(trainer.model, packing.prepare(collate(x), "cpu", use_thd=False),
-                                           trainer.rope, with_labels=False) for x in (orig, repl)]
+            outs = [packing.packed_forward(trainer.model[0], packing.prepare(collate(x), "cpu", use_thd=False),
+                                           trainer.ropes[id(trainer.model[0])], with_labels=False) for x in (orig, repl)]
         diff = torch.tensor([float((outs[0][:, lo:hi] - outs[1][:, lo:hi]).abs().max()),
                              float((outs[0][:, :lo] - outs[1][:, :lo]).abs().max())])
         torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
         result["b_logits_max_abs_diff"], result["a_logits_max_abs_diff"] = map(float, diff)
     # the rotary table handed to attention follows position_ids (restarting per conversation)
     pos = collate(orig)["position_ids"]
-    trainer.rope.position_ids = pos
-    table = trainer.rope.rope.forward(s)
-    trainer.rope.position_ids = None
-    stock = trainer.rope.rope.forward(s)
+    trainer.ropes[id(trainer.model[0])].position_ids = pos
+    table = trainer.ropes[id(trainer.model[0])].rope.forward(s)
+    trainer.ropes[id(trainer.model[0])].position_ids = None
+    stock = trainer.ropes[id(trainer.model[0])].rope.forward(s)
     result["rope_follows_position_ids"] = bool(torch.equal(table[:, 0, 0], stock[:, 0, 0][pos[0]]))
     result["position_ids_restart"] = int((pos[0] == 0).sum())
     if parallel.is_rank0():
