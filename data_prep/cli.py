@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from data_prep.errors import DataError
+
 
 def _add_filter_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="IN … OUT",
@@ -30,6 +32,9 @@ def _add_filter_io(p: argparse.ArgumentParser) -> None:
     g.add_argument("--venv", help="activate script sourced by each array task (default: this interpreter's venv)")
     g.add_argument("--sbatch-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra #SBATCH directive, repeatable (e.g. account=proj)")
+    s = p.add_argument_group("one step of the run (what each job of `midm slurm submit data-filter` runs)")
+    s.add_argument("--step", help="run only this step of the pipeline (e.g. 0_stream, 1_dedup_mh-sigs, summary)")
+    s.add_argument("--rank", type=int, default=0, help="with --step: the rank (array task) to run (default 0)")
 
 
 def exec_options(args):
@@ -38,7 +43,7 @@ def exec_options(args):
     extra = {}
     for item in args.sbatch_arg:
         if "=" not in item:
-            raise SystemExit(f"error: --sbatch-arg {item!r} must be KEY=VALUE")
+            raise DataError(f"--sbatch-arg {item!r} must be KEY=VALUE")
         k, v = item.split("=", 1)
         extra[k] = v
     return ExecOptions(kind=args.executor, workers=args.workers, slurm=SlurmOptions(
@@ -49,16 +54,23 @@ def exec_options(args):
 
 def _run_filter(args, stages: list[str] | None) -> int:
     from data_prep.config import load_config
-    from data_prep.pipeline import run_filter
+    from data_prep.pipeline import run_filter, run_step
 
     if len(args.paths) < 2:
-        raise SystemExit("error: give at least one input and the output directory (IN … OUT)")
+        raise DataError("give at least one input and the output directory (IN … OUT)")
     stage_list = stages if stages is not None else (
         [s.strip() for s in args.stages.split(",") if s.strip()] if getattr(args, "stages", None) else None)
     cfg = load_config(args.config, stage_list)
     if args.tasks:
         cfg["io"]["tasks"] = args.tasks
-    stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
+    if args.step:
+        if args.fresh or args.executor != "local":
+            raise DataError("--step runs one rank of one step here: it takes neither --fresh nor --executor slurm")
+        stats = run_step(args.paths[:-1], args.paths[-1], cfg, args.step, args.rank, args.keep_rejects)
+        if stats is None:
+            return 0
+    else:
+        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
     if stats is None:
         print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/stats.json by the last job")
         return 0
@@ -118,7 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``midm data …``; bad input (:class:`midm.errors.MidmError`) prints one line and returns 2.
+
+    (The error is caught here as well as in ``midm/cli.py`` so that callers of this function —
+    tests, the demo, scripts — get the same exit status as the command line.)
+    """
+    from midm.errors import MidmError
+
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except MidmError as err:
+        print(f"midm data {args.cmd}: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _dispatch(args) -> int:
     if args.cmd == "filter":
         return _run_filter(args, None)
     if args.cmd == "dedup":
