@@ -11,24 +11,30 @@ from data_prep.cli import main
 from tests.data_prep.conftest import write_jsonl
 
 
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory, sample_mixed) -> Path:
-    """A small byte-level BPE trained here on the sample, in the layout `tokenizer.load_tokenizer` reads."""
+def train_test_tokenizer(d: Path) -> Path:
+    """A small byte-level BPE trained on the sample, in the layout `tokenizer.load_tokenizer` reads."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    texts = [json.loads(line)["text"] for line in sample_mixed.read_text(encoding="utf-8").splitlines()]
+    from tests.data_prep.conftest import SAMPLES
+
+    texts = [json.loads(line)["text"] for line in (SAMPLES / "sample_mixed.jsonl").read_text(encoding="utf-8").splitlines()]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = ["<|begin_of_text|>", "<pad>", "<|end_of_text|>"]
     tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1500, special_tokens=specials,
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    d = tmp_path_factory.mktemp("tok")
+    d.mkdir(parents=True, exist_ok=True)
     tok.save(str(d / "tokenizer.json"))
     meta = {"bos_id": 0, "pad_id": 1, "eos_id": 2, "vocab_size": tok.get_vocab_size(), "padded_vocab_size": 1536,
             "special_tokens": {s: i for i, s in enumerate(specials)}, "byte_ids": [None, None]}
     (d / "midm_tokenizer.json").write_text(json.dumps(meta), encoding="utf-8")
     return d
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    return train_test_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 def test_tokenize_matches_reference_and_resumes(tmp_path, sample_mixed, tokenizer_dir):
