@@ -95,3 +95,29 @@ def test_step_plan_matches_the_executors(tmp_path, sample_mixed):
     assert [s.name for s in filter_steps(full)] == [
         "0_stream", "1_dedup_ex-sigs", "1_dedup_ex-find", "1_dedup_ex-filter", "1_dedup_mh-sigs",
         "1_dedup_mh-buckets", "1_dedup_mh-cluster", "1_dedup", "2_cut", "summary"]
+
+
+def test_running_the_steps_rank_by_rank_equals_the_local_run(tmp_path, sample_mixed):
+    """What each array task of `midm slurm submit data-filter` runs (`--step S --rank R`), done for
+    every step and rank in order, gives the local run's output: global dedup and quality cut."""
+    import json
+
+    from data_prep.cli import main
+    from tests.data_prep.conftest import read_output
+
+    args = ["--stages", "normalize,dedup,quality", "--tasks", "3"]
+    assert main(["filter", str(sample_mixed), str(tmp_path / "local"), *args]) == 0
+    cfg = load_config(None, ["normalize", "dedup", "quality"])
+    cfg["io"]["tasks"] = 3
+    for step in filter_steps(cfg):
+        for rank in range(step.tasks):
+            assert main(["filter", str(sample_mixed), str(tmp_path / "steps"), *args, "--step", step.name,
+                         "--rank", str(rank)]) == 0, (step, rank)
+        manifest = json.loads((tmp_path / "steps" / "midm_output.json").read_text())
+        assert manifest["complete"] == (step.name == "summary")  # incomplete until the summary step
+    local, steps = (json.loads((tmp_path / d / "stats.json").read_text()) for d in ("local", "steps"))
+    assert steps["balanced"] and steps["dropped"] == local["dropped"] and steps["kept"] == local["kept"]
+    assert steps["dropped"]["dedup.exact"]["exact_duplicate"] == 2  # pairs split across tasks are still found
+    assert sorted(r["id"] for r in read_output(tmp_path / "steps")) == sorted(r["id"] for r in read_output(tmp_path / "local"))
+    # a step outside the plan is refused
+    assert main(["filter", str(sample_mixed), str(tmp_path / "steps"), *args, "--step", "3_nope"]) == 2
