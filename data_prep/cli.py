@@ -121,11 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--text-key", default="text")
     p.add_argument("--shard-mb", type=float, default=256.0,
-                   help="input MB per work unit / output shard (plain .jsonl is split at line ends; each .gz is one unit)")
+                   help="at most this many input MB per work unit / output shard; smaller when the input would "
+                        "otherwise leave workers idle (plain .jsonl is split at line ends; each .gz is one unit)")
     p.add_argument("--batch-docs", type=int, default=1000)
     p.add_argument("--keep-shards", action="store_true",
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on stderr)")
     return ap
 
 

@@ -29,8 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 GZIP_MAGIC = b"\x1f\x8b\x08"
 BLOCK_BYTES = 1 << 20
+INFLATED_BYTES = 8 << 20  # at most this much inflated at once (a gzip bomb stays bounded)
 JSONL_FORMAT = ("JSON Lines: one JSON object per line with a string field {key!r} "
                 "(.jsonl, or .jsonl.gz compressed with gzip)")
 _OTHER_FORMATS = ((b"\x28\xb5\x2f\xfd", "zstd-compressed data"), (b"BZh", "bzip2-compressed data"),
@@ -72,7 +75,7 @@ def _gzip_blocks(fh: BinaryIO, stats: Counter) -> Iterator[bytes | None]:
             if not pending:
                 continue
         try:
-            out = inflater.decompress(pending)
+            out = inflater.decompress(pending, INFLATED_BYTES)
         except zlib.error:
             stats["damaged_gzip_member"] += 1
             yield None
@@ -86,7 +89,7 @@ def _gzip_blocks(fh: BinaryIO, stats: Counter) -> Iterator[bytes | None]:
             pending = inflater.unused_data
             inflater, in_member = zlib.decompressobj(wbits=31), False
         else:
-            pending = b""
+            pending = inflater.unconsumed_tail
     if in_member:
         stats["truncated_gzip"] += 1
         yield None
@@ -154,8 +157,6 @@ def iter_lines(fh: BinaryIO, *, gzip: bool, start: int = 0, end: int | None = No
 
 def parse_record(raw: bytes, text_key: str = "text") -> tuple[dict | None, str | None]:
     """``(record, None)`` for a usable JSON object, else ``(None, drop reason)`` (see module doc)."""
-    import orjson
-
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.errors import DataError
-from data_prep.tokenization.units import input_files, iter_unit_texts, plan_units, unit_bytes
+from data_prep.tokenization.units import input_files, iter_unit_texts, plan_units, unit_bytes, unit_size
 from data_prep.tokenization.workers import dtype_for, run_units
 
 __all__ = ["main_tokenize", "plan_units", "iter_unit_texts", "dtype_for"]
@@ -95,6 +95,38 @@ def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     return sum(len(d) for d in doc_ends) - 1, int(all_lengths.sum())
 
 
+def _resumable_plan(shard_dir: Path, files: list[Path], args) -> list:
+    """The units of this run; the same as the interrupted run's when inputs and settings are the same.
+
+    ``OUT_PREFIX.shards/plan.json`` records the units with the inputs' sizes and mtimes, the
+    tokenizer and the text key. Finished shards are reused only under an identical record:
+    otherwise (an input changed, another tokenizer, other unit sizes) they are deleted first, so a
+    resumed run never merges shards of different inputs.
+    """
+    size = unit_size(files, max(1, int(args.shard_mb * 1e6)), args.workers)
+    inputs = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    plan_file = shard_dir / "plan.json"
+    if plan_file.exists():
+        try:
+            old = json.loads(plan_file.read_text(encoding="utf-8"))
+        except ValueError:
+            old = {}
+        same = (old.get("inputs") == inputs and old.get("tokenizer") == str(Path(args.tokenizer).resolve())
+                and old.get("text_key") == args.text_key)
+        if same:
+            return [tuple(u) for u in old["units"]]
+        print(f"tokenize: {shard_dir} holds shards of another input or tokenizer; starting over", file=sys.stderr)
+        for f in shard_dir.iterdir():
+            f.unlink()
+    units = plan_units(files, size)
+    record = {"inputs": inputs, "tokenizer": str(Path(args.tokenizer).resolve()), "text_key": args.text_key,
+              "unit_bytes": size, "units": units}
+    tmp = shard_dir / "plan.json.tmp"
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    tmp.replace(plan_file)
+    return units
+
+
 def main_tokenize(args) -> int:
     """Run ``midm data tokenize`` (argparse namespace of ``data_prep.cli``); 0 on success.
 
@@ -110,7 +142,7 @@ def main_tokenize(args) -> int:
     shard_dir.mkdir(parents=True, exist_ok=True)
     for stale in shard_dir.glob("*.tmp"):  # left by a run that was killed (kill -9) mid-unit
         stale.unlink()
-    units = plan_units(files, max(1, int(args.shard_mb * 1e6)))
+    units = _resumable_plan(shard_dir, files, args)
     probe = list(itertools.islice((t for u in units for t in iter_unit_texts(u, args.text_key, Counter())), 64))
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)

@@ -50,7 +50,7 @@ def test_tokenize_matches_reference_and_resumes(tmp_path, sample_mixed, tokenize
     a_size = (inp / "a.jsonl").stat().st_size
     prefix = tmp_path / "out" / "corpus"
     args = ["tokenize", str(inp), str(prefix), "--tokenizer", str(tokenizer_dir), "--workers", "2",
-            "--shard-mb", str(a_size / 3 / 1e6), "--batch-docs", "16", "--no-progress"]
+            "--shard-mb", str(a_size / 3 / 1e6), "--batch-docs", "16"]  # default progress bar
     assert main(args + ["--keep-shards"]) == 0
     summary = json.loads(Path(f"{prefix}.summary.json").read_text())
     assert summary["documents"] == len(records) + 1 and summary["malformed_skipped"] == 1
@@ -76,3 +76,42 @@ def test_tokenize_matches_reference_and_resumes(tmp_path, sample_mixed, tokenize
     assert 0 < len(shard1) < 80 and again["resumed_documents"] == len(texts) - len(shard1)
     assert Path(f"{prefix}.bin").read_bytes() == original
     assert not Path(f"{prefix}.shards").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_leaves_no_tmp(tmp_path, tokenizer_dir):
+    """Ctrl-C (SIGINT to the process group) mid-run: the command exits promptly, its workers with
+    it, and no `*.tmp` remains; running again resumes from the finished shards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+    from tests.data_prep.conftest import SAMPLES
+
+    lines = (SAMPLES / "sample_mixed.jsonl").read_text(encoding="utf-8").splitlines()
+    for k in range(12):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"{k:02d}.jsonl").write_text("\n".join(lines * 20) + "\n", encoding="utf-8")
+    prefix = tmp_path / "out" / "x"
+    argv = [sys.executable, "-m", "midm", "data", "tokenize", str(tmp_path / "in"), str(prefix),
+            "--tokenizer", str(tokenizer_dir), "--workers", "2"]
+    proc = subprocess.Popen(argv + ["--batch-docs", "1"], env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(Path(f"{prefix}.shards").glob("*.idx")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "finished before it could be interrupted: give it more input"
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    proc.wait(timeout=60)
+    assert time.monotonic() - t0 < 30 and proc.returncode != 0
+    assert "KeyboardInterrupt" in proc.stderr.read()
+    assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""  # no worker left
+    assert not list(prefix.parent.rglob("*.tmp"))
+    done = len(list(Path(f"{prefix}.shards").glob("*.idx")))
+    assert subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True).returncode == 0
+    summary = json.loads(Path(f"{prefix}.summary.json").read_text())
+    assert summary["documents"] == 12 * 20 * len(lines) and summary["resumed_documents"] == done * 20 * len(lines)
