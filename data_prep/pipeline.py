@@ -188,9 +188,9 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
     paths.work.mkdir(parents=True, exist_ok=True)
+    folder, paths_file = _input_listing(inputs, paths.work, check_format, exclude=paths.out)
     if start:
         write_manifest(paths.out, "filter", None)
-    folder, paths_file = _input_listing(inputs, paths.work, check_format)
     tasks = int(cfg["io"].get("tasks", 1))
     phases = plan_phases(cfg)
     executors = []
@@ -274,9 +274,11 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     return executors, summary_step
 
 
-def _input_listing(inputs: list[str], work: Path, check_format: bool = False) -> tuple[str, str | None]:
-    """One folder + a paths file covering every input file/directory (a stage output: its kept files)."""
-    files = expand_inputs(inputs)
+def _input_listing(inputs: list[str], work: Path, check_format: bool = False,
+                   exclude: Path | None = None) -> tuple[str, str | None]:
+    """One folder + a paths file covering every input file/directory (a stage output: its kept files;
+    ``exclude``, the run's own OUT when it lies inside an input directory, never)."""
+    files = expand_inputs(inputs, exclude=exclude)
     if not files and not any(Path(i).is_dir() for i in inputs):
         raise DataError(f"no .jsonl/.jsonl.gz files found in {inputs}")
     if check_format:

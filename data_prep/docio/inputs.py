@@ -59,7 +59,7 @@ def kept_files(directory: Path, record: dict) -> list[Path]:
     return files
 
 
-def _walk(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def _walk(directory: Path, suffixes: tuple[str, ...], exclude: Path | None) -> list[Path]:
     record = read_manifest(directory)
     if record is not None:
         return kept_files(directory, record)
@@ -68,24 +68,28 @@ def _walk(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            found += _walk(child, suffixes)
+            if exclude is None or child.resolve() != exclude:
+                found += _walk(child, suffixes, exclude)
         elif child.is_file() and child.name.lower().endswith(suffixes):
             found.append(child)
     return found
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = JSONL_SUFFIXES) -> list[Path]:
+def expand_inputs(paths: Iterable[str | os.PathLike], suffixes: tuple[str, ...] = JSONL_SUFFIXES,
+                  exclude: str | os.PathLike | None = None) -> list[Path]:
     """Input files in a stable order: files as given, directories walked (sorted, hidden names
-    skipped, only ``suffixes``), a stage output directory as its kept files only.
+    skipped, only ``suffixes``), a stage output directory as its kept files only. ``exclude`` (the
+    command's own output directory, when it lies inside an input directory) is never walked.
 
     Raises :class:`DataError` for a missing path, a directory with no such files, or an
     unfinished stage output.
     """
+    skip = Path(exclude).resolve() if exclude is not None else None
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = _walk(p, suffixes)
+            found = _walk(p, suffixes, skip)
             if not found and read_manifest(p) is None:
                 raise DataError(f"{p}: directory has no {' / '.join(suffixes)} files")
             files += found

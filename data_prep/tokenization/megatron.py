@@ -56,17 +56,14 @@ def _progress(total_bytes: int, enabled: bool):
 def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     """Concatenate the shards into ``out_prefix.bin/.idx`` (tmp + rename); (documents, tokens).
 
-    The format is Megatron-Core's own (its ``_IndexReader``/``_IndexWriter``); unlike
-    ``IndexedDatasetBuilder.add_index`` (a ``gc.collect()`` and a Python list extend per shard:
-    measured 39 s of a 68 s run over 81 shards / 324k documents) the index arrays are joined
-    with NumPy and the sequence pointers computed with one cumulative sum.
+    Megatron-Core's format (its ``_IndexReader``; the writer in :mod:`.indexed`), but unlike
+    ``IndexedDatasetBuilder.add_index`` — a ``gc.collect()`` and a Python list extend per shard,
+    measured 39 s of a 68 s run over 81 shards / 324k documents — the index arrays are joined
+    with NumPy.
     """
-    from megatron.core.datasets.indexed_dataset import DType, _IndexReader, _IndexWriter
+    from megatron.core.datasets.indexed_dataset import _IndexReader
 
-    class IndexWriter(_IndexWriter):
-        def _sequence_pointers(self, sequence_lengths):
-            lengths = np.asarray(sequence_lengths, dtype=np.int64) * DType.size(self.dtype)
-            return np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    from data_prep.tokenization.indexed import write_index
 
     tmp_bin, tmp_idx = f"{out_prefix}.bin.tmp", f"{out_prefix}.idx.tmp"
     lengths: list[np.ndarray] = []
@@ -79,14 +76,14 @@ def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
                 if index.dtype != dtype:
                     raise DataError(f"{prefix}.idx holds {index.dtype} ids, this run writes {np.dtype(dtype).name}: "
                                     "it was made with another tokenizer; delete OUT_PREFIX.shards/ and re-run")
-                lengths.append(np.array(index.sequence_lengths, dtype=np.int32))  # a copy: the index is an mmap closed in __del__
+                # copies: the index is an mmap that _IndexReader closes when it is collected
+                lengths.append(np.array(index.sequence_lengths, dtype=np.int32))
                 doc_ends.append(np.array(index.document_indices[1:], dtype=np.int64) + sequences)
                 sequences += len(index.sequence_lengths)
                 with open(f"{prefix}.bin", "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 24)
         all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32)
-        with IndexWriter(tmp_idx, dtype) as writer:
-            writer.write(all_lengths, None, np.concatenate(doc_ends))
+        write_index(tmp_idx, dtype, all_lengths, np.concatenate(doc_ends))
         os.replace(tmp_bin, f"{out_prefix}.bin")
         os.replace(tmp_idx, f"{out_prefix}.idx")
     finally:

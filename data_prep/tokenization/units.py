@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
+
 from data_prep.docio.inputs import expand_inputs
 from data_prep.docio.records import JSONL_FORMAT, is_gzip, iter_lines, parse_record, sniff_jsonl
 from data_prep.errors import DataError
@@ -68,31 +70,40 @@ def iter_unit_texts(unit: Unit, key: str, counts: Counter, max_line_bytes: int |
                     on_position: Callable[[int], None] | None = None) -> Iterator[str]:
     """Texts of one unit; every record that cannot be used is counted in ``counts`` by reason.
 
-    ``on_position(bytes_read)`` is called as the raw file is consumed (progress reporting).
+    ``on_position(bytes_read)`` is called as the raw file is consumed (progress reporting, every
+    few thousand lines). The common case — a JSON object with a non-blank string ``key`` — is
+    decided inline; anything else goes through :func:`parse_record` for its reason.
     """
     path, start, end = unit
+    records = 0
+    reported = 0
     with open(path, "rb") as fh:
-        compressed = end is None
-        lines = iter_lines(fh, gzip=compressed, start=start, end=end, max_line_bytes=max_line_bytes, stats=counts)
-        last = 0
-        for raw in lines:
-            if on_position is not None:
+        lines = iter_lines(fh, gzip=end is None, start=start, end=end, max_line_bytes=max_line_bytes, stats=counts)
+        for n, raw in enumerate(lines):
+            if on_position is not None and n % 4096 == 0:
                 pos = fh.tell() - start
-                if pos != last:
-                    on_position(pos - last)
-                    last = pos
-            if raw is not None and not raw.strip():
-                continue
-            counts["records"] += 1
+                on_position(pos - reported)
+                reported = pos
             if raw is None:
+                records += 1
                 counts["dropped:too_large"] += 1
+                continue
+            if not raw or raw.isspace():
+                continue
+            records += 1
+            try:
+                data = orjson.loads(raw)
+                text = data.get(key) if type(data) is dict else None
+            except orjson.JSONDecodeError:
+                text = None
+            if type(text) is str and text and not text.isspace():
+                yield text
                 continue
             record, reason = parse_record(raw, key)
             if record is None:
                 counts[f"dropped:{reason}"] += 1
-                continue
-            yield record[key]
+            else:  # the standard library took what orjson refused (a big integer field, say)
+                yield record[key]
         if on_position is not None:
-            pos = fh.tell() - start
-            if pos > last:
-                on_position(pos - last)
+            on_position(fh.tell() - start - reported)
+    counts["records"] += records

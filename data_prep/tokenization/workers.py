@@ -61,45 +61,36 @@ def _add(counter, n: int) -> None:
 
 def tokenize_unit(shard_prefix: str, unit: Unit, key: str, batch_docs: int, max_line_bytes: int | None) -> UnitResult:
     """Tokenize one unit into ``shard_prefix.bin/.idx`` (written as ``.tmp``, renamed when complete)."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    from data_prep.tokenization.indexed import ShardWriter
 
     enc = _STATE["encoder"]
     stop = _STATE.get("stop")
-    dtype = dtype_for(enc.vocab_size)
-    tmp_bin, tmp_idx = f"{shard_prefix}.bin.tmp", f"{shard_prefix}.idx.tmp"
+    done_docs, done_bytes = _STATE.get("done_docs"), _STATE.get("done_bytes")
     counts: Counter = Counter()
     n_docs = n_tokens = 0
     batch: list[str] = []
+    shard = ShardWriter(shard_prefix, dtype_for(enc.vocab_size))
     try:
-        builder = IndexedDatasetBuilder(tmp_bin, dtype=dtype)
-
         def flush() -> None:
             nonlocal n_docs, n_tokens
             if stop is not None and stop.is_set():
                 raise Stopped(shard_prefix)
             flat, lengths = enc.encode_with_eod(batch)
-            flat = flat.astype(dtype, copy=False)
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            for i, n in enumerate(lengths):
-                builder.add_document(flat[offsets[i]:offsets[i + 1]], [int(n)])
+            shard.add_batch(flat, lengths)
             n_docs += len(batch)
             n_tokens += int(lengths.sum())
-            _add(_STATE.get("done_docs"), len(batch))
+            _add(done_docs, len(batch))
             batch.clear()
 
-        for text in iter_unit_texts(unit, key, counts, max_line_bytes,
-                                    on_position=lambda n: _add(_STATE.get("done_bytes"), n)):
+        for text in iter_unit_texts(unit, key, counts, max_line_bytes, on_position=lambda n: _add(done_bytes, n)):
             batch.append(text)
             if len(batch) >= batch_docs:
                 flush()
         if batch:
             flush()
-        builder.finalize(tmp_idx)
-        os.replace(tmp_bin, f"{shard_prefix}.bin")
-        os.replace(tmp_idx, f"{shard_prefix}.idx")  # the .idx marks the unit as done
+        shard.close()
     finally:
-        for tmp in (tmp_bin, tmp_idx):
-            Path(tmp).unlink(missing_ok=True)
+        shard.discard()
     return UnitResult(shard_prefix, n_docs, n_tokens, dict(counts), enc.backend, enc.backend_reason)
 
 
@@ -110,7 +101,7 @@ def run_units(jobs: list[tuple], workers: int, tokenizer_dir: str, probe: list[s
     ``on_tick(bytes_done, docs_done)`` is called about once a second. The first failing unit
     stops the others at their next batch and its exception is raised here; no ``*.tmp`` remains.
     """
-    import megatron.core.datasets.indexed_dataset  # noqa: F401  (imported once, before the fork)
+    import megatron.core.datasets.indexed_dataset  # noqa: F401  (imported once, before the fork: the index writer)
 
     ctx = mp.get_context("fork")
     done_bytes, done_docs, stop = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()

@@ -93,3 +93,12 @@ def test_a_run_with_no_readable_record_fails(tmp_path, capsys):
     assert main(["filter", str(tmp_path / "in.jsonl"), str(out), "--stages", "normalize", "--tasks", "1"]) == 2
     assert "not one of the 5 input records was readable (empty: 5)" in capsys.readouterr().err
     assert json.loads((out / "stats.json").read_text())["dropped"]["input"] == {"empty": 5}
+
+
+def test_an_output_inside_the_input_directory_is_not_read_back(tmp_path):
+    """`midm data filter raw/ raw/clean/` twice: the second run must not read its own first output."""
+    write_jsonl(tmp_path / "raw" / "a.jsonl", [{"id": "ko", "text": DOC}])
+    for _ in range(2):
+        assert main(["filter", str(tmp_path / "raw"), str(tmp_path / "raw" / "clean"), "--stages", "normalize",
+                     "--tasks", "1"]) == 0
+        assert json.loads((tmp_path / "raw" / "clean" / "stats.json").read_text())["records_read"] == 1
