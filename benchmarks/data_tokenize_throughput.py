@@ -13,8 +13,9 @@ Both sides run as users run them, each a fresh process timed from start to exit:
   SentencePieceTokenizer --tokenizer-model DIR/tokenizer.model --workers W --append-eod``.
 
 Then both ``.bin/.idx`` are opened with Megatron-Core's ``IndexedDataset`` and compared document by
-document (``identical_ids``). Prints one JSON line: wall seconds, docs/s, the speed-up, the encoder
-backend our summary reports, and the load average (the machine is often shared: say so).
+document (``identical_ids``). Prints one JSON line: wall and CPU seconds (CPU: the process and its
+workers; on a shared machine the steadier of the two), docs/s, the speed-up, the encoder backend
+our summary reports, and the load average.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,13 +36,11 @@ SHARED = Path(os.environ.get("MIDM_SHARED_DATA", REPO.parent / "shared" / "data"
 
 def korean_texts() -> list[str]:
     sys.path.insert(0, str(REPO))
-    from data_prep.docio.records import iter_lines, parse_record
+    from data_prep.docio.records import iter_records
 
     texts: list[str] = []
     for path in sorted((SHARED / "korean_statutes").glob("*.jsonl")) + sorted((SHARED / "debian_ko_docs").glob("*.jsonl")):
-        with open(path, "rb") as fh:
-            records = (parse_record(line)[0] for line in iter_lines(fh, gzip=False) if line)
-            texts += [r["text"] for r in records if r is not None]
+        texts += [r["text"] for r in iter_records(path)]
     with open(SHARED / "nsmc_raw_reviews" / "nsmc_style_100k.tsv", encoding="utf-8") as fh:
         texts += [r["document"] for r in csv.DictReader(fh, delimiter="\t") if r.get("document")]
     for path in sorted((SHARED / "korean_hate_speech_unlabeled").rglob("*.txt")):
@@ -62,12 +62,16 @@ def build_corpus(path: Path, megabytes: float) -> int:
     return n
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and every process it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def same_ids(a: str, b: str) -> bool:
@@ -106,22 +110,23 @@ def main(argv=None) -> int:
         ours_prefix = work / "ours"
         for ext in (".bin", ".idx", ".summary.json"):
             Path(f"{ours_prefix}{ext}").unlink(missing_ok=True)
-        ours_s = timed([sys.executable, "-m", "midm", "data", "tokenize", str(corpus), str(ours_prefix),
+        ours_s, ours_cpu = timed([sys.executable, "-m", "midm", "data", "tokenize", str(corpus), str(ours_prefix),
                         "--tokenizer", str(tok), "--workers", str(args.workers)], env)
         summary = json.loads(Path(f"{ours_prefix}.summary.json").read_text())
         result = {"benchmark": "data_tokenize_throughput", "corpus_mb": round(corpus.stat().st_size / 1e6, 1),
                   "documents": summary["documents"], "tokens": summary["tokens"], "workers": args.workers,
                   "backend": summary["backend"], "backend_reason": summary["backend_reason"],
-                  "midm_wall_s": round(ours_s, 1), "midm_docs_per_s": round(summary["documents"] / ours_s)}
+                  "midm_wall_s": round(ours_s, 1), "midm_cpu_s": round(ours_cpu, 1),
+                  "midm_docs_per_s": round(summary["documents"] / ours_s)}
         if args.megatron_lm:
             mlm_prefix = work / "mlm"
             cmd = [sys.executable, str(Path(args.megatron_lm) / "tools" / "preprocess_data.py"), "--input", str(corpus),
                    "--output-prefix", str(mlm_prefix), "--tokenizer-type", "SentencePieceTokenizer",
                    "--tokenizer-model", str(tok / "tokenizer.model"), "--workers", str(args.workers), "--append-eod"]
-            mlm_s = timed(cmd, {**env, "PYTHONPATH": str(args.megatron_lm)})
-            result.update({"megatron_lm_wall_s": round(mlm_s, 1),
+            mlm_s, mlm_cpu = timed(cmd, {**env, "PYTHONPATH": str(args.megatron_lm)})
+            result.update({"megatron_lm_wall_s": round(mlm_s, 1), "megatron_lm_cpu_s": round(mlm_cpu, 1),
                            "megatron_lm_docs_per_s": round(summary["documents"] / mlm_s),
-                           "speedup": round(mlm_s / ours_s, 2),
+                           "speedup": round(mlm_s / ours_s, 2), "cpu_ratio": round(mlm_cpu / ours_cpu, 2),
                            "identical_ids": same_ids(str(ours_prefix), f"{mlm_prefix}_text_document")})
         result["load_average_1m"] = round(os.getloadavg()[0], 2)
         result["cpus"] = os.cpu_count()

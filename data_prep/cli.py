@@ -1,8 +1,8 @@
 """``midm data …`` — the Korean-centric data pipeline.
 
 Kept import-light on purpose: ``midm data --help`` must not load datatrove, Kiwi or torch.
-Each sub-command imports what it needs when it runs (``tokenize`` is the only one that
-touches Megatron-Core, lazily).
+Each sub-command imports what it needs when it runs; none imports torch or Megatron-Core
+(``tokenize`` writes Megatron's ``.bin/.idx`` format itself: ``data_prep/tokenization/indexed.py``).
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML curriculum (see data_prep/configs/mix_example.yaml)")
     p.add_argument("out_dir")
 
-    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx via Megatron-Core's IndexedDatasetBuilder")
+    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx (one document per sequence, EOD appended)")
     p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz file or a directory of them")
     p.add_argument("out_prefix", metavar="OUT_PREFIX")
     p.add_argument("--tokenizer", required=True, help="tokenizer DIR (tokenizer.json inside)")

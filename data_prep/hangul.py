@@ -1,7 +1,8 @@
 """The one Hangul check: how much of a text's letters are Korean script, and which language wins.
 
 Used by the language-ID stage (``data_prep/filters/langid.py``), the tokenizer's Korean/English
-weighting (``tokenizer/corpus.py``) and the demo's held-out split (``midm/demo_stages.py``).
+weighting (``tokenizer/corpus.py``) and its Kiwi pre-segmentation (``tokenizer/kiwi_seg.py``), and
+the demo's held-out split (``midm/demo_stages.py``).
 Hangul = syllables U+AC00–U+D7A3, conjoining jamo U+1100–U+11FF and compatibility jamo
 U+3130–U+318F (so ``ㅋㅋ`` and NFD text count); Latin = ASCII letters. Pure Python, no imports
 beyond the standard library: the tokenizer uses it without the data pipeline's dependencies.
@@ -23,7 +24,13 @@ class ScriptCounts(NamedTuple):
 
 
 def is_hangul(ch: str) -> bool:
+    """A Hangul letter: syllable or jamo."""
     return _HANGUL.match(ch) is not None
+
+
+def is_hangul_syllable(ch: str) -> bool:
+    """A precomposed syllable (U+AC00–U+D7A3): where Kiwi morpheme boundaries fall inside words."""
+    return "\uac00" <= ch <= "\ud7a3"
 
 
 def count_scripts(text: str) -> ScriptCounts:

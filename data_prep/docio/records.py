@@ -171,6 +171,22 @@ def parse_record(raw: bytes, text_key: str = "text") -> tuple[dict | None, str |
     return data, None
 
 
+def iter_records(path: str | Path, text_key: str = "text", stats: Counter | None = None) -> Iterator[dict]:
+    """The usable records of one JSON Lines file (gzip or plain); the rest counted in ``stats``."""
+    stats = Counter() if stats is None else stats
+    with open(path, "rb") as fh:
+        compressed = fh.read(3) == GZIP_MAGIC
+        fh.seek(0)
+        for raw in iter_lines(fh, gzip=compressed, stats=stats):
+            if not raw or raw.isspace():
+                continue
+            record, reason = parse_record(raw, text_key)
+            if record is None:
+                stats[f"dropped:{reason}"] += 1
+            else:
+                yield record
+
+
 def _slow_parse(raw: bytes) -> dict | list | str | int | float | None:
     """What orjson refused: the parsed value when the standard library can take it, else the reason."""
     try:

@@ -1,5 +1,7 @@
 """``midm data tokenize IN OUT_PREFIX --tokenizer DIR --workers N`` → Megatron ``.bin/.idx``.
 
+(Megatron-Core's format, written by :mod:`data_prep.tokenization.indexed`: no torch import.)
+
 Design (vs. Megatron-LM's ``tools/preprocess_data.py``, which reads every document in one
 process, pickles it to a worker and pickles its ids back to one writer):
 
@@ -10,13 +12,13 @@ process, pickles it to a worker and pickles its ids back to one writer):
   ``--shard-mb`` aligned to line ends for plain ``.jsonl`` (workers seek there themselves — no
   text travels between processes), one unit per gzip file (not seekable; streamed). Each worker
   (:mod:`data_prep.tokenization.workers`) tokenises its unit in batches and writes
-  ``OUT_PREFIX.shards/{k}.bin/.idx`` with Megatron-Core's ``IndexedDatasetBuilder``;
+  ``OUT_PREFIX.shards/{k}.bin/.idx`` a batch at a time;
 * a damaged record or gzip member is counted by reason (``skipped`` in the summary) and skipped;
 * memory is bounded by one batch of text per worker, however large the input;
 * a unit is done when its ``.idx`` exists (renamed into place last), so an interrupted run
   resumes where it stopped; no ``*.tmp`` file outlives a run;
-* units are concatenated in input order into ``OUT_PREFIX.bin/.idx`` with ``add_index`` (a
-  byte copy, written as ``.tmp`` and renamed): one document per sequence, EOD (``eos_id``)
+* units are concatenated in input order into ``OUT_PREFIX.bin/.idx`` (a byte copy of the data,
+  the indices joined; written as ``.tmp`` and renamed): one document per sequence, EOD (``eos_id``)
   appended, uint16 when the vocabulary has fewer than 65,500 ids, else int32;
 * ``OUT_PREFIX.summary.json`` records documents, tokens, throughput, the encoder backend in use
   (and why) and the blend entry.
@@ -56,14 +58,11 @@ def _progress(total_bytes: int, enabled: bool):
 def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     """Concatenate the shards into ``out_prefix.bin/.idx`` (tmp + rename); (documents, tokens).
 
-    Megatron-Core's format (its ``_IndexReader``; the writer in :mod:`.indexed`), but unlike
-    ``IndexedDatasetBuilder.add_index`` — a ``gc.collect()`` and a Python list extend per shard,
-    measured 39 s of a 68 s run over 81 shards / 324k documents — the index arrays are joined
-    with NumPy.
+    Unlike ``IndexedDatasetBuilder.add_index`` — a ``gc.collect()`` and a Python list extend per
+    shard, measured 39 s of a 68 s run over 81 shards / 324k documents — the index arrays are
+    joined with NumPy and the data files copied in 16 MB blocks.
     """
-    from megatron.core.datasets.indexed_dataset import _IndexReader
-
-    from data_prep.tokenization.indexed import write_index
+    from data_prep.tokenization.indexed import read_index, write_index
 
     tmp_bin, tmp_idx = f"{out_prefix}.bin.tmp", f"{out_prefix}.idx.tmp"
     lengths: list[np.ndarray] = []
@@ -72,14 +71,13 @@ def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     try:
         with open(tmp_bin, "wb") as out:
             for prefix in prefixes:
-                index = _IndexReader(f"{prefix}.idx", multimodal=False)
-                if index.dtype != dtype:
-                    raise DataError(f"{prefix}.idx holds {index.dtype} ids, this run writes {np.dtype(dtype).name}: "
+                shard_dtype, shard_lengths, shard_docs = read_index(f"{prefix}.idx")
+                if shard_dtype != np.dtype(dtype):
+                    raise DataError(f"{prefix}.idx holds {shard_dtype} ids, this run writes {np.dtype(dtype).name}: "
                                     "it was made with another tokenizer; delete OUT_PREFIX.shards/ and re-run")
-                # copies: the index is an mmap that _IndexReader closes when it is collected
-                lengths.append(np.array(index.sequence_lengths, dtype=np.int32))
-                doc_ends.append(np.array(index.document_indices[1:], dtype=np.int64) + sequences)
-                sequences += len(index.sequence_lengths)
+                lengths.append(shard_lengths)
+                doc_ends.append(shard_docs[1:] + sequences)
+                sequences += len(shard_lengths)
                 with open(f"{prefix}.bin", "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 24)
         all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32)

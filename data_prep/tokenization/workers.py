@@ -1,7 +1,6 @@
 """The worker side of ``midm data tokenize``: one unit in, one Megatron shard out, nothing left behind.
 
-Workers are forked from a parent that has imported Megatron-Core's dataset module but has not
-encoded anything: a child forked after a Rust thread pool ran (``tokenizers``/``gigatoken``
+Workers are forked from a parent that has not encoded anything: a child forked after a Rust thread pool ran (``tokenizers``/``gigatoken``
 ``encode_batch``) can wait forever on threads that did not survive the fork, so the encoders are
 built — and the fast one checked against the reference on the probe batch — in each worker.
 Workers report progress through shared counters, stop at the next batch when the parent sets
@@ -101,8 +100,6 @@ def run_units(jobs: list[tuple], workers: int, tokenizer_dir: str, probe: list[s
     ``on_tick(bytes_done, docs_done)`` is called about once a second. The first failing unit
     stops the others at their next batch and its exception is raised here; no ``*.tmp`` remains.
     """
-    import megatron.core.datasets.indexed_dataset  # noqa: F401  (imported once, before the fork: the index writer)
-
     ctx = mp.get_context("fork")
     done_bytes, done_docs, stop = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
     results: list[UnitResult] = []

@@ -115,3 +115,45 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_tmp(tmp_path, tokenizer_dir):
     assert subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True).returncode == 0
     summary = json.loads(Path(f"{prefix}.summary.json").read_text())
     assert summary["documents"] == 12 * 20 * len(lines) and summary["resumed_documents"] == done * 20 * len(lines)
+
+
+def test_shards_are_byte_identical_to_megatrons_builder(tmp_path):
+    """The writer in data_prep/tokenization/indexed.py produces exactly what Megatron-Core's
+    IndexedDatasetBuilder writes for the same documents (one document per sequence)."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    from data_prep.tokenization.indexed import ShardWriter, read_index
+
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 60000, size=n) for n in (5, 1, 300, 17, 2)]
+    for dtype in (np.uint16, np.int32):
+        ref = IndexedDatasetBuilder(str(tmp_path / "ref.bin"), dtype=dtype)
+        for d in docs:
+            ref.add_document(d, [len(d)])
+        ref.finalize(str(tmp_path / "ref.idx"))
+        ours = ShardWriter(str(tmp_path / "ours"), dtype)
+        ours.add_batch(np.concatenate(docs[:2]), np.array([5, 1]))
+        ours.add_batch(np.concatenate(docs[2:]), np.array([300, 17, 2]))
+        ours.close()
+        for ext in (".bin", ".idx"):
+            assert (tmp_path / f"ours{ext}").read_bytes() == (tmp_path / f"ref{ext}").read_bytes(), (dtype, ext)
+        got_dtype, lengths, doc_index = read_index(str(tmp_path / "ours.idx"))
+        assert got_dtype == np.dtype(dtype) and lengths.tolist() == [5, 1, 300, 17, 2]
+        assert doc_index.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_tokenize_imports_no_torch(tmp_path, tokenizer_dir):
+    """`midm data …` stays torch-free, tokenize included (the .bin/.idx writer is ours)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    (tmp_path / "in.jsonl").write_text('{"text": "안녕하세요 반갑습니다"}\n', encoding="utf-8")
+    code = ("import sys; from data_prep.cli import main\n"
+            f"assert main(['tokenize', {str(tmp_path / 'in.jsonl')!r}, {str(tmp_path / 'o')!r}, '--tokenizer', "
+            f"{str(tokenizer_dir)!r}]) == 0\n"
+            "print(sorted(m for m in ('torch', 'megatron', 'datatrove') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -290,7 +290,8 @@ def test_submit_dry_run_writes_nothing(tmp_path):
 def test_slurm_cli_does_not_import_torch():
     code = ("import sys, slurm.cli, slurm.render, slurm.submit; from slurm.render import JobOptions, render; "
             "render(JobOptions(stage='pretrain', recipe='midm_8b', nodes=4)); "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))))")
+            "render(JobOptions(stage='data-filter', recipe='tiny', array='4', stage_args={'input': 'a', 'output': 'b'})); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron', 'datatrove'))))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out) == []
