@@ -12,17 +12,25 @@ EXTRAS = {
     # Transformer Engine: only on CUDA machines (NGC containers ship it). Never installed in CI:
     # once importable, Megatron-Core switches to TE modules that refuse to run without CUDA.
     "gpu": ["transformer-engine[pytorch]>=2.0"],
+    # `midm data …`: the filter stages, and `data tokenize` (gigatoken encodes, awkward holds its
+    # batches, tokenizers is the reference encoder it is checked against, orjson parses records)
     "data": ["datatrove[io,processing]>=0.10,<0.11", "kiwipiepy>=0.24", "ftfy>=6.3", "py3langid>=0.3",
-             "fasttext-numpy2-wheel>=0.9.2", "pyahocorasick>=2.0", "tldextract>=5.0"],
-    "tokenizer": ["sentencepiece>=0.2", "protobuf>=4", "tokenizers>=0.21", "transformers>=5.0", "mistral-common>=1.13", "matplotlib>=3.8", "kiwipiepy>=0.24"],
+             "fasttext-numpy2-wheel>=0.9.2", "pyahocorasick>=2.0", "tldextract>=5.0", "orjson>=3.10",
+             "gigatoken>=0.10", "awkward>=2.6", "tokenizers>=0.21"],
+    "tokenizer": ["sentencepiece>=0.2", "protobuf>=4", "tokenizers>=0.21", "transformers>=5.0", "mistral-common>=1.13",
+                  "matplotlib>=3.8", "kiwipiepy>=0.24", "orjson>=3.10"],
     # lm-eval[ifeval] brings IFEval's checkers' deps (langdetect, immutabledict, nltk); kiwipiepy splits
     # Korean sentences for Ko-IFEval; langdetect also finds non-Korean answers for KoMT-Bench.
     "eval": ["lm-eval[hf,ifeval]>=0.4.13,<0.5", "transformers>=5.0", "safetensors>=0.4", "huggingface-hub>=0.24",
              "tokenizers>=0.21", "matplotlib>=3.8", "kiwipiepy>=0.24", "langdetect>=1.0.9"],
     # `midm eval --backend vllm`: CUDA only, pins its own torch; never in `all` (CI, CPU machines).
     "vllm": ["lm-eval[vllm]>=0.4.13,<0.5"],
+    # `midm convert to-hf|from-hf`
+    "convert": ["transformers>=5.0", "safetensors>=0.4", "huggingface-hub>=0.24"],
     "prune": ["nvidia-modelopt==0.43.0"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3"],
+    # `midm demo`: report figures, and `--data <Hub dataset id>`
+    "demo": ["matplotlib>=3.8", "datasets>=3.0"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "dill>=0.3.8"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name not in ("gpu", "vllm") for dep in deps})
 

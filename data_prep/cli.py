@@ -1,8 +1,9 @@
 """``midm data …`` — the Korean-centric data pipeline.
 
 Kept import-light on purpose: ``midm data --help`` must not load datatrove, Kiwi or torch.
-Each sub-command imports what it needs when it runs (``tokenize`` is the only one that
-touches Megatron-Core, lazily; ``sft`` and ``prefs`` need only numpy and ``tokenizers``).
+Each sub-command imports what it needs when it runs; none imports torch or Megatron-Core
+(``tokenize`` writes Megatron's ``.bin/.idx`` format itself: ``data_prep/tokenization/indexed.py``;
+``sft`` and ``prefs`` need only numpy and ``tokenizers``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import sys
 
 from data_prep.accounting import STATS_FILE
+from data_prep.errors import DataError
 
 
 def _add_filter_io(p: argparse.ArgumentParser) -> None:
@@ -32,6 +34,9 @@ def _add_filter_io(p: argparse.ArgumentParser) -> None:
     g.add_argument("--venv", help="activate script sourced by each array task (default: this interpreter's venv)")
     g.add_argument("--sbatch-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra #SBATCH directive, repeatable (e.g. account=proj)")
+    s = p.add_argument_group("one step of the run (what each job of `midm slurm submit data-filter` runs)")
+    s.add_argument("--step", help="run only this step of the pipeline (e.g. 0_stream, 1_dedup_mh-sigs, summary)")
+    s.add_argument("--rank", type=int, default=0, help="with --step: the rank (array task) to run (default 0)")
 
 
 def exec_options(args):
@@ -40,7 +45,7 @@ def exec_options(args):
     extra = {}
     for item in args.sbatch_arg:
         if "=" not in item:
-            raise SystemExit(f"error: --sbatch-arg {item!r} must be KEY=VALUE")
+            raise DataError(f"--sbatch-arg {item!r} must be KEY=VALUE")
         k, v = item.split("=", 1)
         extra[k] = v
     return ExecOptions(kind=args.executor, workers=args.workers, slurm=SlurmOptions(
@@ -51,16 +56,23 @@ def exec_options(args):
 
 def _run_filter(args, stages: list[str] | None) -> int:
     from data_prep.config import load_config
-    from data_prep.pipeline import run_filter
+    from data_prep.pipeline import run_filter, run_step
 
     if len(args.paths) < 2:
-        raise SystemExit("error: give at least one input and the output directory (IN … OUT)")
+        raise DataError("give at least one input and the output directory (IN … OUT)")
     stage_list = stages if stages is not None else (
         [s.strip() for s in args.stages.split(",") if s.strip()] if getattr(args, "stages", None) else None)
     cfg = load_config(args.config, stage_list)
     if args.tasks:
         cfg["io"]["tasks"] = args.tasks
-    stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
+    if args.step:
+        if args.fresh or args.executor != "local":
+            raise DataError("--step runs one rank of one step here: it takes neither --fresh nor --executor slurm")
+        stats = run_step(args.paths[:-1], args.paths[-1], cfg, args.step, args.rank, args.keep_rejects)
+        if stats is None:
+            return 0
+    else:
+        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
     if stats is None:
         print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/{STATS_FILE} by the last job")
         return 0
@@ -104,18 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML curriculum (see data_prep/configs/mix_example.yaml)")
     p.add_argument("out_dir")
 
-    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx via Megatron-Core's IndexedDatasetBuilder")
+    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx (one document per sequence, EOD appended)")
     p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz file or a directory of them")
     p.add_argument("out_prefix", metavar="OUT_PREFIX")
     p.add_argument("--tokenizer", required=True, help="tokenizer DIR (tokenizer.json inside)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--text-key", default="text")
     p.add_argument("--shard-mb", type=float, default=256.0,
-                   help="input MB per work unit / output shard (plain .jsonl is split at line ends; each .gz is one unit)")
+                   help="at most this many input MB per work unit / output shard; smaller when the input would "
+                        "otherwise leave workers idle (plain .jsonl is split at line ends; each .gz is one unit)")
     p.add_argument("--batch-docs", type=int, default=1000)
     p.add_argument("--keep-shards", action="store_true",
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on stderr)")
 
     p = sub.add_parser("sft", help="chat JSONL -> packed SFT shards (chat template, assistant-only loss mask) + stats")
     from data_prep.sft.args import add_sft_args
@@ -128,7 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``midm data …``; bad input (:class:`midm.errors.MidmError`) prints one line and returns 2.
+
+    (The error is caught here as well as in ``midm/cli.py`` so that callers of this function —
+    tests, the demo, scripts — get the same exit status as the command line.)
+    """
+    from midm.errors import MidmError
+
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except MidmError as err:
+        print(f"midm data {args.cmd}: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def _dispatch(args) -> int:
     if args.cmd == "filter":
         return _run_filter(args, None)
     if args.cmd == "dedup":

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from data_prep.errors import DataError
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "filter.yaml"
 ALL_STAGES = ["url", "normalize", "langid", "heuristics", "dedup", "toxicity", "pii", "quality"]
 _PATH_KEYS = {("url", "blocklist_files"), ("toxicity", "lexicon_files"), ("toxicity", "spam_lexicon_files"),
@@ -35,15 +37,15 @@ def load_config(user_file: str | None = None, stages: list[str] | None = None) -
     if user_file:
         path = Path(user_file)
         if not path.is_file():
-            raise SystemExit(f"error: config file {user_file} does not exist")
+            raise DataError(f"config file {user_file} does not exist")
         user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(user, dict):
-            raise SystemExit(f"error: {user_file} must hold a YAML mapping of stage -> settings")
+            raise DataError(f"{user_file} must hold a YAML mapping of stage -> settings")
         cfg = deep_merge(cfg, _resolve_paths(user, path.resolve().parent))
     if stages is not None:
         cfg["stages"] = stages
     unknown = [s for s in cfg["stages"] if s not in ALL_STAGES]
     if unknown:
-        raise SystemExit(f"error: unknown stage(s) {unknown}; choose from {','.join(ALL_STAGES)}")
+        raise DataError(f"unknown stage(s) {unknown}; choose from {','.join(ALL_STAGES)}")
     cfg["stages"] = [s for s in ALL_STAGES if s in cfg["stages"]]  # always run in canonical order
     return cfg

@@ -4,10 +4,18 @@ Streaming stages run back to back inside one phase; two stages need every task's
 before they can decide and therefore start a new phase: dedup (signatures → buckets →
 clusters → filter, datatrove's four MinHash steps plus its exact-hash steps) and the quality
 top-fraction cut. Between phases, documents live in ``OUT/_work/<phase>/{rank}.jsonl.gz``.
+The steps are listed, without datatrove, by :func:`data_prep.plan.filter_steps`; they run here
+one after the other, as datatrove Slurm arrays (``--executor slurm``), or one rank of one step per
+call (``--step NAME --rank R``: what ``midm slurm submit data-filter`` runs in each array task).
+
+What ``OUT`` means to the next stage is its kept shards: ``OUT/midm_output.json`` says the run is
+incomplete from its start until the summary step lists the kept files
+(:mod:`data_prep.docio.inputs`), so ``rejects/`` and ``_work/`` are never read as documents.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -16,9 +24,14 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from data_prep.accounting import STATS_FILE, summarize, write_counts
+from data_prep.docio.inputs import expand_inputs, write_manifest
+from data_prep.docio.records import JSONL_FORMAT, sniff_jsonl
+from data_prep.errors import DataError
 from data_prep.executors import ExecOptions, make_executor
+from data_prep.plan import SUMMARY_STEP, counted_stage_names, filter_steps, plan_phases
 
 STREAMING = {"url", "normalize", "langid", "heuristics", "toxicity", "pii"}
+__all__ = ["run_filter", "run_step", "build_executors", "plan_phases", "counted_stage_names", "filter_steps"]
 
 
 class OutputCounter(PipelineStep):
@@ -52,7 +65,13 @@ class Summarize(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         stats = summarize(self.counts_dir, self.stages + ["output"], kept_stage="output")
         stats.update(self.extra)
-        Path(self.stats_path).write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
+        out = Path(self.stats_path).parent
+        tmp = out / ".stats.json.tmp"
+        tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(self.stats_path)
+        kept = sorted(f.name for f in out.glob("*.jsonl.gz"))
+        write_manifest(out, "filter", kept, documents=stats["kept"], balanced=stats["balanced"],
+                       stats="stats.json", rejects="rejects/", work="_work/")
         return iter(())
 
 
@@ -94,60 +113,71 @@ def _stage_steps(names: list[str], cfg: dict, paths: RunPaths, keep_rejects: boo
     return steps
 
 
-def plan_phases(cfg: dict) -> list[tuple[str, list[str]]]:
-    """[(phase kind, stage names)]: 'stream' phases and the 'dedup' / 'cut' barriers."""
-    stages = cfg["stages"]
-    before = [s for s in stages[: stages.index("dedup")]] if "dedup" in stages else list(stages)
-    after = [s for s in stages[stages.index("dedup") + 1:]] if "dedup" in stages else []
-    phases: list[tuple[str, list[str]]] = [("stream", before)]
-    if "dedup" in stages:
-        phases.append(("dedup", after))
-    cut = "quality" in stages and float(cfg["quality"].get("keep_top_fraction", 1.0)) < 1.0
-    if cut:
-        phases.append(("cut", []))
-    return phases
-
-
-def counted_stage_names(cfg: dict) -> list[str]:
-    names: list[str] = []
-    for s in cfg["stages"]:
-        if s == "dedup":
-            names += [n for n, on in (("dedup.exact", cfg["dedup"].get("exact", True)),
-                                      ("dedup.minhash", cfg["dedup"].get("minhash", True))) if on]
-        elif s == "quality":
-            names.append("quality.score")
-            if float(cfg["quality"].get("keep_top_fraction", 1.0)) < 1.0:
-                names.append("quality.cut")
-        else:
-            names.append(s)
-    return names
-
-
 def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
                fresh: bool = False) -> dict | None:
-    """Run (or submit) the filter. Returns the stats dict for local runs, None for Slurm submits."""
+    """Run (or submit) the filter. Returns the stats dict for local runs, None for Slurm submits.
+
+    Raises :class:`DataError` for missing inputs, inputs that are not JSON Lines, and a run in
+    which not one input record was readable (the stats are written first).
+    """
     if opts.kind == "slurm" and shutil.which("sbatch") is None:
-        raise SystemExit("error: `sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
-                         "(or use --executor local)")
-    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh)
+        raise DataError("`sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
+                        "(or use --executor local)")
+    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
     if opts.kind == "slurm":
         import subprocess
 
         try:
             executors[-1].run()  # launching the last job launches its whole dependency chain
         except subprocess.CalledProcessError as err:
-            raise SystemExit(f"error: sbatch failed ({err}); see the message above. Scripts are under "
-                             f"{Path(out) / '_work' / 'logs'}/*/launch_script.slurm") from None
+            raise DataError(f"sbatch failed ({err}); see the message above. Scripts are under "
+                            f"{Path(out) / '_work' / 'logs'}/*/launch_script.slurm") from None
         return None
     for ex in executors:
         ex.run()
     summary_step.run()
-    return json.loads(Path(summary_step.stats_path).read_text(encoding="utf-8"))
+    return _checked_stats(summary_step)
+
+
+def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_rejects: bool = False) -> dict | None:
+    """Run rank ``rank`` of one step of :func:`data_prep.plan.filter_steps` (a Slurm array task).
+
+    A finished rank is skipped (datatrove's completion markers), so a re-submitted chain resumes.
+    Returns the stats for the ``summary`` step, else None. Raises :class:`DataError` for an
+    unknown step or a rank outside the step's tasks.
+    """
+    steps = {s.name: s for s in filter_steps(cfg)}
+    if step not in steps:
+        raise DataError(f"--step {step!r} is not a step of this filter run; its steps are {', '.join(steps)}")
+    if not 0 <= rank < steps[step].tasks:
+        raise DataError(f"--rank {rank} is outside step {step}'s {steps[step].tasks} task(s)")
+    first = step == next(iter(steps))
+    executors, summary_step = build_executors(inputs, out, cfg, ExecOptions(kind="local", workers=1), keep_rejects,
+                                              check_format=first and rank == 0, start=first and rank == 0)
+    if step == SUMMARY_STEP:
+        summary_step.run()
+        return _checked_stats(summary_step)
+    names = [s.name for s in filter_steps(cfg)]
+    executors[names.index(step)]._run_for_rank(rank)
+    return None
+
+
+def _checked_stats(summary_step: "Summarize") -> dict:
+    stats = json.loads(Path(summary_step.stats_path).read_text(encoding="utf-8"))
+    read = stats["stages"]["input"]
+    if read["in"] and not read["out"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in read["dropped"].items())
+        raise DataError(f"not one of the {read['in']} input records was readable ({reasons}); midm data filter "
+                        f"reads {JSONL_FORMAT.format(key='text')}. Details: {summary_step.stats_path}")
+    return stats
 
 
 def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
-                    fresh: bool = False) -> tuple[list, "Summarize"]:
-    """The run's executors in dependency order (under Slurm the last is the summary job)."""
+                    fresh: bool = False, check_format: bool = False,
+                    start: bool = True) -> tuple[list, "Summarize"]:
+    """The run's executors in dependency order, one per step of :func:`data_prep.plan.filter_steps`
+    but the summary (under Slurm the summary is an executor too). ``check_format`` sniffs every
+    input file first; ``start`` marks ``OUT`` as an output in progress."""
     from data_prep.dedup.steps import WhitespaceWordTokenizer, exact_config, minhash_config
     from data_prep.docio.reader import RankFileReader, RobustJsonlReader
     from data_prep.docio.writer import FlatJsonlWriter
@@ -158,7 +188,9 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
     paths.work.mkdir(parents=True, exist_ok=True)
-    folder, paths_file = _input_listing(inputs, paths.work)
+    folder, paths_file = _input_listing(inputs, paths.work, check_format, exclude=paths.out)
+    if start:
+        write_manifest(paths.out, "filter", None)
     tasks = int(cfg["io"].get("tasks", 1))
     phases = plan_phases(cfg)
     executors = []
@@ -242,19 +274,20 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     return executors, summary_step
 
 
-def _input_listing(inputs: list[str], work: Path) -> tuple[str, str | None]:
-    """One folder + optional paths file covering every input file/directory."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and ".jsonl" in f.name)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise SystemExit(f"error: input {item} does not exist")
-    if not files:
-        raise SystemExit(f"error: no .jsonl/.jsonl.gz files found in {inputs}")
+def _input_listing(inputs: list[str], work: Path, check_format: bool = False,
+                   exclude: Path | None = None) -> tuple[str, str | None]:
+    """One folder + a paths file covering every input file/directory (a stage output: its kept files;
+    ``exclude``, the run's own OUT when it lies inside an input directory, never)."""
+    files = expand_inputs(inputs, exclude=exclude)
+    if not files and not any(Path(i).is_dir() for i in inputs):
+        raise DataError(f"no .jsonl/.jsonl.gz files found in {inputs}")
+    if check_format:
+        for f in files:
+            problem = sniff_jsonl(f)
+            if problem:
+                raise DataError(f"{f}: expected {JSONL_FORMAT.format(key='text')}; found {problem}")
     paths_file = work / "inputs.txt"
-    paths_file.write_text("\n".join(str(f.resolve()).lstrip("/") for f in files) + "\n", encoding="utf-8")
+    tmp = work / f".inputs.txt.{os.getpid()}.tmp"
+    tmp.write_text("".join(str(f.resolve()).lstrip("/") + "\n" for f in files), encoding="utf-8")
+    os.replace(tmp, paths_file)
     return "/", str(paths_file)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from data_prep.docio.inputs import expand_inputs
+from data_prep.docio.records import is_gzip, iter_lines, parse_record
+from data_prep.hangul import script_language
 from data_prep.accounting import STATS_FILE
 from megatron_ext.run_files import PRUNE_SUMMARY_FILE, read_curve
 from midm.runs import run_midm
@@ -111,7 +114,7 @@ def stage_tokenizer(ctx: DemoContext, label: str) -> dict:
     heldout_files, heldout_ids = _heldout(ctx)
     train_input = ctx.path("heldout", "tokenizer_train.jsonl.gz")
     with gzip.open(train_input, "wt", encoding="utf-8") as out:
-        for path in sorted(_kept_shards(ctx).glob("*.jsonl.gz")):
+        for path in expand_inputs([ctx.path("filtered")]):  # the filter's kept shards (its manifest)
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 for line in f:
                     if str(json.loads(line).get("id")) not in heldout_ids:
@@ -132,14 +135,13 @@ def _heldout(ctx: DemoContext, per_language: int = 300) -> tuple[list[str], set[
     files = sorted(source.rglob("*.jsonl*")) if source.is_dir() else [source]
     docs: dict[str, list[dict]] = {"korean": [], "english": []}
     for path in files:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                doc = json.loads(line)
-                text = doc.get("text", "")
-                letters = sum(ch.isalpha() for ch in text)
-                hangul = sum("\uac00" <= ch <= "\ud7a3" for ch in text)
-                lang = "korean" if hangul > 0.3 * max(1, letters) else "english"
+        with open(path, "rb") as f:
+            for i, raw in enumerate(iter_lines(f, gzip=is_gzip(path))):
+                doc = parse_record(raw)[0] if raw else None
+                if doc is None:  # a damaged record: the filter counts it; here it is simply not held out
+                    continue
+                text = doc["text"]
+                lang = "korean" if script_language(text) == "ko" else "english"
                 docs[lang].append({"id": str(doc.get("id", f"{path.name}:{i}")), "text": text})
     files_out, ids = [], set()
     ctx.path("heldout").mkdir(parents=True, exist_ok=True)
@@ -152,21 +154,10 @@ def _heldout(ctx: DemoContext, per_language: int = 300) -> tuple[list[str], set[
     return files_out, ids
 
 
-def _kept_shards(ctx: DemoContext) -> Path:
-    """A directory holding only the filter's kept shards (OUT/ also has rejects/ and _work/)."""
-    kept = ctx.path("kept")
-    kept.mkdir(exist_ok=True)
-    for shard in sorted(ctx.path("filtered").glob("*.jsonl.gz")):
-        link = kept / shard.name
-        if not link.exists():
-            link.symlink_to(shard)
-    return kept
-
-
 def stage_tokenize(ctx: DemoContext, label: str) -> dict:
     ctx.tokens_prefix.parent.mkdir(parents=True, exist_ok=True)
-    run(ctx, label, "tokenize", ["data", "tokenize", str(_kept_shards(ctx)), str(ctx.tokens_prefix),
-                                 "--tokenizer", str(ctx.path("tokenizer")), "--no-progress"])
+    run(ctx, label, "tokenize", ["data", "tokenize", str(ctx.path("filtered")), str(ctx.tokens_prefix),
+                                 "--tokenizer", str(ctx.path("tokenizer"))])
     summary_file = Path(str(ctx.tokens_prefix) + ".summary.json")
     return json.loads(summary_file.read_text()) if summary_file.exists() else {"prefix": str(ctx.tokens_prefix)}
 

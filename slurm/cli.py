@@ -8,7 +8,8 @@ vocabulary and split sizes), so a job that would fail on its data is never queue
 
 Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill, dpo (multi-node, one rank
 per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
-task); data-filter, data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths).
+task); data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths); data-filter (one
+dependent job per pipeline step, each ``--array N`` tasks over all the input).
 Importing this module pulls in neither torch nor Megatron-Core.
 """
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str
     if stage.kind == "data":
         p.add_argument("--array", default=None, metavar="N|RANGE",
                        help="run as a job array over N shards (or a Slurm range such as 0-63%%8)")
+    if stage.kind == "chain":
+        p.add_argument("--array", default=None, metavar="N",
+                       help="tasks per pipeline step (default: io.tasks of the filter config); every step is "
+                            "an array of N tasks over all the input, waiting for the step before it")
     if stage.args:
         group = p.add_argument_group(f"{stage.name} arguments")
         for arg in stage.args:
@@ -141,9 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     except SubmitError as err:
         print(f"midm slurm: error: {err}", file=sys.stderr)
         return 1
-    print(sub.job_id)
-    print(f"midm slurm: submitted {rendered.job_name} as job {sub.job_id}; log {sub.log}, "
-          f"recipe {sub.recipe_path}", file=sys.stderr)
+    print("\n".join(sub.job_ids))
+    if len(sub.job_ids) > 1:
+        print(f"midm slurm: submitted {len(sub.job_ids)} dependent jobs ({', '.join(j.step for j in rendered.jobs)}); "
+              f"the last, {rendered.job_name} = job {sub.job_id}, writes the stats; logs in {rendered.log_dir}, "
+              f"recipe {sub.recipe_path}", file=sys.stderr)
+    else:
+        print(f"midm slurm: submitted {rendered.job_name} as job {sub.job_id}; log {sub.log}, "
+              f"recipe {sub.recipe_path}", file=sys.stderr)
     return 0
 
 

@@ -54,13 +54,26 @@ class JobOptions:
 
 
 @dataclass
-class Rendered:
+class ChainJob:
+    """One job of a dependent chain (data-filter): submitted after ``after`` (an index) succeeded."""
+
+    step: str
     script: str
+    job_name: str
+    log_pattern: str
+    tasks: int
+    after: int | None
+
+
+@dataclass
+class Rendered:
+    script: str  # for a chain: the bash script that submits every job with its dependency
     recipe_dict: dict
     run_dir: Path
     log_dir: Path
     job_name: str
-    log_pattern: str  # the #SBATCH --output value
+    log_pattern: str  # the #SBATCH --output value (a chain: its last job's)
+    jobs: list[ChainJob] = field(default_factory=list)  # a chain's jobs in submission order
 
     def log_path(self, job_id: str) -> str:
         """The log file Slurm writes for ``job_id``: ``%x``/``%j``/``%A`` expanded (filename patterns of
@@ -116,8 +129,11 @@ def _check_options(opts: JobOptions, stage: Stage) -> None:
     if stage.kind != "distributed" and opts.nodes != 1:
         raise RenderError(f"stage {stage.name} runs one task on one node; drop --nodes {opts.nodes}")
     if opts.array is not None:
-        if stage.kind != "data":
+        if stage.kind not in ("data", "chain"):
             raise RenderError(f"--array is for the data stages (data-filter, data-tokenize), not {stage.name}")
+        if stage.kind == "chain" and not (opts.array.isdigit() and int(opts.array) > 0):
+            raise RenderError(f"--array {opts.array!r}: {stage.name} takes a task count N (every step of the pipeline "
+                              "runs N tasks over all the input, then the next step), not a Slurm range")
         if not _ARRAY.fullmatch(opts.array):
             raise RenderError(f"--array {opts.array!r}: give a shard count (e.g. 16) or a Slurm range (0-15%4)")
     for name in opts.stage_args:
@@ -155,6 +171,9 @@ def _stage_words(opts: JobOptions, stage: Stage, workdir: Path) -> tuple[dict[st
             continue
         text = str(_abs(value, workdir)) if arg.is_path else str(value)
         word, used = shard_word(text, arg.flag)
+        if word != text and stage.kind == "chain":
+            raise RenderError(f"{stage.name} runs every step over all of its input (global dedup and quality cut): "
+                              f"{{shard}} in --input/--output is for data-tokenize; give {arg.flag} the whole input")
         if word != text and opts.array is None:
             raise RenderError(f"{arg.flag} {value!r} uses {{shard}}, which only means something with --array N")
         words[name] = word
@@ -193,7 +212,7 @@ def render(opts: JobOptions) -> Rendered:
     ctx.recipe, ctx.overrides = recipe, [*opts.overrides, *derived]
 
     job_name = sbatch_value(f"midm-{stage.name}-{_plain(log_cfg.run_name)}", "job name")
-    log_pattern = str(log_dir / ("%x-%A_%a.out" if opts.array else "%x-%j.out"))
+    log_pattern = str(log_dir / ("%x-%A_%a.out" if opts.array and stage.kind != "chain" else "%x-%j.out"))
     sbatch_value(str(log_dir), "the log directory <logging.dir>/<logging.run_name>/slurm (from logging.dir and "
                                "logging.run_name)")
 
@@ -213,14 +232,23 @@ def render(opts: JobOptions) -> Rendered:
     env_file = _abs(opts.env_file, workdir) if opts.env_file else default_env_file()
     if not env_file.is_file():
         raise RenderError(f"--env-file {env_file}: no such file")
-    script = _fill(_template("preamble.sh"), {
-        "SBATCH": "\n".join(header), "STAGE": stage.name, "RECIPE": recipe.name, "STAGE_Q": quote_word(stage.name),
-        "RUN_DIR": quote_word(str(run_dir)), "LOG_DIR": quote_word(str(log_dir)),
-        "WORKDIR": quote_word(str(workdir)), "PYTHON": quote_word(python),
-        "CONTAINER_EXPORTS": "\n".join(exports), "ENV_FILE": quote_word(str(env_file)),
-    })
+
+    def preamble(sbatch_lines: list[str]) -> str:
+        return _fill(_template("preamble.sh"), {
+            "SBATCH": "\n".join(sbatch_lines), "STAGE": stage.name, "RECIPE": recipe.name,
+            "STAGE_Q": quote_word(stage.name), "RUN_DIR": quote_word(str(run_dir)), "LOG_DIR": quote_word(str(log_dir)),
+            "WORKDIR": quote_word(str(workdir)), "PYTHON": quote_word(python),
+            "CONTAINER_EXPORTS": "\n".join(exports), "ENV_FILE": quote_word(str(env_file)),
+        })
+
     program: list[Word] = [Var("MIDM_PYTHON"), "-m", "midm", *stage.command(ctx)]
-    script += _body(opts, stage, ctx, gpus, tasks_per_node, program, widths)
+    if stage.kind == "chain":
+        from slurm.chain import render_chain
+
+        return render_chain(opts, stage, ctx, program, widths, preamble, workdir, job_name,
+                            Rendered(script="", recipe_dict=recipe_to_dict(recipe), run_dir=run_dir, log_dir=log_dir,
+                                     job_name=job_name, log_pattern=log_pattern))
+    script = preamble(header) + _body(opts, stage, ctx, gpus, tasks_per_node, program, widths)
     return Rendered(script, recipe_to_dict(recipe), run_dir, log_dir, job_name, log_pattern)
 
 
@@ -255,6 +283,8 @@ def _sbatch_lines(opts: JobOptions, stage: Stage, gpus: int, tasks_per_node: int
         lines += [f"--signal=B:USR1@{opts.signal_lead}", "--requeue"]
     if opts.array is not None:
         lines.append(f"--array={_array_spec(opts.array)}")
+    if stage.kind == "chain":
+        lines.append("--kill-on-invalid-dep=yes")  # a failed step cancels the steps waiting on it
     return [f"#SBATCH {line}" for line in lines]
 
 

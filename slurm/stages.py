@@ -5,8 +5,11 @@ Three shapes of job cover the lineage:
 * ``distributed`` — pretrain, cpt (continued pretraining after depth-up scaling), distill, sft and
   dpo: many nodes, one rank per GPU (or torchrun per node), signal handling and self-requeue.
 * ``single`` — prune, convert, eval: one task on one node (its GPUs visible to that task).
-* ``data`` — filter and tokenize: CPU work, one task per array element when ``--array`` is given,
-  with ``{shard}`` in paths standing for the element's index.
+* ``data`` — tokenize: CPU work, one task per array element when ``--array`` is given, with
+  ``{shard}`` in paths standing for the element's index.
+* ``chain`` — filter: one CPU job per step of the filter pipeline, each an array of ``--array N``
+  tasks over the whole input, submitted with ``--dependency=afterok`` on the step before it, so
+  dedup and the quality cut are global (:mod:`slurm.chain`).
 
 Commands are lists of words; :mod:`slurm.quoting` quotes them, so nothing here builds shell text.
 """
@@ -60,7 +63,7 @@ class StageContext:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    kind: str  # "distributed" | "single" | "data"
+    kind: str  # "distributed" | "single" | "data" | "chain"
     summary: str
     command: Callable[[StageContext], list[Word]]  # argv after `python -m midm`
     args: tuple[StageArg, ...] = ()
@@ -134,9 +137,11 @@ def _workers(ctx: StageContext) -> list[Word]:
 
 
 def _data_filter(ctx: StageContext) -> list[Word]:
-    argv: list[Word] = ["data", "filter", ctx.arg("input"), ctx.arg("output"), *_workers(ctx)]
-    if ctx.args.get("stages") is not None:
-        argv += ["--stages", ctx.args["stages"]]
+    # slurm.chain appends --tasks N --step S --rank R: each array task runs one rank of one step
+    argv: list[Word] = ["data", "filter", ctx.arg("input"), ctx.arg("output")]
+    for name in ("stages", "config"):
+        if ctx.args.get(name) is not None:
+            argv += [f"--{name}", ctx.args[name]]
     return argv
 
 
@@ -177,10 +182,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
                 StageArg("--tasks", "comma-separated task list", required=True, is_path=False),
                 StageArg("--output", "results JSON (default: <run dir>/eval/results.json)")),
           default_gpus_per_node=1),
-    Stage("data-filter", "data", "filter raw text (one shard per array task with --array)", _data_filter,
-          args=(StageArg("--input", "input path; {shard} or {shard:05d} = the array index", required=True),
-                StageArg("--output", "output path; may contain {shard}", required=True),
-                StageArg("--stages", "comma-separated filter stages", is_path=False)),
+    Stage("data-filter", "chain", "filter raw text: one dependent job per pipeline step, each an array of "
+          "--array N tasks over all the input (global dedup and quality cut)", _data_filter,
+          args=(StageArg("--input", "input file or directory (all of it: every step sees every shard)", required=True),
+                StageArg("--output", "output directory", required=True),
+                StageArg("--stages", "comma-separated filter stages", is_path=False),
+                StageArg("--config", "filter config YAML deep-merged over data_prep/configs/filter.yaml")),
           default_gpus_per_node=0),
     Stage("data-tokenize", "data", "tokenize into Megatron .bin/.idx (one shard per array task)", _data_tokenize,
           args=(StageArg("--input", "input path; {shard} or {shard:05d} = the array index", required=True),

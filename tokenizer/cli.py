@@ -111,10 +111,12 @@ def _export(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from midm.errors import MidmError
+
     args = _parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "export": _export}[args.command](args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (MidmError, FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"midm tokenizer {args.command}: error: {err}", file=sys.stderr)
         return 2
 

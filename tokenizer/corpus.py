@@ -4,8 +4,9 @@ Inputs are what the data pipeline writes (JSONL or JSONL.gz with a ``text`` fiel
 (one document per line); directories are walked. Building the training file is two streaming
 passes, so memory stays bounded by SentencePiece itself, not by us:
 
-1. count characters per language (a line is Korean if it has at least as many Hangul syllables
-   as Latin letters, English if Latin letters dominate, "other" otherwise);
+1. count characters per language (a line is Korean if it has at least as many Hangul letters
+   as Latin letters, English if Latin letters dominate, "other" otherwise: the shared check in
+   :mod:`data_prep.hangul`);
 2. write every line ``weight`` times (the fractional part decided by a stable hash), with weights
    chosen so that Korean characters make up ``ko_ratio`` of the Korean+English characters. The
    under-represented language is repeated rather than the other one cut, so the majority's rare
@@ -13,90 +14,86 @@ passes, so memory stays bounded by SentencePiece itself, not by us:
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data_prep.hangul import script_language
+
 TEXT_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz", ".txt", ".txt.gz", ".text")
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named directly are taken as they are; directories contribute their text files."""
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                           and f.name.lower().endswith(TEXT_SUFFIXES))
-            if not found:
-                raise FileNotFoundError(f"{p}: directory has no {', '.join(TEXT_SUFFIXES)} files")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return files
+    """Files named directly are taken as they are; directories contribute their text files, and a
+    ``midm data filter`` output directory only its kept documents (:mod:`data_prep.docio.inputs`)."""
+    from data_prep.docio.inputs import expand_inputs as expand
 
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict")
-    return open(path, encoding="utf-8", errors="strict")
+    return expand(paths, TEXT_SUFFIXES)
 
 
 def is_jsonl(path: Path) -> bool:
     return path.name.lower().endswith((".jsonl", ".jsonl.gz", ".json.gz"))
 
 
-def iter_documents(path: Path, text_field: str = "text") -> Iterator[str]:
-    """Documents of one file: JSONL records' ``text_field``, or non-empty lines of plain text."""
-    with _open_text(path) as fh:
-        try:
-            if is_jsonl(path):
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-                    if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
-                        raise ValueError(f"{path}:{lineno}: record has no string field "
-                                         f"{text_field!r} (keys: {sorted(rec)[:8] if isinstance(rec, dict) else type(rec).__name__})")
-                    if rec[text_field]:
-                        yield rec[text_field]
+def iter_documents(path: Path, text_field: str = "text", counts: Counter | None = None) -> Iterator[str]:
+    """Documents of one file: JSONL records' ``text_field``, or non-empty lines of plain text.
+
+    A damaged record (bad JSON, non-UTF-8 bytes, a broken gzip member …) is skipped and counted in
+    ``counts`` by reason (:mod:`data_prep.docio.records`); a file that is not JSON Lines at all, or
+    of which no line is readable, raises :class:`data_prep.errors.DataError` naming the format expected.
+    """
+    from data_prep.docio.records import JSONL_FORMAT, is_gzip, iter_lines, parse_record, sniff_jsonl
+    from data_prep.errors import DataError
+
+    path = Path(path)
+    counts = Counter() if counts is None else counts
+    jsonl = is_jsonl(path)
+    expected = JSONL_FORMAT.format(key=text_field) if jsonl else "UTF-8 plain text, one document per line"
+    if jsonl:
+        problem = sniff_jsonl(path, text_field)
+        if problem:
+            raise DataError(f"{path}: expected {expected}; found {problem}")
+    records = readable = 0
+    with open(path, "rb") as fh:
+        for raw in iter_lines(fh, gzip=is_gzip(path), stats=counts):
+            if raw is None or not raw.strip():
+                continue
+            records += 1
+            if jsonl:
+                rec, reason = parse_record(raw, text_field)
+                if rec is None:
+                    counts[f"dropped:{reason}"] += 1
+                    continue
+                text = rec[text_field]
             else:
-                for line in fh:
-                    line = line.rstrip("\r\n")
-                    if line.strip():
-                        yield line
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
-                             "convert it or pass JSONL") from None
+                try:
+                    text = raw.decode("utf-8").rstrip("\r")
+                except UnicodeDecodeError:
+                    counts["dropped:invalid_utf8"] += 1
+                    continue
+                if not text.strip():
+                    continue
+            readable += 1
+            yield text
+    if records and not readable:
+        reasons = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("dropped:")}
+        raise DataError(f"{path}: none of its {records} lines is readable ({reasons}); expected {expected}")
 
 
-def iter_all_documents(paths: Iterable[str | os.PathLike], text_field: str = "text") -> Iterator[str]:
+def iter_all_documents(paths: Iterable[str | os.PathLike], text_field: str = "text",
+                       counts: Counter | None = None) -> Iterator[str]:
     for f in expand_inputs(paths):
-        yield from iter_documents(f, text_field)
+        yield from iter_documents(f, text_field, counts)
 
 
 def language_of(text: str) -> str:
-    hangul = len(_HANGUL.findall(text))
-    latin = len(_LATIN.findall(text))
-    if hangul and hangul >= latin:
-        return "ko"
-    if latin > hangul:
-        return "en"
-    return "other"
+    """``ko`` / ``en`` / ``other`` by script (the shared Hangul check, :func:`data_prep.hangul.script_language`)."""
+    return script_language(text)
 
 
 def split_line(line: str, max_chars: int) -> list[str]:
@@ -113,8 +110,9 @@ def split_line(line: str, max_chars: int) -> list[str]:
     return [s for s in out if s.strip()]
 
 
-def iter_training_lines(paths: Iterable[str | os.PathLike], text_field: str, max_chars: int) -> Iterator[str]:
-    for doc in iter_all_documents(paths, text_field):
+def iter_training_lines(paths: Iterable[str | os.PathLike], text_field: str, max_chars: int,
+                        counts: Counter | None = None) -> Iterator[str]:
+    for doc in iter_all_documents(paths, text_field, counts):
         for line in doc.split("\n"):
             if line.strip():
                 yield from split_line(line, max_chars)
@@ -134,10 +132,11 @@ class CorpusStats:
     weights: dict[str, float] = field(default_factory=dict)
     written_lines: int = 0
     written_chars: dict[str, int] = field(default_factory=lambda: {"ko": 0, "en": 0, "other": 0})
+    skipped: dict[str, int] = field(default_factory=dict)  # damaged input by reason (records / gzip members)
 
     def as_dict(self) -> dict:
         total = self.written_chars["ko"] + self.written_chars["en"]
-        return {"files": self.files, "input_lines": self.lines, "input_chars": self.chars,
+        return {"files": self.files, "input_lines": self.lines, "input_chars": self.chars, "skipped": self.skipped,
                 "weights": self.weights, "written_lines": self.written_lines,
                 "written_chars": self.written_chars,
                 "written_ko_ratio": round(self.written_chars["ko"] / total, 4) if total else None}
@@ -178,10 +177,12 @@ def build_training_file(paths: Iterable[str | os.PathLike], out_path: Path, *, t
     digit_re = re.compile(r"(?<=\d)(?=[^ ])|(?<=[^ ])(?=\d)") if mark_digits else None
     paths = list(paths)
     stats = CorpusStats(files=len(expand_inputs(paths)))
-    for line in iter_training_lines(paths, text_field, max_line_chars):
+    skipped: Counter = Counter()
+    for line in iter_training_lines(paths, text_field, max_line_chars, skipped):
         lang = language_of(line)
         stats.lines[lang] += 1
         stats.chars[lang] += len(line)
+    stats.skipped = {k.removeprefix("dropped:"): v for k, v in sorted(skipped.items()) if v}
     if not sum(stats.lines.values()):
         raise ValueError(f"no text found in {', '.join(map(str, paths))}")
     weights = language_weights(stats.chars, ko_ratio)

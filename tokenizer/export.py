@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from .api import META_FILE
-from .hf import load_proto, write_hf_files
+from .hf import control_pieces, load_proto, sp_decode_with_controls, sp_encode_with_controls, write_hf_files
 from .layout import TOP_SPECIALS
 
 
@@ -39,6 +39,11 @@ def export(tokenizer_dir: str | Path, output: str | Path, *, model_max_length: i
     check = verify_hf_dir(out)
     summary = {"output": os.fspath(out), "files": files + ["tokenizer.model", META_FILE], **check}
     (out / "export_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    sp_ids = check["sentencepiece_ids"]
+    if (sp_ids["bos"], sp_ids["pad"], sp_ids["eos"]) != (meta["bos_id"], meta["pad_id"], meta["eos_id"]):
+        raise RuntimeError(f"{src}/tokenizer.model declares bos/pad/eos {sp_ids}, not the ids of midm_tokenizer.json "
+                           "(a tokenizer trained before control pieces were declared): re-train it with "
+                           "`midm tokenizer train`")
     if check["encode_mismatches"] or check["decode_mismatches"] or not check["chat_template_ok"]:
         raise RuntimeError(f"exported tokenizer does not match the SentencePiece model: {check}")
     return summary
@@ -54,11 +59,13 @@ def verify_hf_dir(hf_dir: str | Path, texts: list[str] | None = None) -> dict:
     hf = AutoTokenizer.from_pretrained(os.fspath(hf_dir))
     sp = spm.SentencePieceProcessor(model_file=os.fspath(Path(hf_dir) / "tokenizer.model"))
     texts = _probe() if texts is None else texts
+    controls = control_pieces(sp)  # bos/pad/eos: matched in text by HF only (see tokenizer/hf.py)
     enc_bad = dec_bad = 0
     for t in texts:
-        ids = sp.encode(t)
+        ids = sp_encode_with_controls(sp, t, controls)
         enc_bad += hf.encode(t, add_special_tokens=False) != ids
-        dec_bad += hf.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) != sp.decode(ids)
+        dec_bad += (hf.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+                    != sp_decode_with_controls(sp, ids, controls))
     meta = json.loads((Path(hf_dir) / META_FILE).read_text(encoding="utf-8"))
     msgs = [{"role": "system", "content": "도움이 되는 비서"}, {"role": "user", "content": "안녕?"}]
     chat_ids = hf.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
@@ -69,4 +76,5 @@ def verify_hf_dir(hf_dir: str | Path, texts: list[str] | None = None) -> dict:
                and chat_ids.count(st["<|eot_id|>"]) == 2 and chat_ids.count(st["<|end_header_id|>"]) == 3)
     return {"texts": len(texts), "encode_mismatches": enc_bad, "decode_mismatches": dec_bad,
             "chat_template_ok": chat_ok, "bos_token_id": hf.bos_token_id, "eos_token_id": hf.eos_token_id,
-            "pad_token_id": hf.pad_token_id, "hf_vocab_size": len(hf)}
+            "pad_token_id": hf.pad_token_id, "hf_vocab_size": len(hf),
+            "sentencepiece_ids": {"bos": sp.bos_id(), "pad": sp.pad_id(), "eos": sp.eos_id(), "unk": sp.unk_id()}}

@@ -7,6 +7,13 @@ every step. The rest is mapped one to one: spaces become ``▁`` (no dummy prefi
 pieces (the specials, ``\\n``, ``\\t``) are added tokens matched before BPE, characters outside the
 vocabulary fall back to ``<0xXX>`` pieces. There is no pre-tokenizer: splitting at ``▁`` gives the
 same ids (no piece has ``▁`` after its first character) but measured ~25% slower.
+
+Control pieces (bos/pad/eos) are added tokens too, so the HF tokenizer turns the literal string
+``<|begin_of_text|>`` into id 0 (the chat template relies on it), while SentencePiece by design
+never makes a control id from text and decodes control ids to nothing. The comparisons below
+therefore encode with SentencePiece the way special-token-aware consumers do — split at the
+control strings, encode the pieces between them, put the control ids in between — and say how
+many probe texts contained such a string (``control_literal_texts``).
 """
 from __future__ import annotations
 
@@ -120,6 +127,40 @@ def write_hf_files(proto, out_dir: str | Path, meta: dict, *, chat_template: boo
     return ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
 
+def control_pieces(sp) -> dict[str, int]:
+    """{piece: id} of a SentencePiece processor's control pieces (bos/pad/eos here)."""
+    return {sp.id_to_piece(i): i for i in range(sp.get_piece_size()) if sp.is_control(i)}
+
+
+def sp_encode_with_controls(sp, text: str, controls: dict[str, int] | None = None) -> list[int]:
+    """SentencePiece ids of ``text`` with control strings in it taken as their ids."""
+    import re
+
+    controls = control_pieces(sp) if controls is None else controls
+    if not controls or not any(c in text for c in controls):
+        return sp.encode(text)
+    ids: list[int] = []
+    for part in re.split("(" + "|".join(map(re.escape, controls)) + ")", text):
+        if part in controls:
+            ids.append(controls[part])
+        elif part:
+            ids += sp.encode(part)
+    return ids
+
+
+def sp_decode_with_controls(sp, ids: list[int], controls: dict[str, int] | None = None) -> str:
+    """SentencePiece decoding that writes control ids as their strings (as the HF twin does)."""
+    by_id = {i: p for p, i in (control_pieces(sp) if controls is None else controls).items()}
+    out, run = [], []
+    for i in ids:
+        if i in by_id:
+            out += [sp.decode(run), by_id[i]]
+            run = []
+        else:
+            run.append(i)
+    return "".join(out) + sp.decode(run)
+
+
 def compare_encodings(sp_model: str | Path, hf_json: str | Path, texts: list[str]) -> dict:
     """Encode ``texts`` with both; report mismatches (and HF decode round trips)."""
     import sentencepiece as spm
@@ -127,12 +168,16 @@ def compare_encodings(sp_model: str | Path, hf_json: str | Path, texts: list[str
 
     sp = spm.SentencePieceProcessor(model_file=str(sp_model))
     hf = Tokenizer.from_file(str(hf_json))
-    sp_ids = sp.encode(texts)
+    controls = control_pieces(sp)
+    sp_ids = [sp_encode_with_controls(sp, t, controls) for t in texts]
     hf_ids = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     bad = [i for i, (a, b) in enumerate(zip(sp_ids, hf_ids)) if a != b]
-    bad_decode = [i for i, ids in enumerate(hf_ids) if hf.decode(ids, skip_special_tokens=False) != sp.decode(ids)]
+    bad_decode = [i for i, ids in enumerate(hf_ids)
+                  if hf.decode(ids, skip_special_tokens=False) != sp_decode_with_controls(sp, ids, controls)]
     return {"texts": len(texts), "encode_mismatches": len(bad), "decode_mismatches": len(bad_decode),
+            "control_literal_texts": sum(any(c in t for c in controls) for t in texts),
             "first_mismatch": texts[bad[0]][:200] if bad else None}
 
 
-__all__ = ["CHAT_TEMPLATE", "EOT", "build_hf_tokenizer", "write_hf_files", "compare_encodings", "load_proto"]
+__all__ = ["CHAT_TEMPLATE", "EOT", "build_hf_tokenizer", "write_hf_files", "compare_encodings", "load_proto",
+           "control_pieces", "sp_encode_with_controls", "sp_decode_with_controls"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from data_prep.hangul import is_hangul_syllable
+
 DELIMITER = "\u241f"  # SYMBOL FOR UNIT SEPARATOR: never in real text, removed by SentencePiece
 
 
@@ -23,10 +25,6 @@ def _kiwi(num_workers: int):
     return Kiwi(num_workers=num_workers)
 
 
-def _is_hangul(ch: str) -> bool:
-    return "\uac00" <= ch <= "\ud7a3"
-
-
 class KiwiMarker:
     """Callable that marks morpheme boundaries inside Hangul runs of each line."""
 
@@ -37,7 +35,7 @@ class KiwiMarker:
         cuts, prev_end = [], 0
         for tok in tokens:
             s = tok.start
-            if 0 < s < len(line) and s >= prev_end and _is_hangul(line[s - 1]) and _is_hangul(line[s]):
+            if 0 < s < len(line) and s >= prev_end and is_hangul_syllable(line[s - 1]) and is_hangul_syllable(line[s]):
                 cuts.append(s)
             prev_end = max(prev_end, tok.start + tok.len)
         if not cuts:

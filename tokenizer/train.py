@@ -6,11 +6,14 @@ train SentencePiece with every special token as a user-defined symbol, then move
 to the end of the vocabulary (:mod:`tokenizer.layout`), write the HF files and check that the HF
 tokenizer encodes a sample exactly like the SentencePiece model.
 
-All specials, bos/pad/eos included, are user-defined pieces: they are matched in raw text by both
-the SentencePiece model and the HF tokenizer (as Llama-3's HF tokenizer does), which is what makes
-the chat template's ``<|begin_of_text|>`` tokenize to id 0 and keeps the two encoders identical.
-The cost: ``SentencePieceProcessor.bos_id()/eos_id()`` report -1 (they only look for control
-pieces); read ids from ``midm_tokenizer.json`` or :func:`tokenizer.load_tokenizer`.
+bos/pad/eos (ids 0/1/2) are SentencePiece *control* pieces and ``trainer_spec`` names them, so every
+SentencePiece consumer reads the ids from the model itself: ``SentencePieceProcessor.bos_id()`` is
+0, ``pad_id()`` 1, ``eos_id()`` 2, ``unk_id()`` 3 — what Megatron-LM's ``preprocess_data.py
+--tokenizer-type SentencePieceTokenizer --append-eod`` and ``megatron.core.tokenizers`` append as
+EOD. The chat, markup and typed-PII specials are user-defined pieces, matched in raw text by both
+encoders (as Llama-3's HF tokenizer does). The HF tokenizer also matches the three control strings
+in text (the chat template's ``<|begin_of_text|>`` becomes id 0); plain SentencePiece, by its own
+rules, never turns text into a control id — the one place the two differ (``tokenizer/hf.py``).
 """
 from __future__ import annotations
 
@@ -104,9 +107,12 @@ def _reorder(model_bytes: bytes, layout: Layout):
     for p in head + fillers + tail:
         q = proto.pieces.add()
         q.CopyFrom(p)
-        if q.piece in (BOS, PAD, EOS):  # matched in text, like the HF tokenizer does
-            q.type = pb.ModelProto.SentencePiece.USER_DEFINED
+        if q.piece in (BOS, PAD, EOS):  # SentencePiece reports bos_id()/eos_id()/pad_id() only for control pieces
+            q.type = pb.ModelProto.SentencePiece.CONTROL
     proto.trainer_spec.vocab_size = len(proto.pieces)
+    spec = proto.trainer_spec
+    spec.bos_id, spec.pad_id, spec.eos_id, spec.unk_id = 0, 1, 2, 3
+    spec.bos_piece, spec.pad_piece, spec.eos_piece, spec.unk_piece = BOS, PAD, EOS, UNK
     want = {BOS: 0, PAD: 1, EOS: 2, UNK: 3, TOP_SPECIALS[0]: layout.top_start}
     for piece, pid in want.items():
         if proto.pieces[pid].piece != piece:
@@ -114,6 +120,16 @@ def _reorder(model_bytes: bytes, layout: Layout):
     if len(proto.pieces) != layout.vocab_size:
         raise AssertionError(f"vocabulary has {len(proto.pieces)} pieces, expected {layout.vocab_size}")
     return proto, shortfall
+
+
+def _check_sentencepiece_ids(proto) -> None:
+    """What any SentencePiece consumer will read from the model: bos 0, pad 1, eos 2, unk 3."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    got = (sp.bos_id(), sp.pad_id(), sp.eos_id(), sp.unk_id())
+    if got != (0, 1, 2, 3):
+        raise AssertionError(f"SentencePiece reads bos/pad/eos/unk ids {got} from the model, expected (0, 1, 2, 3)")
 
 
 def sentencepiece_kwargs(cfg: TrainConfig, layout: Layout, coverage: float) -> dict:
@@ -182,6 +198,7 @@ def train(inputs: list, output: str | Path, cfg: TrainConfig, *, verbose: bool =
                                           "minloglevel": 0 if verbose else 2})
         t_sp = time.time() - t1
     proto, fillers = _reorder(buf.getvalue(), layout)
+    _check_sentencepiece_ids(proto)
     (out / "tokenizer.model").write_bytes(proto.SerializeToString())
     meta = {
         "format_version": 1,

@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from data_prep.docio.records import iter_records
+
 Example = tuple[str, str]  # (label, text)
 
 
@@ -64,8 +66,8 @@ def quality_examples(data: Path, per_source: int = 2500) -> list[Example]:
     """``good``: edited prose (statutes, government news, Wikipedia, news). ``bad``: web chatter."""
     c = data / "corpora"
     good: list[str] = []
-    for line in open(c / "korean_statutes" / "korean_statutes_sample_every5th.jsonl", encoding="utf-8"):
-        good += _chunks(json.loads(line)["text"])[:3]
+    for record in iter_records(c / "korean_statutes" / "korean_statutes_sample_every5th.jsonl"):
+        good += _chunks(record["text"])[:3]
     good = good[:per_source]
     for name in ("korea_kr.txt", "wikipedia.txt"):
         good += _chunks((data / "filters" / "ko_pii" / "clean_docs" / name).read_text(encoding="utf-8"), 800)
@@ -74,8 +76,8 @@ def quality_examples(data: Path, per_source: int = 2500) -> list[Example]:
         news_lines += (c / "korean_english_parallel" / "korean-english-news-v1" /
                        f"korean-english-park.{part}.ko").read_text(encoding="utf-8").splitlines()
     good += ["\n".join(news_lines[i:i + 8]) for i in range(0, min(len(news_lines), per_source * 8), 8)]
-    for line in open(c / "english_gensim_testdata" / "enwiki_sample_plaintext.jsonl", encoding="utf-8"):
-        good += _chunks(json.loads(line)["text"])[:10]
+    for record in iter_records(c / "english_gensim_testdata" / "enwiki_sample_plaintext.jsonl"):
+        good += _chunks(record["text"])[:10]
     bad: list[str] = []
     for path in sorted((c / "korean_hate_speech_unlabeled" / "unlabeled").glob("*.txt")):
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -2,9 +2,11 @@
 
 datatrove's ``JsonlReader`` opens files in text mode, so one invalid UTF-8 byte aborts the
 rest of the file, and a truncated ``.gz`` ends the shard silently. Web dumps contain both.
-This reader reads *bytes*, decodes line by line and counts every malformed record by reason
-(``bad_json``, ``invalid_utf8``, ``truncated_gzip``, ``missing_text``, ``empty``,
-``too_large``) so that the run's accounting balances: records = kept + Σ dropped.
+This reader reads *bytes* through :mod:`data_prep.docio.records` (the layer every data command
+shares) and counts every malformed record by reason (``bad_json``, ``invalid_utf8``,
+``invalid_unicode``, ``missing_text``, ``empty``, ``too_large``) and every damaged gzip member
+(``damaged_gzip_member``, ``truncated_gzip``), so that the run's accounting balances:
+records = kept + Σ dropped.
 
 Every field other than ``text`` and ``id`` is carried in ``Document.metadata`` and written
 back at the top level by :mod:`data_prep.docio.writer`.
@@ -13,26 +15,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import zlib
 from collections import Counter
-from typing import Iterator
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from data_prep.accounting import write_counts
+from data_prep.docio.records import GZIP_MAGIC, iter_lines, parse_record
 
 INPUT_STAGE = "input"
 _GLOB = "**/*.jsonl*"
-
-
-def _iter_raw_lines(fileobj, counts: Counter) -> Iterator[bytes]:
-    """Yield raw lines; a truncated/corrupt gzip stream ends the file but keeps what was read."""
-    try:
-        yield from fileobj
-    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
-        counts["truncated_gzip"] += 1
-        counts[f"_note:truncated:{type(err).__name__}"] += 0
 
 
 class RobustJsonlReader(BaseDiskReader):
@@ -48,31 +40,19 @@ class RobustJsonlReader(BaseDiskReader):
         self.max_doc_bytes = max_doc_bytes
         self.counts: Counter = Counter()
 
-    def _parse(self, raw: bytes, filepath: str, line_no: int) -> Document | None:
+    def _parse(self, raw: bytes | None, filepath: str, line_no: int) -> Document | None:
         counts = self.counts
-        if not raw.strip():
+        if raw is not None and not raw.strip():
             return None  # blank line: not a record
         counts["records"] += 1
-        if len(raw) > self.max_doc_bytes:
+        if raw is None:
             counts["dropped:too_large"] += 1
             return None
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            counts["dropped:invalid_utf8"] += 1
-            return None
-        try:
-            data = json.loads(line)
-        except ValueError:
-            counts["dropped:bad_json"] += 1
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
-            counts["dropped:missing_text"] += 1
+        data, reason = parse_record(raw)
+        if data is None:
+            counts[f"dropped:{reason}"] += 1
             return None
         text = data.pop("text")
-        if not text.strip():
-            counts["dropped:empty"] += 1
-            return None
         doc_id = data.pop("id", None)
         if doc_id is None:
             doc_id = f"{filepath}#{line_no}"
@@ -82,10 +62,11 @@ class RobustJsonlReader(BaseDiskReader):
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1
-        opener = self.data_folder.open(filepath, "rb")
-        with opener as raw_f:
-            stream = gzip.GzipFile(fileobj=raw_f) if filepath.endswith(".gz") else raw_f
-            for line_no, raw in enumerate(_iter_raw_lines(stream, self.counts)):
+        with self.data_folder.open(filepath, "rb") as raw_f:
+            compressed = raw_f.read(3) == GZIP_MAGIC
+            raw_f.seek(0)
+            lines = iter_lines(raw_f, gzip=compressed, max_line_bytes=self.max_doc_bytes, stats=self.counts)
+            for line_no, raw in enumerate(lines):
                 doc = self._parse(raw, filepath, line_no)
                 if doc is not None:
                     self.stat_update("documents")
@@ -94,7 +75,7 @@ class RobustJsonlReader(BaseDiskReader):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self.counts = Counter()
         yield from super().run(data, rank, world_size)
-        counts = {k: v for k, v in self.counts.items() if not k.startswith("_note")}
+        counts = dict(self.counts)
         counts["in"] = counts.get("records", 0)
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
 

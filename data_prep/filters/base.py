@@ -12,13 +12,25 @@ from typing import Any
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import logger
 
 from data_prep.accounting import write_counts
 from data_prep.docio.writer import RejectWriter
+from data_prep.errors import DataError
+
+STAGE_ERROR = "stage_error"
+FAIL_AFTER_ERRORS = 20  # this many documents in a row raising, from the first on: a bug, not bad records
 
 
 class MidmStage(PipelineStep):
-    """``process(doc)`` returns ``None`` to keep (possibly after editing) or a drop reason."""
+    """``process(doc)`` returns ``None`` to keep (possibly after editing) or a drop reason.
+
+    A document on which ``process`` raises is dropped as ``stage_error`` (the exception type is
+    counted as ``error:<Type>``, the first few are logged with the document id): one strange text
+    never ends a run. When the first :data:`FAIL_AFTER_ERRORS` documents all raise, or more than
+    half of a task's documents do, the stage raises :class:`DataError` instead — that is a broken
+    stage or configuration, and dropping everything would hide it.
+    """
 
     stage: str = "stage"
     type = "🇰🇷 - MIDM"
@@ -30,6 +42,7 @@ class MidmStage(PipelineStep):
         self.rejects_dir = rejects_dir
         self.counts: Counter = Counter()
         self._ready = False
+        self._first_error = ""
 
     @property
     def name(self) -> str:  # shown in datatrove logs
@@ -51,11 +64,17 @@ class MidmStage(PipelineStep):
             self._ready = True
         self.counts = Counter()
         writer = RejectWriter(self.rejects_dir, self.stage) if self.rejects_dir else None
+        errors = 0
         with writer if writer else contextlib.nullcontext():
             for doc in data:
                 self.counts["in"] += 1
                 with self.track_time():
-                    reason = self.process(doc)
+                    try:
+                        reason = self.process(doc)
+                    except Exception as err:  # noqa: BLE001 — counted, logged, bounded below
+                        reason = STAGE_ERROR
+                        errors += 1
+                        self._note_error(doc, err, errors)
                 if reason is None:
                     self.counts["out"] += 1
                     yield doc
@@ -67,6 +86,20 @@ class MidmStage(PipelineStep):
                     writer.write(doc, rank)
         self.finish(rank, world_size)
         write_counts(self.counts_dir, self.stage, rank, self.counts)
+        if errors >= FAIL_AFTER_ERRORS and errors * 2 > self.counts["in"]:
+            raise DataError(f"stage {self.stage}: {errors} of {self.counts['in']} documents raised an error "
+                            f"({self._first_error}); that is a broken stage or configuration, not bad records")
+
+    def _note_error(self, doc: Document, err: Exception, errors: int) -> None:
+        self.counts[f"error:{type(err).__name__}"] += 1
+        if errors == 1:
+            self._first_error = f"first: {type(err).__name__}: {err} on document {doc.id!r}"
+        if errors <= 3:
+            logger.warning(f"midm:{self.stage}: document {doc.id!r} dropped as {STAGE_ERROR} "
+                           f"({type(err).__name__}: {err})")
+        if errors == FAIL_AFTER_ERRORS and self.counts["in"] == errors:
+            raise DataError(f"stage {self.stage}: the first {errors} documents all raised an error "
+                            f"({self._first_error}); that is a broken stage or configuration, not bad records")
 
 
 class CountedStep(PipelineStep):

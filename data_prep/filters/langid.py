@@ -1,7 +1,8 @@
 """Stage 3 — language identification keeping Korean and English, with a Hangul-ratio check.
 
 The model is py3langid's (langid.py's 97-language naive Bayes, shipped inside the pip package:
-no download at run time). Hangul ratio = Hangul syllables+jamo / all letters; a document whose
+no download at run time). Hangul ratio = Hangul syllables+jamo / all letters (:mod:`data_prep.hangul`,
+the check the tokenizer and the demo use too); a document whose
 letters are mostly Hangul is Korean without asking the model (short Korean comments are where
 language-ID models are weakest), a document called Korean must still have a minimum Hangul
 ratio (rejects Korean-tagged romanised/Chinese spam), and English must score above its
@@ -12,17 +13,7 @@ from __future__ import annotations
 from datatrove.data import Document
 
 from data_prep.filters.base import MidmStage
-
-
-def hangul_ratio(text: str) -> tuple[float, int]:
-    letters = hangul = 0
-    for ch in text:
-        if ch.isalpha():
-            letters += 1
-            o = ord(ch)
-            if 0xAC00 <= o <= 0xD7A3 or 0x1100 <= o <= 0x11FF or 0x3130 <= o <= 0x318F:
-                hangul += 1
-    return (hangul / letters if letters else 0.0), letters
+from data_prep.hangul import hangul_ratio
 
 
 class LangIdStage(MidmStage):

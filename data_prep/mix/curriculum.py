@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.errors import DataError
+
 
 def _source_prefixes(spec, base: Path) -> list[tuple[str, float | None]]:
     """[(absolute prefix, tokens or None)] for one source spec."""
@@ -51,9 +53,9 @@ def build_phase(phase: dict, sources: dict, base: Path, max_epochs: float) -> di
     weights = {k: float(v) for k, v in phase["weights"].items()}
     unknown = sorted(set(weights) - set(sources))
     if unknown:
-        raise SystemExit(f"error: phase {name!r} uses undefined source(s) {unknown}")
+        raise DataError(f"phase {name!r} uses undefined source(s) {unknown}")
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise SystemExit(f"error: phase {name!r} needs non-negative weights with a positive sum")
+        raise DataError(f"phase {name!r} needs non-negative weights with a positive sum")
     total_w = sum(weights.values())
     budget = float(phase["tokens"])
     blend: list[list] = []
@@ -71,7 +73,7 @@ def build_phase(phase: dict, sources: dict, base: Path, max_epochs: float) -> di
         planned = w * budget
         epochs = planned / available if available else None
         if epochs is not None and epochs > max_epochs:
-            raise SystemExit(f"error: phase {name!r} would read source {src!r} {epochs:.2f} times "
+            raise DataError(f"phase {name!r} would read source {src!r} {epochs:.2f} times "
                              f"(> max_epochs={max_epochs}); lower its weight or the phase budget")
         per_source[src] = {"weight": round(w, 10), "tokens": int(planned), "available": available,
                            "epochs": round(epochs, 4) if epochs is not None else None}
@@ -86,7 +88,7 @@ def main_mix(config: str, out_dir: str) -> int:
     cfg_path = Path(config).resolve()
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     if not isinstance(cfg, dict) or "phases" not in cfg or "sources" not in cfg:
-        raise SystemExit(f"error: {config} must define `sources` and `phases` (see data_prep/configs/mix_example.yaml)")
+        raise DataError(f"{config} must define `sources` and `phases` (see data_prep/configs/mix_example.yaml)")
     base = Path(cfg.get("prefix_base", cfg_path.parent))
     base = base if base.is_absolute() else (cfg_path.parent / base).resolve()
     out = Path(out_dir)

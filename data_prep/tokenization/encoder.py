@@ -4,7 +4,9 @@
 ``eos_id`` and the vocabulary size. Encoding goes through ``gigatoken`` on the same
 ``tokenizer.json`` when it is installed (Rust, whole batches to flat arrays, no per-token Python
 objects) after checking on a probe batch that it produces exactly the reference ids; otherwise
-through the reference ``encode_batch``.
+through the reference ``encode_batch``. Which one runs, and why the fast one does not, is
+``backend`` / ``backend_reason`` (written into the tokenize summary: a missing ``gigatoken``
+is never silent).
 """
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ import numpy as np
 
 
 class BatchEncoder:
-    def __init__(self, tokenizer_dir: str, probe: list[str] | None = None, allow_fast: bool = True):
+    """Encode batches of texts to flat Megatron ids with EOD (``eos_id``) after every document."""
+
+    def __init__(self, tokenizer_dir: str, probe: list[str] | None = None, allow_fast: bool = True,
+                 quiet: bool = False):
         from tokenizer import load_tokenizer
 
         self.ref = load_tokenizer(tokenizer_dir)
@@ -23,6 +28,7 @@ class BatchEncoder:
         self.vocab_size = int(self.ref.vocab_size)
         self.fast = None
         self.backend = "tokenizers"
+        self.backend_reason = "the fast backend was not asked for" if not allow_fast else ""
         if allow_fast:
             try:
                 import gigatoken
@@ -31,12 +37,14 @@ class BatchEncoder:
                 probe = probe or ["안녕하세요, Mi:dm 토크나이저 확인용 문장입니다. 123 #@이름@#"]
                 if self._fast_ids(fast, probe) == [list(x) for x in self.ref.encode_batch(probe)]:
                     self.fast, self.backend = fast, "gigatoken"
+                    self.backend_reason = "gigatoken reproduces the reference ids on the probe batch"
                 else:
-                    print("tokenize: gigatoken ids differ from the reference tokenizer; using tokenizers",
-                          file=sys.stderr)
+                    self.backend_reason = "gigatoken ids differ from the reference tokenizer on the probe batch"
             except Exception as err:  # not installed / unsupported tokenizer.json: the reference path works
-                print(f"tokenize: gigatoken unavailable ({type(err).__name__}: {err}); using tokenizers",
-                      file=sys.stderr)
+                self.backend_reason = f"gigatoken unavailable ({type(err).__name__}: {err})"
+        if self.fast is None and not quiet:
+            print(f"tokenize: using the reference `tokenizers` encoder: {self.backend_reason} "
+                  "(install the [data] extra for gigatoken)", file=sys.stderr)
 
     @staticmethod
     def _fast_ids(fast, texts: list[str]) -> list[list[int]]:

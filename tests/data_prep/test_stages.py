@@ -42,3 +42,49 @@ def test_langid_keeps_korean_and_english_only(tmp_path):
     assert stage.process(en) is None and en.metadata["_midm"]["lang"] == "en"
     assert stage.process(_doc("これは日本語の文章です。今日はいい天気ですね。")) == "other_language"
     assert stage.process(_doc("ㅋㅋ")) == "too_few_letters"
+
+
+TOXIC = {  # id: (text, the reason stage 6 must give)
+    "three-terms": ("이 씨발 개새끼야 꺼져 병신아 진짜", "profanity_lexicon"),
+    "dense": ("야 이 씨발 진짜 짜증나네 꺼져라 제발 다시는 보지말자", "profanity_density"),
+    "gambling-spam": ("꽁머니 지급! 먹튀검증 완료 사이트 대출문의 환영", "spam_gambling_lexicon"),
+    "classifier": ("씨발 진짜 너무 짜증나 죽겠네 왜 이래", "classifier"),
+}
+CLEAN = "오늘 회의는 오후 세 시에 시작합니다. 참석 부탁드립니다."
+
+
+def test_toxicity_stage_drops_toxic_documents(tmp_path):
+    """Stage 6 with the shipped lexicons and fastText model: each rule drops its document, a
+    clean one passes with its P(toxic) recorded."""
+    from data_prep.filters.toxicity import ToxicityStage
+
+    stage = ToxicityStage(str(tmp_path), load_config(None)["toxicity"])
+    stage.setup()
+    for key, (text, reason) in TOXIC.items():
+        assert stage.process(_doc(text)) == reason, key
+    clean = _doc(CLEAN)
+    assert stage.process(clean) is None and clean.metadata["_midm"]["toxicity"] < 0.5
+
+
+def test_toxicity_stage_in_the_pipeline(tmp_path):
+    """Through `midm data filter --stages toxicity`: toxic documents end in rejects/toxicity with
+    their reason, the clean one in the output, and the counts balance."""
+    import gzip
+    import json
+
+    from data_prep.cli import main
+    from tests.data_prep.conftest import read_output, write_jsonl
+
+    records = [{"id": k, "text": t} for k, (t, _) in TOXIC.items()] + [{"id": "clean", "text": CLEAN}]
+    write_jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    assert main(["filter", str(tmp_path / "in.jsonl"), str(out), "--stages", "toxicity", "--keep-rejects",
+                 "--tasks", "1"]) == 0
+    assert [r["id"] for r in read_output(out)] == ["clean"]
+    rejects = {}
+    for f in (out / "rejects" / "toxicity").glob("*.jsonl.gz"):
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            rejects.update((r["id"], r["_midm_reject"]["reason"]) for r in map(json.loads, fh))
+    assert rejects == {k: reason for k, (_, reason) in TOXIC.items()}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["balanced"] and stats["dropped"]["toxicity"] == {r: 1 for _, r in TOXIC.values()}

@@ -3,7 +3,8 @@
 The tiny recipe trains with 2 tasks on CPU (gloo) under srun; further runs (srun, and torchrun per
 node) get SIGUSR1 in their batch shell (what `--signal=B:USR1@120` delivers before a time limit),
 checkpoint, requeue themselves, resume and must end on exactly the uninterrupted run's losses.
-A data-filter job array and the daemons' own start/stop are checked too.
+A data-filter chain (one dependent job per pipeline step) and the daemons' own start/stop are
+checked too.
 """
 from __future__ import annotations
 
@@ -125,24 +126,39 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_loss(slurm, plain_run
 
 
 
-def test_data_filter_array_runs_one_shard_per_task(slurm, tmp_path):
+def test_data_filter_chain_deduplicates_across_shards(slurm, tmp_path):
+    """`midm slurm submit data-filter --array 2` on a live cluster: one job per pipeline step, each
+    waiting for the previous (afterok); an exact duplicate split across the two input shards is
+    found (per-shard dedup could not), and OUT is the kept documents, complete after the summary."""
     # The input directory's name is hostile on purpose: it reaches `midm data filter` verbatim.
     inputs = tmp_path / "in $(touch pwned) `touch pwned2`;touch pwned3"
     for shard, name in enumerate(("en_shakespeare.jsonl", "ko_statutes.jsonl")):
         (inputs / str(shard)).mkdir(parents=True)
         shutil.copy(TEST_DATA / "corpus" / name, inputs / str(shard) / name)
+    twin = json.loads((TEST_DATA / "corpus" / "ko_statutes.jsonl").read_text().splitlines()[3])
+    with open(inputs / "0" / "en_shakespeare.jsonl", "a") as f:  # the same statute in the other shard
+        f.write(json.dumps({**twin, "id": "twin-in-shard-0"}, ensure_ascii=False) + "\n")
+    config = tmp_path / "small_buckets.yaml"
+    config.write_text("dedup: {num_buckets: 2}\n")  # 2 MinHash bucket tasks instead of 14: a quicker test
     proc = midm(["slurm", "submit", "data-filter", "--recipe", "tiny", "--array", "2", "--cpus-per-task", "1",
-                 "--time", "5", "--input", f"{inputs}/{{shard}}", "--output", "filtered/{shard:03d}",
-                 "--stages", "normalize", "--set", "logging.run_name=data", "--workdir", str(tmp_path)], env=slurm.env)
-    job_id = proc.stdout.strip()
-    records = slurm.wait_array(job_id, 2, timeout=120)
+                 "--time", "5", "--input", str(inputs), "--output", "filtered", "--stages", "normalize,dedup",
+                 "--config", str(config), "--set", "logging.run_name=data", "--workdir", str(tmp_path)],
+                env=slurm.env)
+    job_ids = proc.stdout.split()
+    steps = ["0_stream", "1_dedup_ex-sigs", "1_dedup_ex-find", "1_dedup_ex-filter", "1_dedup_mh-sigs",
+             "1_dedup_mh-buckets", "1_dedup_mh-cluster", "1_dedup", "summary"]
+    assert len(job_ids) == len(steps) and all(j.isdigit() for j in job_ids), proc.stdout
+    for step, job_id in zip(steps, job_ids):
+        info = slurm.job(job_id)
+        assert info.get("JobName", "").endswith(step), info
+    final = slurm.wait_done(job_ids[-1], timeout=600)
     logs = tmp_path / "runs" / "data" / "slurm"
-    for shard, record in enumerate(records):
-        log = (logs / f"midm-data-filter-data-{job_id}_{shard}.out").read_text()
-        assert record["JobState"] == "COMPLETED", log
-        assert f"shard {shard} of array job {job_id}" in log
-        stats = json.loads((tmp_path / "filtered" / f"{shard:03d}" / "stats.json").read_text())
-        assert stats["kept"] > 0 and stats["balanced"], stats
+    assert final["JobState"] == "COMPLETED", "\n".join(p.read_text()[-2000:] for p in logs.glob("*.out"))
+    stats = json.loads((tmp_path / "filtered" / "stats.json").read_text())
+    assert stats["balanced"] and stats["dropped"]["dedup.exact"] == {"exact_duplicate": 1}, stats
+    manifest = json.loads((tmp_path / "filtered" / "midm_output.json").read_text())
+    assert manifest["complete"] and manifest["documents"] == stats["kept"] > 0
+    assert len(list(logs.glob("midm-data-filter-data-0_stream-*_*.out"))) == 2  # one log per array task
     assert not list(tmp_path.rglob("pwned*")) and not list(REPO.glob("pwned*"))
 
 

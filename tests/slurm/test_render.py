@@ -159,16 +159,82 @@ def test_hostile_values_stay_inert(tmp_path, offline_slurm_conf):
 def test_hostile_data_paths_in_array_job(tmp_path, offline_slurm_conf):
     marker = tmp_path / "pwned"
     evil = f"$(touch {marker})"
-    script = midm(["slurm", "render", "data-filter", "--recipe", "tiny", "--array", "8",
-                   "--input", f"raw/{evil}/part_{{shard:05d}}.jsonl", "--output", f"clean/{{shard}}`touch {marker}`",
-                   "--workdir", str(tmp_path)]).stdout
+    script = midm(["slurm", "render", "data-tokenize", "--recipe", "tiny", "--array", "8",
+                   "--input", f"raw/{evil}/part_{{shard:05d}}.jsonl", "--output", f"tok/{{shard}}`touch {marker}`",
+                   "--tokenizer", "tok", "--workdir", str(tmp_path)]).stdout
     assert "--array=0-7" in sbatch_directives(script)
     assert f"--output={tmp_path}/runs/tiny/slurm/%x-%A_%a.out" in sbatch_directives(script)
     argv, _ = run_script(script, tmp_path, offline_slurm_conf,
                          {"SLURM_JOB_ID": "9", "SLURM_ARRAY_JOB_ID": "9", "SLURM_ARRAY_TASK_ID": "3"})[0]
-    assert argv[-6:] == ["data", "filter", f"{tmp_path}/raw/{evil}/part_00003.jsonl",
-                         f"{tmp_path}/clean/3`touch {marker}`", "--workers", "1"]
+    assert argv[-8:] == ["data", "tokenize", f"{tmp_path}/raw/{evil}/part_00003.jsonl",
+                         f"{tmp_path}/tok/3`touch {marker}`", "--tokenizer", f"{tmp_path}/tok", "--workers", "1"]
     assert not marker.exists()
+
+
+RECORDING_SBATCH = """#!/bin/bash
+n=$(find "$RECORD_DIR" -name 'sbatch.*' | wc -l)
+printf '%s\\0' "$@" > "$RECORD_DIR/sbatch.$n"
+cat > "$RECORD_DIR/script.$n"
+echo "$((1000 + n));cluster"
+"""
+
+
+def test_data_filter_renders_one_dependent_job_per_pipeline_step(tmp_path, offline_slurm_conf):
+    """Not one independent filter per shard (dedup and the quality cut would be per shard): every
+    step of data_prep.plan as its own job, an array of --array N tasks over the whole input, each
+    submitted --dependency=afterok on the one before. The rendered script is run with a recording
+    sbatch on PATH; each job script it submits is run as its array tasks with a recording srun."""
+    from data_prep.config import load_config
+    from data_prep.plan import filter_steps
+
+    marker = tmp_path / "pwned"
+    hostile = f"raw/$(touch {marker})"
+    script = midm(["slurm", "render", "data-filter", "--recipe", "tiny", "--array", "4", "--input", hostile,
+                   "--output", "filtered", "--cpus-per-task", "2", "--workdir", str(tmp_path)]).stdout
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    cfg = load_config(None)
+    cfg["io"]["tasks"] = 4
+    steps = filter_steps(cfg)
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir()
+    record.mkdir()
+    (bin_dir / "sbatch").write_text(RECORDING_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "RECORD_DIR": str(record)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(1000 + len(steps) - 1)  # the summary job's id
+    for k, step in enumerate(steps):
+        sbatch_args = (record / f"sbatch.{k}").read_text().split("\0")[:-1]
+        assert sbatch_args == ["--parsable"] + ([f"--dependency=afterok:{1000 + k - 1}"] if k else []), step
+        job = (record / f"script.{k}").read_text()
+        directives = sbatch_directives(job)
+        assert f"--job-name=midm-data-filter-tiny-{step.name}" in directives
+        assert ("--array=0-%d" % (step.tasks - 1) in directives) == (step.tasks > 1)
+        assert "--kill-on-invalid-dep=yes" in directives and "--cpus-per-task=2" in directives
+        rank = str(step.tasks - 1)
+        (tmp_path / "record_srun").mkdir(exist_ok=True)
+        argv, _ = run_script(job, tmp_path / "record_srun", offline_slurm_conf,
+                             {"SLURM_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": rank} if step.tasks > 1 else
+                             {"SLURM_JOB_ID": "7"})[-1]
+        assert argv[argv.index("midm"):] == ["midm", "data", "filter", f"{tmp_path}/{hostile}", f"{tmp_path}/filtered",
+                                             "--tasks", "4", "--step", step.name,
+                                             "--rank", rank if step.tasks > 1 else "0"]
+    assert [s.name for s in steps][-1] == "summary" and len(list(record.glob("sbatch.*"))) == len(steps)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--array", "0-7%2"], "takes a task count N"),
+    (["--input", "raw/{shard}"], "{shard} in --input/--output is for data-tokenize"),
+    (["--stages", "nope"], "unknown stage"),
+])
+def test_data_filter_chain_rejects_per_shard_shapes(args, message, tmp_path):
+    base = {"--input": "raw", "--output": "out"}
+    extra = dict(zip(args[::2], args[1::2]))
+    argv = [w for k, v in {**base, **extra}.items() for w in (k, v)]
+    proc = midm(["slurm", "render", "data-filter", "--recipe", "tiny", *argv, "--workdir", str(tmp_path)], check=False)
+    assert proc.returncode == 2 and message in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -182,7 +248,7 @@ def test_hostile_data_paths_in_array_job(tmp_path, offline_slurm_conf):
     (["pretrain", "--recipe", "tiny", "--gpus-per-node", "0", "--ntasks-per-node", "3"], "global_batch_size"),
     (["pretrain", "--recipe", "midm_base", "--nodes", "1", "--gpus-per-node", "6"], "tensor_model_parallel_size"),
     (["prune", "--recipe", "midm_mini", "--nodes", "2", "--checkpoint", "c", "--calib", "c"], "one node"),
-    (["data-filter", "--recipe", "tiny", "--input", "in/{shard}", "--output", "o"], "--array"),
+    (["data-tokenize", "--recipe", "tiny", "--input", "in/{shard}", "--output", "o", "--tokenizer", "t"], "--array"),
     (["pretrain", "--recipe", "no_such_recipe"], "unknown recipe"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
@@ -272,7 +338,8 @@ def test_submit_data_checks_import_no_torch(prefixes):
 def test_slurm_cli_does_not_import_torch():
     code = ("import sys, slurm.cli, slurm.render, slurm.submit; from slurm.render import JobOptions, render; "
             "render(JobOptions(stage='pretrain', recipe='midm_8b', nodes=4)); "
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))))")
+            "render(JobOptions(stage='data-filter', recipe='tiny', array='4', stage_args={'input': 'a', 'output': 'b'})); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron', 'datatrove'))))")
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out) == []

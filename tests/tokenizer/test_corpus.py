@@ -20,20 +20,42 @@ def test_reads_jsonl_gz_plain_text_and_walks_directories(tmp_path):
     assert docs == ["line one", "line two", "첫 문서\n둘째 줄", "second doc"]
 
 
-def test_bad_input_errors_name_file_and_line(tmp_path):
+def test_one_bad_record_is_counted_never_fatal(tmp_path):
+    """A damaged record costs that record (counted by reason), not the tokenizer's training run."""
+    from collections import Counter
+
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "ok"}\n{"body": "no text"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: record has no string field 'text'"):
-        list(iter_documents(bad))
-    broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"text": "ok"\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"broken.jsonl:1: not valid JSON"):
-        list(iter_documents(broken))
-    latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(ValueError, match="not UTF-8"):
-        list(iter_documents(latin1))
-    with pytest.raises(FileNotFoundError):
+    bad.write_bytes(b'{"text": "ok"}\n{"body": "no text"}\n{"text": "unterminated\n\xff\xfe\n'
+                    b'{"text": "lone \\ud800 surrogate"}\n{"text": "last"}\n')
+    counts: Counter = Counter()
+    assert list(iter_documents(bad, counts=counts)) == ["ok", "last"]
+    assert {k: v for k, v in counts.items() if k.startswith("dropped:")} == {
+        "dropped:missing_text": 1, "dropped:bad_json": 1, "dropped:invalid_utf8": 1, "dropped:invalid_unicode": 1}
+    latin1 = tmp_path / "mixed.txt"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1") + "좋은 줄\n".encode())
+    assert list(iter_documents(latin1)) == ["좋은 줄"]
+
+
+def test_unreadable_or_foreign_format_names_the_format_expected(tmp_path):
+    from data_prep.errors import DataError
+
+    text = tmp_path / "comments.jsonl"
+    text.write_text("그냥 댓글입니다\n또 다른 댓글\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"comments.jsonl: expected JSON Lines.*found plain text"):
+        list(iter_documents(text))
+    keys = tmp_path / "keys.jsonl"
+    keys.write_text('{"body": "x"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"without a string 'text' field \(keys: body\)"):
+        list(iter_documents(keys))
+    zst = tmp_path / "a.jsonl"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
+    with pytest.raises(DataError, match="zstd"):
+        list(iter_documents(zst))
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="none of its 1 lines is readable"):
+        list(iter_documents(binary))
+    with pytest.raises(DataError, match="no such file"):
         expand_inputs([tmp_path / "missing"])
 
 

@@ -63,12 +63,23 @@ def test_api_roundtrip_no_unknown_and_special_tokens(tiny_dir, sample_lines):
 
 
 def test_hf_tokenizer_equals_sentencepiece(tiny_dir, sample_lines):
+    from tokenizer.hf import control_pieces, sp_decode_with_controls, sp_encode_with_controls
+
     sp = spm.SentencePieceProcessor(model_file=str(tiny_dir / "tokenizer.model"))
     tok = load_tokenizer(tiny_dir)
     texts = sample_lines + _fuzz(500, seed=1, extra="▁") + ["\n".join(sample_lines[:20])]
-    assert tok.encode_batch(texts) == sp.encode(texts)
-    for t in texts:
+    controls = control_pieces(sp)
+    assert controls == {"<|begin_of_text|>": 0, "<pad>": 1, "<|end_of_text|>": 2}
+    plain = [t for t in texts if not any(c in t for c in controls)]
+    assert tok.encode_batch(plain) == sp.encode(plain)  # plain SentencePiece, no help
+    for t in plain:
         assert tok.decode(sp.encode(t)) == sp.decode(sp.encode(t))
+    # the control strings in text: HF matches them (chat template), SentencePiece never does by itself
+    literal = [t for t in texts if t not in plain] + [f"{c}안녕 {c}\n{c}x <|eot_id|>{c}" for c in controls]
+    assert len(literal) >= 5
+    assert tok.encode_batch(literal) == [sp_encode_with_controls(sp, t) for t in literal]
+    assert all(tok.decode(ids) == sp_decode_with_controls(sp, ids) for ids in tok.encode_batch(literal))
+    assert 0 not in sp.encode("<|begin_of_text|>") and tok.encode("<|begin_of_text|>") == [0]
 
 
 def test_only_roundtrip_exception_is_the_whitespace_symbol(tiny_dir):
