@@ -345,13 +345,13 @@ def test_slurm_cli_does_not_import_torch():
     assert json.loads(out) == []
 
 
-def test_log_path_is_the_file_slurm_writes(tmp_path):
+def test_log_path_is_the_file_slurm_writes(tmp_path, prefixes):
     single = render(JobOptions(stage="pretrain", recipe="tiny", gpus_per_node=0, workdir=str(tmp_path)))
     assert single.log_pattern.endswith("/%x-%j.out")
     assert single.log_path("4242") == str(tmp_path / "runs" / "tiny" / "slurm" / f"{single.job_name}-4242.out")
-    array = render(JobOptions(stage="data-filter", recipe="tiny", array="2", workdir=str(tmp_path),
-                              stage_args={"input": "in/{shard}", "output": "out/{shard}"}))
+    array = render(JobOptions(stage="data-tokenize", recipe="tiny", array="2", workdir=str(tmp_path),
+                              stage_args={"input": "in/{shard}", "output": "out/{shard}", "tokenizer": "tok"}))
     assert array.log_path("77") == str(tmp_path / "runs" / "tiny" / "slurm" / f"{array.job_name}-77_*.out")
     dry = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--dry-run", "--gpus-per-node", "0",
-                "--workdir", str(tmp_path)]).stderr
+                "--workdir", str(tmp_path), *_tiny_data(prefixes["ok"])]).stderr
     assert "%x" not in dry and f"{single.job_name}-<job id>.out" in dry
