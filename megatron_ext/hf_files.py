@@ -2,8 +2,8 @@
 and the tokenizer ↔ model vocabulary check.
 
 * :class:`SafetensorsDir` reads an HF model directory (one ``model.safetensors`` or shards with an
-  index) as a mapping whose tensors are memory-mapped by ``safetensors.safe_open``: nothing is
-  read until a tensor is used, and a tensor nobody keeps costs nothing afterwards.
+  index) as a mapping: nothing is read until a tensor is used, and a tensor nobody keeps costs
+  nothing afterwards.
 * :func:`prepare_output` / :func:`publish` write an export into a hidden sibling directory and
   rename it into place at the end, so an interrupted export never leaves a half-written model
   under the requested name, and an existing model is replaced only with ``--overwrite``.
@@ -29,14 +29,18 @@ MODEL_MARKERS = ("config.json", "model.safetensors", INDEX_FILE, "midm_conversio
 
 
 class SafetensorsDir(Mapping):
-    """``{name: tensor}`` over the safetensors files of an HF directory, memory-mapped (read on use).
+    """``{name: tensor}`` over the safetensors files of an HF directory, each tensor read when looked up.
+
+    Nothing is read until a tensor is used, each lookup reads that tensor alone into its own
+    memory (``hf.shards.read_tensor``; no memory map keeps file pages resident), and a tensor
+    nobody keeps costs nothing afterwards.
 
     Raises:
         ConvertError: no ``config.json``, or no safetensors weights (only safetensors are read).
     """
 
     def __init__(self, hf_dir: Path) -> None:
-        from safetensors import safe_open
+        from megatron_ext.hf.shards import read_header
 
         self.dir = Path(hf_dir)
         if not (self.dir / "config.json").is_file():
@@ -49,31 +53,38 @@ class SafetensorsDir(Mapping):
         else:
             raise ConvertError(f"{self.dir} has no model.safetensors(.index.json); only safetensors weights are "
                                "read (re-save with save_pretrained(safe_serialization=True))")
-        self._handles = {f: safe_open(str(self.dir / f), framework="pt") for f in files}
-        self._file_of = {name: f for f, h in self._handles.items() for name in h.keys()}
+        self._where: dict[str, tuple[Path, int, dict]] = {}
+        for f in files:
+            start, header = read_header(self.dir / f)
+            for name, entry in header.items():
+                self._where[name] = (self.dir / f, start, entry)
 
     @property
     def config(self) -> dict:
         return json.loads((self.dir / "config.json").read_text())
 
     def __getitem__(self, name: str):
-        return self._handles[self._file_of[name]].get_tensor(name)
+        from megatron_ext.hf.shards import read_tensor
+
+        return read_tensor(*self._where[name])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._file_of)
+        return iter(self._where)
 
     def __len__(self) -> int:
-        return len(self._file_of)
+        return len(self._where)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where
 
     def dtypes(self) -> dict[str, int]:
-        """Elements per safetensors dtype ("BF16", "F32" …), read from the headers only."""
+        """Elements per safetensors dtype ("BF16", "F32" …), from the headers."""
         counts: dict[str, int] = {}
-        for name, f in self._file_of.items():
-            view = self._handles[f].get_slice(name)
+        for _, _, entry in self._where.values():
             n = 1
-            for d in view.get_shape():
+            for d in entry["shape"]:
                 n *= d
-            counts[view.get_dtype()] = counts.get(view.get_dtype(), 0) + n
+            counts[entry["dtype"]] = counts.get(entry["dtype"], 0) + n
         return counts
 
 
@@ -87,8 +98,8 @@ def source_dtype(tensors: SafetensorsDir) -> str:
     return names[main]
 
 
-def prepare_output(out: Path, *, overwrite: bool) -> Path:
-    """The temporary directory to write an export to, after checking that ``out`` may be (re)written.
+def check_output(out: Path, *, overwrite: bool) -> None:
+    """Refuse an ``out`` that may not be (re)written.
 
     Raises:
         ConvertError: ``out`` exists and is not empty (without ``overwrite``), or it is not a model
@@ -107,6 +118,12 @@ def prepare_output(out: Path, *, overwrite: bool) -> Path:
             if not any((out / m).exists() for m in MODEL_MARKERS):
                 raise ConvertError(f"--output {out} is not a model directory (no config.json or safetensors); "
                                    "refusing to replace it even with --overwrite")
+
+
+def prepare_output(out: Path, *, overwrite: bool) -> Path:
+    """The temporary directory to write an export to, after :func:`check_output`."""
+    out = Path(out)
+    check_output(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

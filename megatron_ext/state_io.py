@@ -98,7 +98,7 @@ def _whole_swiglu(item):
     w, v = parts
     axis = w.prepend_axis_num
     if (w.key != item.key or v.key != item.key or w.global_offset[axis] != 0 or w.axis_fragmentations[axis] != 2
-            or w.local_shape[axis] * 2 != item.data.shape[0]):
+            or w.local_shape[0] * 2 != item.data.shape[0]):
         return item  # not the TP=1 two-halves layout: keep Megatron's factory
     prepended = [(i, w.global_offset[i], w.axis_fragmentations[i]) for i in range(axis)]
     return ShardedTensor.from_rank_offsets(item.key, item.data, *prepended, replica_id=w.replica_id,

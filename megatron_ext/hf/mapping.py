@@ -215,7 +215,7 @@ def hf_to_megatron(state: Mapping[str, torch.Tensor], g: Geometry, rules: tuple[
                    naming: str = "local") -> dict[str, torch.Tensor]:
     """HF state dict → full Megatron GPT state dict by ``rules`` (``naming``: "local" or "te" norm names).
 
-    ``state`` may be any mapping, e.g. a lazy view of memory-mapped safetensors files: each HF
+    ``state`` may be any mapping, e.g. a lazy reader of safetensors files (``hf_files``): each HF
     tensor is looked up once, when its Megatron tensor is built, and not kept afterwards, so the
     result is the only copy (tensors that need no transform are passed through as they are).
 
