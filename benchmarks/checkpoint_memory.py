@@ -95,7 +95,8 @@ def write_random_hf(out: Path, m, *, dtype: str = "bf16", seed: int = 0, layers_
             p = f"model.layers.{layer}."
             tensors.update({p + "input_layernorm.weight": 1 + rand(h), p + "self_attn.q_proj.weight": rand(q, h),
                             p + "self_attn.k_proj.weight": rand(kv, h), p + "self_attn.v_proj.weight": rand(kv, h),
-                            p + "self_attn.o_proj.weight": rand(h, q), p + "post_attention_layernorm.weight": 1 + rand(h),
+                            p + "self_attn.o_proj.weight": rand(h, q),
+                            p + "post_attention_layernorm.weight": 1 + rand(h),
                             p + "mlp.gate_proj.weight": rand(f, h), p + "mlp.up_proj.weight": rand(f, h),
                             p + "mlp.down_proj.weight": rand(h, f)})
         flush(tensors, 1 + start // layers_per_file)
@@ -249,9 +250,10 @@ def summarise(runs: list[dict]) -> dict:
             sec = fit([(r["fit_parameters"], r["seconds"]) for r in rows])
             own_rows = [r for r in rows if r.get("tool_seconds") is not None]
             own = fit([(r["fit_parameters"], r["tool_seconds"]) for r in own_rows]) if own_rows else None
-            fits[key] = {"peak_gib_fixed": round(mem["fixed"], 3), "peak_bytes_per_param": round(mem["per_param"] * GIB, 3),
-                         "min_overhead_gib": round(overhead, 3),
-                         "seconds_fixed": round(sec["fixed"], 2), "seconds_per_b_params": round(sec["per_param"] * 1e9, 2),
+            fits[key] = {"peak_gib_fixed": round(mem["fixed"], 3),
+                         "peak_bytes_per_param": round(mem["per_param"] * GIB, 3),
+                         "min_overhead_gib": round(overhead, 3), "seconds_fixed": round(sec["fixed"], 2),
+                         "seconds_per_b_params": round(sec["per_param"] * 1e9, 2),
                          "tool_seconds_per_b_params": round(own["per_param"] * 1e9, 2) if own else None}
             for target, (w, layers) in TARGETS.items():
                 if w != width or (tool == "dus" and layers % 2):
@@ -262,7 +264,8 @@ def summarise(runs: list[dict]) -> dict:
                 floor = resident_bytes(tool, w, n) / GIB + overhead
                 extrapolated[f"{key}@{target}"] = {
                     "parameters": x, "peak_gib": round(max(line, floor), 2), "peak_gib_line": round(line, 2),
-                    "peak_gib_floor": round(floor, 2), "peak_tree_pss_gib": round(tree["fixed"] + tree["per_param"] * x, 2),
+                    "peak_gib_floor": round(floor, 2),
+                    "peak_tree_pss_gib": round(tree["fixed"] + tree["per_param"] * x, 2),
                     "seconds": round(sec["fixed"] + sec["per_param"] * x, 1),
                     "tool_seconds": round(own["fixed"] + own["per_param"] * x, 1) if own else None}
     bf16_gib = num_parameters(model_config("base", 48)) * 2 / GIB
@@ -354,7 +357,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     print(json.dumps({"benchmark": "checkpoint_memory", "codes": {k: str(v) for k, v in codes.items()},
-                      "threads": args.threads, "bf16_base_gib": round(num_parameters(model_config("base", 48)) * 2 / GIB, 2),
+                      "threads": args.threads,
+                      "bf16_base_gib": round(num_parameters(model_config("base", 48)) * 2 / GIB, 2),
                       "runs": runs, **{label: summarise([r for r in runs if r["code"] == label]) for label in codes}}))
 
 

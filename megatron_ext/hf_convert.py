@@ -5,8 +5,13 @@
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
-Checkpoints are read whatever TP/PP they were saved with: the model is rebuilt at TP=PP=1 in one
-process and dist-checkpointing reshards on load (``loading.load_model``). Everything specific to an
+Checkpoints are read whatever TP/PP they were saved with (dist-checkpointing addresses every tensor
+by global coordinates). No tool here builds a model in memory: ``to-hf`` reads the checkpoint a
+few tensors at a time (one-layer slices of the stacked decoder tensors, ``ckpt_tensors``) and
+appends them to safetensors shards planned in advance (``hf.shards``), so its peak is a fixed
+≈ 3 GiB for Mi:dm Base at any depth; ``from-hf`` reads each HF tensor when the mapping needs it,
+fuses and releases it, and saves the checkpoint from that one copy (≈ 1.0 × the bf16 weights +
+1 GiB). Measured and extrapolated by ``benchmarks/checkpoint_memory.py``. Everything specific to an
 HF architecture — its tensor table, its ``config.json`` both ways, its special tokens — is one record
 in ``megatron_ext/hf/`` looked up by ``model_type`` (``llama`` today); the mapping engine applies
 it in either direction. The command line is ``commands/convert.py``. The HF side is written from our recipe (+ tokenizer)
@@ -164,10 +169,9 @@ def _assign_and_save(state: dict, recipe, root: Path, note: dict[str, Any]) -> P
     import torch
 
     from megatron_ext import checkpoint
+    from megatron_ext.loading import single_process_recipe
     from megatron_ext.model import build_model, transformer_config
     from megatron_ext.state_io import SavingView
-
-    from megatron_ext.loading import single_process_recipe
 
     recipe.parallel.tensor_model_parallel_size = recipe.parallel.pipeline_model_parallel_size = 1
     build = single_process_recipe(recipe)
@@ -321,9 +325,11 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     Each Megatron tensor is built from its HF part(s) as the mapping reaches it (q/k/v and gate/up
     fused, the vocabulary padded), reading the parts then and releasing them at once
     (``hf_files.SafetensorsDir``); the checkpoint is saved from those tensors directly (no model is
-    allocated or initialised). Peak memory: the weights once, plus one layer's parts. The written recipe is the registered one whose
-    geometry matches (``--recipe`` to choose one); when none does, ``tiny``'s non-model settings with
-    the HF model's geometry and the HF weights' dtype as ``precision.dtype`` (never a silent fp32).
+    allocated or initialised). Peak memory: the weights once, plus one layer's parts.
+
+    The written recipe is the registered one whose geometry matches (``--recipe`` to choose one);
+    when none does, ``tiny``'s non-model settings with the HF model's geometry and the HF weights'
+    dtype as ``precision.dtype`` (never a silent fp32).
 
     Raises:
         ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature

@@ -48,9 +48,11 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
 
     The streaming path of DuS: the source model is never built. Each parameter is requested from
     dist-checkpointing as a one-layer slice (offset ``layer_map[j]``) of the source's stacked
-    ``decoder.layers.*`` tensors, directly into the new model's storage — peak memory is the
-    target model alone (23 GB instead of 39 GB for 8B → 11.5B in bf16). A source layer used twice
-    is read in a second pass, so no single load requests overlapping regions.
+    ``decoder.layers.*`` tensors, directly into the new model's storage. The reader holds one stored
+    tensor at a time besides (``torch.load`` of its chunk): the embedding and output layer are read
+    first, while the target's layer storage is still untouched, so the peak is the target plus one
+    layer's largest tensor. A source layer used twice is read in a later pass, so no single load
+    requests overlapping regions.
     """
     from megatron.core import dist_checkpointing
     from megatron.core.dist_checkpointing.mapping import ShardedTensor
@@ -61,12 +63,12 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
     for name, param in targets.items():
         key = sharded[name].key
         match = LAYER_KEY.match(name)
-        if match is None:
+        if match is None:  # embedding, final norm, output layer: first (see above)
             round_, request = 0, ShardedTensor.from_rank_offsets(key, param, replica_id=0)
         else:
             j = int(match.group(1))
             src = layer_map[j]
-            round_ = layer_map[:j].count(src)  # 0 for a layer's first copy, 1 for its duplicate
+            round_ = 1 + layer_map[:j].count(src)  # 1 for a layer's first copy, 2 for its duplicate
             request = ShardedTensor.from_rank_offsets(key, param.unsqueeze(0), (0, src, source_layers), replica_id=0)
         while len(passes) <= round_:
             passes.append({})

@@ -5,8 +5,16 @@
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
-Checkpoints are read whatever TP/PP they were saved with. The logic is ``hf_convert.py``; each HF
-architecture is one registered record in ``megatron_ext/hf/``.
+Checkpoints are read whatever TP/PP they were saved with. Weights keep the dtype they are stored
+in (bf16 stays bf16) unless ``--dtype`` says otherwise. ``to-hf`` refuses a non-empty ``--output``
+unless ``--overwrite`` (the new model replaces the old one only once it is complete) and a
+``--tokenizer`` whose vocabulary is not the model's, both before reading any weight.
+
+Host memory (measured on random bf16 models of Mi:dm geometry, extrapolated; see
+``benchmarks/checkpoint_memory.py``): ``to-hf`` streams — ≈ 3 GiB for the 11.5B Base at any depth,
+≈ 2 GiB for Mini; ``from-hf`` holds the weights once — ≈ 1.0 × the bf16 model + 1 GiB (≈ 22 GiB
+for Base, 6 GiB for Mini), dist-checkpointing's save transient included. The logic is
+``hf_convert.py``; each HF architecture is one registered record in ``megatron_ext/hf/``.
 """
 from __future__ import annotations
 

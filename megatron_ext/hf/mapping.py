@@ -204,7 +204,8 @@ def megatron_to_hf(state: Mapping[str, torch.Tensor], g: Geometry, rules: tuple[
     for e in entries(rules, g):
         name = e.megatron if e.megatron in state else e.alias if e.alias and e.alias in state else None
         if name is None:
-            raise MappingError(f"Megatron state dict has no {e.megatron!r}" + (f" (nor {e.alias!r})" if e.alias else ""))
+            raise MappingError(f"Megatron state dict has no {e.megatron!r}"
+                               + (f" (nor {e.alias!r})" if e.alias else ""))
         used.add(name)
         out.update(e.split(state[name], g))
     _reject_unmapped(state, used, "Megatron")

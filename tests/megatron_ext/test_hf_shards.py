@@ -26,7 +26,8 @@ def test_shards_follow_hf_plan_and_read_back_bit_exact(tmp_path):
     tensors = _tensors()
     plan = plan_shards({k: tuple(v.shape) for k, v in tensors.items()}, torch.bfloat16, "20KB")
     expected = split_torch_state_dict_into_shards(tensors, max_shard_size="20KB")  # what save_pretrained does
-    assert plan.files == {f: list(n) for f, n in expected.filename_to_tensors.items()} and list(plan.files.values())[:2] == [["big"], ["a", "b"]]
+    assert plan.files == {f: list(n) for f, n in expected.filename_to_tensors.items()}
+    assert list(plan.files.values())[:2] == [["big"], ["a", "b"]]
     with ShardWriter(tmp_path, plan) as writer:
         for name, tensor in tensors.items():  # "big" (file 1) is written between a and b (file 2)
             writer.write(name, tensor)
