@@ -108,6 +108,7 @@ def run(args) -> dict:
     from megatron_ext import checkpoint as ckpt
     from megatron_ext import parallel
     from megatron_ext.calibration import calibration_tokens
+    from megatron_ext.ckpt_tensors import checkpoint_dtype
     from megatron_ext.loading import build_for_load, init_single_process, load_model, read_recipe, single_process_recipe
     from megatron_ext.model import count_parameters
     from megatron_ext.run_files import DUS_SUMMARY_FILE
@@ -146,7 +147,8 @@ def run(args) -> dict:
             summary.update(block_importance=blocks, duplicated_window=[start, start + k - 1],
                            calibration={"prefix": args.calib, "samples": args.samples, "seq_length": seq})
         target = _target_recipe(args, source, len(layer_map))
-        new_model = build_for_load(single_process_recipe(target))
+        # the source's stored dtype (bf16 stays bf16, whatever precision the recipe trains in)
+        new_model = build_for_load(single_process_recipe(target), dtype=checkpoint_dtype(iter_dir))
         load_layers_remapped(new_model, iter_dir, layer_map, n)
         progress(f"read {len(layer_map)} layers from source layers {layer_map} of {iter_dir}")
         out_dir = save_output(args.output, new_model, target,

@@ -1,11 +1,17 @@
 """``midm convert`` logic — Megatron distributed checkpoints ↔ Hugging Face models.
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
+                         [--max-shard-size 5GB] [--overwrite]
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
-Checkpoints are read whatever TP/PP they were saved with: the model is rebuilt at TP=PP=1 in one
-process and dist-checkpointing reshards on load (``loading.load_model``). Everything specific to an
+Checkpoints are read whatever TP/PP they were saved with (dist-checkpointing addresses every tensor
+by global coordinates). No tool here builds a model in memory: ``to-hf`` reads the checkpoint a
+few tensors at a time (one-layer slices of the stacked decoder tensors, ``ckpt_tensors``) and
+appends them to safetensors shards planned in advance (``hf.shards``), so its peak is a fixed
+≈ 3 GiB for Mi:dm Base at any depth; ``from-hf`` reads each HF tensor when the mapping needs it,
+fuses and releases it, and saves the checkpoint from that one copy (≈ 1.0 × the bf16 weights +
+1 GiB). Measured and extrapolated by ``benchmarks/checkpoint_memory.py``. Everything specific to an
 HF architecture — its tensor table, its ``config.json`` both ways, its special tokens — is one record
 in ``megatron_ext/hf/`` looked up by ``model_type`` (``llama`` today); the mapping engine applies
 it in either direction. The command line is ``commands/convert.py``. The HF side is written from our recipe (+ tokenizer)
@@ -74,46 +80,133 @@ def read_recipe(ckpt: Path):
     return loading.read_recipe(ckpt)
 
 
-def load_megatron_state(ckpt: Path, recipe, dtype: str = "fp32") -> dict:
-    """Full state dict (CPU, ``dtype``) of a dist-checkpoint saved with any TP/PP."""
+# Stored bytes read per dist_checkpointing.load call (a tensor larger than this is read alone): a
+# Mini layer is 86 MB in bf16, a Base layer 436 MB. A call costs ~3 ms beyond its I/O, so small
+# groups cost no time; larger ones only add memory.
+READ_GROUP_BYTES = 128 * 2**20
+
+
+def _read_groups(entries: list, sizes: list[int], budget: int) -> list[list]:
+    """Consecutive runs of ``entries`` whose stored sizes add up to at most ``budget`` (≥ 1 entry each)."""
+    groups: list[list] = [[]]
+    total = 0
+    for entry, size in zip(entries, sizes):
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(entry)
+        total += size
+    return [g for g in groups if g]
+
+
+def stream_to_hf(iter_dir: Path, g: Geometry, rules: tuple, *, dtype: str, writer_dir: Path | None,
+                 max_shard_size: str, read_bytes: int = READ_GROUP_BYTES) -> dict[str, int]:
+    """Convert a dist-checkpoint to HF safetensors a few tensors at a time; returns ``{"tensors", "parameters"}``.
+
+    Nothing but the checkpoint's metadata is read until the whole plan — every tensor's key, HF
+    name(s), shape and shard file — has been checked against the geometry. Then groups of about
+    ``read_bytes`` stored bytes are read (one ``dist_checkpointing.load`` each, one-layer slices of the
+    stacked decoder tensors), split by the architecture's rules, cast to ``dtype`` and appended to
+    their shard files (``hf.shards``). Peak memory: one group plus its converted copies, independent
+    of depth. ``writer_dir`` None reads without writing (the other ranks of a launched job).
+
+    Raises:
+        MappingError / ConvertError: a tensor missing, unmapped, or of another shape than the geometry's.
+    """
     import torch
 
-    from megatron_ext import loading, parallel
+    from megatron_ext import ckpt_tensors
+    from megatron_ext.hf.mapping import MappingError, entries
+    from megatron_ext.hf.shards import ShardWriter, plan_shards
+    from megatron_ext.model import torch_dtype
 
-    parallel.initialize(1, 1)
-    model, _ = loading.load_model(ckpt, recipe=loading.single_process_recipe(recipe), dtype=dtype, use_te=None)
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()
-            if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
+    stored = ckpt_tensors.model_tensors(iter_dir)
+    todo = entries(rules, g)
+    keys = [ckpt_tensors.layer_key(e.megatron) for e in todo]
+    shapes: dict[str, tuple[int, ...]] = {}
+    sizes = []
+    for e, (key, layer) in zip(todo, keys):
+        if key not in stored:
+            raise MappingError(f"{iter_dir} holds no tensor {key!r} (needed for {', '.join(e.hf)})")
+        shape = stored[key].shape
+        if layer is not None:
+            if shape[0] != g.num_layers:
+                raise MappingError(f"{key}: the checkpoint stacks {shape[0]} layers, its recipe says {g.num_layers}")
+            shape = shape[1:]
+        shapes.update(e.hf_shapes(shape, g))
+        size = stored[key].dtype.itemsize
+        for d in shape:
+            size *= d
+        sizes.append(size)
+    left = sorted(k for k in stored if k not in {key for key, _ in keys} and not k.endswith("_extra_state"))
+    if left:
+        raise MappingError(f"checkpoint tensors not covered by the mapping (refusing to drop them): {left[:8]}")
+    out_dtype = torch_dtype(dtype)
+    plan = plan_shards(shapes, out_dtype, max_shard_size)
+    writer = ShardWriter(writer_dir, plan) if writer_dir is not None else None
+    count = params = 0
+    for group in _read_groups(list(zip(todo, keys)), sizes, read_bytes):
+        tensors = ckpt_tensors.read(iter_dir, {e.megatron: key for e, key in group}, stored)
+        for e, _ in group:
+            for name, part in e.split(tensors.pop(e.megatron), g).items():
+                count, params = count + 1, params + part.numel()
+                if writer is not None:
+                    writer.write(name, part.to(out_dtype))
+        del tensors
+    if writer is not None:
+        writer.close()
+    return {"tensors": count, "parameters": params}
 
 
-def norm_naming(model) -> str:
-    """"te" when the model fuses norms into the next linear (Transformer Engine spec), else "local"."""
-    return "te" if any(k.endswith("linear_qkv.layer_norm_weight") for k in model.state_dict()) else "local"
+def _assign_and_save(state: dict, recipe, root: Path, note: dict[str, Any]) -> Path:
+    """Save ``state`` (a full local-spec Megatron state dict) as a dist-checkpoint without copying it.
 
+    The ``GPTModel`` is built on the ``meta`` device (no memory, no initialisation) and its
+    parameters are replaced by the tensors of ``state`` themselves (``load_state_dict(assign=True)``),
+    so the checkpoint is written from the one copy the caller holds, with exactly the keys,
+    shardings and dtypes a trained model would save.
+    """
+    import torch
 
-def save_megatron_checkpoint(model, state: dict, recipe, root: Path, note: dict[str, Any]) -> Path:
     from megatron_ext import checkpoint
+    from megatron_ext.loading import single_process_recipe
+    from megatron_ext.model import build_model, transformer_config
+    from megatron_ext.state_io import SavingView
 
-    result = model.load_state_dict(state, strict=False)
+    recipe.parallel.tensor_model_parallel_size = recipe.parallel.pipeline_model_parallel_size = 1
+    build = single_process_recipe(recipe)
+    with torch.device("meta"):
+        model = build_model(recipe=build, config=transformer_config(recipe=build, perform_initialization=False,
+                                                                    use_cpu_initialization=True),
+                            pre_process=True, post_process=True, use_te=False)
+    result = model.load_state_dict(state, strict=False, assign=True)
     missing = [k for k in result.missing_keys if not k.endswith("_extra_state")]
     if missing or result.unexpected_keys:
         raise ConvertError(f"converted weights do not fit the model: missing {missing[:5]}, "
                            f"unexpected {result.unexpected_keys[:5]}")
-    recipe.parallel.tensor_model_parallel_size = recipe.parallel.pipeline_model_parallel_size = 1
-    return checkpoint.save(root, 0, model, None, None, recipe, {"iteration": 0, **note})
+    left = [n for n, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise ConvertError(f"no weights for {left[:5]}")
+    return checkpoint.save(root, 0, SavingView(model), None, None, recipe, {"iteration": 0, **note})
 
 
 # ---------------------------------------------------------------- HF side
 
-def write_hf(out: Path, tensors: dict, config: dict, *, tokenizer_dir: Path | None, max_shard_size: str,
+def write_hf(out: Path, tensors: dict | None, config: dict, *, tokenizer_dir: Path | None, max_shard_size: str,
              eos_ids: list[int], pad_id: int | None) -> None:
+    """``config.json``, ``generation_config.json`` and the tokenizer into ``out``; the weights too when
+    ``tensors`` is given (None: :func:`stream_to_hf` has written them already)."""
     import torch
-    from huggingface_hub import save_torch_state_dict
 
     out.mkdir(parents=True, exist_ok=True)
-    dtype = getattr(torch, config["torch_dtype"])
-    save_torch_state_dict({k: v.to(dtype).contiguous() for k, v in tensors.items()}, out,
-                          max_shard_size=max_shard_size, metadata={"format": "pt"})
+    if tensors is not None:
+        from megatron_ext.hf.shards import ShardWriter, plan_shards
+
+        dtype = getattr(torch, config["torch_dtype"])
+        with ShardWriter(out, plan_shards({k: tuple(v.shape) for k, v in tensors.items()}, dtype,
+                                          max_shard_size)) as writer:
+            for name, tensor in tensors.items():
+                writer.write(name, tensor.to(dtype))
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     generation = {"bos_token_id": config["bos_token_id"],
                   "eos_token_id": eos_ids[0] if len(eos_ids) == 1 else eos_ids}
@@ -133,23 +226,10 @@ def write_hf(out: Path, tensors: dict, config: dict, *, tokenizer_dir: Path | No
 
 def read_hf(hf_dir: Path) -> tuple[dict, dict]:
     """(config.json dict, full state dict) from a (possibly sharded) safetensors HF directory."""
-    from safetensors.torch import load_file
+    from megatron_ext.hf_files import SafetensorsDir
 
-    config_path = hf_dir / "config.json"
-    if not config_path.is_file():
-        raise ConvertError(f"{hf_dir} has no config.json: not a Hugging Face model directory")
-    index = hf_dir / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (hf_dir / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    else:
-        raise ConvertError(f"{hf_dir} has no model.safetensors(.index.json); only safetensors weights are read "
-                           "(re-save with save_pretrained(safe_serialization=True))")
-    state: dict = {}
-    for name in files:
-        state.update(load_file(str(hf_dir / name)))
-    return json.loads(config_path.read_text()), state
+    tensors = SafetensorsDir(hf_dir)
+    return tensors.config, dict(tensors.items())
 
 
 def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHITECTURE
@@ -172,12 +252,25 @@ def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHI
 # ---------------------------------------------------------------- commands
 
 def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: str | None = None,
-          trim_vocab: bool = False, vocab_size: int | None = None, max_shard_size: str = "5GB") -> dict:
-    from megatron_ext.hf.mapping import megatron_to_hf
+          trim_vocab: bool = False, vocab_size: int | None = None, max_shard_size: str = "5GB",
+          overwrite: bool = False) -> dict:
+    """Export a dist-checkpoint (any TP/PP) as an HF model directory, streaming (see :func:`stream_to_hf`).
+
+    ``dtype`` None keeps the dtype the checkpoint stores its weights in. Every check — tokenizer ↔
+    vocabulary, the output directory, the tensor plan — runs before any weight is read.
+
+    Raises:
+        ConvertError: a tokenizer that does not belong to the model, a non-empty ``out`` without
+            ``overwrite``, a vocabulary size that does not fit.
+        CheckpointError: ``ckpt`` is not a readable checkpoint.
+    """
+    from megatron_ext import checkpoint as ckpt_mod
+    from megatron_ext import ckpt_tensors, hf_files, parallel
 
     arch = get_architecture(DEFAULT_ARCHITECTURE)
     started = time.time()
     recipe = read_recipe(ckpt)
+    iter_dir = ckpt_mod.resolve(ckpt)
     bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)
     m = recipe.model
     if trim_vocab and vocab_size is None:
@@ -185,20 +278,34 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
             raise ConvertError("--trim-vocab needs --tokenizer (the unpadded size is len(tokenizer))")
         vocab_size = tok_len
     hf_vocab = vocab_size or m.vocab_size
-    if tok_len is not None and tok_len > hf_vocab:
-        raise ConvertError(f"the tokenizer has {tok_len} tokens but the model only {hf_vocab} embedding rows")
-    dtype = dtype or recipe.precision.dtype
-    config = arch.to_hf_config(m, vocab_size=hf_vocab, dtype=dtype, bos_token_id=bos, eos_token_id=eos_ids[0])
-    tensors = megatron_to_hf(load_megatron_state(ckpt, recipe, dtype), geometry(m, hf_vocab), arch.rules)
-    if _rank() == 0:  # under a launcher every rank loads (collectively); one writes
-        write_hf(out, tensors, config, tokenizer_dir=tokenizer_dir, max_shard_size=max_shard_size,
-                 eos_ids=eos_ids, pad_id=pad)
-    summary = {"direction": "to-hf", "source": str(ckpt), "output": str(out), "recipe": recipe.name,
-               "padded_vocab_size": m.vocab_size, "hf_vocab_size": hf_vocab, "dtype": DTYPES[dtype],
-               "tensors": len(tensors), "parameters": sum(t.numel() for t in tensors.values()),
-               "tokenizer": str(tokenizer_dir) if tokenizer_dir else None, "elapsed_s": round(time.time() - started, 2)}
+    if hf_vocab > m.vocab_size:
+        raise ConvertError(f"--vocab-size {hf_vocab} is larger than the model's {m.vocab_size} embedding rows")
+    if tok_len is not None:
+        hf_files.check_tokenizer_vocab(tokenizer_dir, tok_len, m.vocab_size, hf_vocab)
     if _rank() == 0:
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        hf_files.check_output(out, overwrite=overwrite)
+    dtype_from = "--dtype" if dtype else "checkpoint"
+    dtype = dtype or ckpt_tensors.checkpoint_dtype(iter_dir)
+    config = arch.to_hf_config(m, vocab_size=hf_vocab, dtype=dtype, bos_token_id=bos, eos_token_id=eos_ids[0])
+    tmp = hf_files.prepare_output(out, overwrite=overwrite) if _rank() == 0 else None
+    try:
+        parallel.initialize(1, 1)  # under a launcher every rank reads (collectively); rank 0 writes
+        counts = stream_to_hf(iter_dir, geometry(m, hf_vocab), arch.rules, dtype=dtype, writer_dir=tmp,
+                              max_shard_size=max_shard_size)
+        summary = {"direction": "to-hf", "source": str(ckpt), "output": str(out), "recipe": recipe.name,
+                   "padded_vocab_size": m.vocab_size, "hf_vocab_size": hf_vocab, "dtype": DTYPES[dtype],
+                   "dtype_from": dtype_from, **counts, "tokenizer": str(tokenizer_dir) if tokenizer_dir else None,
+                   "elapsed_s": round(time.time() - started, 2)}
+        if tmp is not None:
+            write_hf(tmp, None, config, tokenizer_dir=tokenizer_dir, max_shard_size=max_shard_size,
+                     eos_ids=eos_ids, pad_id=pad)
+            (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+            hf_files.publish(tmp, out)
+    finally:
+        if tmp is not None and tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     _barrier()
     return summary
 
@@ -218,14 +325,30 @@ def _base_recipe(name: str | None, fields: dict[str, Any]):
 
 def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, overrides: list[str] | None = None,
             padded_vocab_size: int | None = None) -> dict:
-    import torch
+    """Import an HF model as a TP=PP=1 dist-checkpoint holding one copy of the weights, in their dtype.
+
+    Each Megatron tensor is built from its HF part(s) as the mapping reaches it (q/k/v and gate/up
+    fused, the vocabulary padded), reading the parts then and releasing them at once
+    (``hf_files.SafetensorsDir``); the checkpoint is saved from those tensors directly (no model is
+    allocated or initialised). Peak memory: the weights once, plus one layer's parts.
+
+    The written recipe is the registered one whose geometry matches (``--recipe`` to choose one);
+    when none does, ``tiny``'s non-model settings with the HF model's geometry and the HF weights'
+    dtype as ``precision.dtype`` (never a silent fp32).
+
+    Raises:
+        ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature
+            the architecture record refuses.
+    """
     from recipes import apply_overrides
 
-    from megatron_ext import loading, parallel
+    from megatron_ext import parallel
     from megatron_ext.hf.mapping import hf_to_megatron
+    from megatron_ext.hf_files import SafetensorsDir, source_dtype
 
     started = time.time()
-    config, hf_state = read_hf(hf_dir)
+    hf_state = SafetensorsDir(hf_dir)
+    config = hf_state.config
     arch = get_architecture(config.get("model_type"))
     fields = arch.from_hf_config(config)
     recipe, matched = _base_recipe(recipe_name, fields)
@@ -236,17 +359,18 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     # Restore the recipe's padding when its geometry is this model's (a Megatron → HF(trimmed) →
     # Megatron round trip gets its rows back); otherwise keep the HF vocabulary as it is.
     recipe.model.vocab_size = padded_vocab_size or (base_vocab if matched and base_vocab >= hf_vocab else hf_vocab)
+    dtype = source_dtype(hf_state)
+    if not matched and recipe_name is None:
+        recipe.precision.dtype = dtype  # not tiny's fp32: the geometry is the HF model's, so is its dtype
+        recipe.precision.fp8 = None
     recipe.name = recipe_name or f"{recipe.name}_from_hf"
     apply_overrides(recipe, overrides)
-    dtypes = {t.dtype for t in hf_state.values()}
-    dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtypes.pop(), "fp32") if len(dtypes) == 1 else "fp32"
     parallel.initialize(1, 1)
-    # the HF dtype (no rounding, no doubled memory); no random init: every weight comes from the source
-    model = loading.build_for_load(loading.single_process_recipe(recipe), dtype=dtype, use_te=None)
-    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming=norm_naming(model))
-    path = save_megatron_checkpoint(model, state, recipe, out, {"converted_from": str(hf_dir)})
+    state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming="local")
+    path = _assign_and_save(state, recipe, out, {"converted_from": str(hf_dir)})
     summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
                "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
+               "dtype": DTYPES[dtype], "recipe_dtype": recipe.precision.dtype,
                "elapsed_s": round(time.time() - started, 2)}
     if _rank() == 0:
         (Path(out) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -254,14 +378,19 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
 
 
 def reshard(ckpt: Path, out: Path, tp: int, pp: int) -> Path:
-    """Re-save a checkpoint under another TP×PP layout (collective: run under torchrun with tp×pp ranks)."""
-    from megatron_ext import checkpoint, parallel
-    from megatron_ext.model import build_model, transformer_config
+    """Re-save a checkpoint under another TP×PP layout (collective: run under torchrun with tp×pp ranks).
+
+    Each rank builds only its shard, without random initialisation, in the dtype the checkpoint
+    stores its weights in.
+    """
+    from megatron_ext import checkpoint, ckpt_tensors, parallel
+    from megatron_ext.model import build_model, torch_dtype, transformer_config
 
     recipe = checkpoint.read_recipe(ckpt)
+    stored = torch_dtype(ckpt_tensors.checkpoint_dtype(ckpt))
     recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size = tp, pp
     parallel.initialize(tp, pp)
-    # no random initialisation: every weight is read from the checkpoint
-    model = build_model(recipe=recipe, config=transformer_config(recipe=recipe, perform_initialization=False))
+    model = build_model(recipe=recipe, config=transformer_config(recipe=recipe, perform_initialization=False,
+                                                                 params_dtype=stored))
     checkpoint.load_model_only(ckpt, model)
     return checkpoint.save(out, 0, model, None, None, recipe, {"iteration": 0, "resharded_from": str(ckpt)})

@@ -6,12 +6,13 @@ surgery (``midm dus``, ``midm prune``), HF conversion (``midm convert``), forwar
 model is built whole (pre- and post-process, PP=1: dist-checkpointing resolves whatever pipeline
 layer offsets and TP shards the checkpoint was saved with) at the current tensor-parallel size,
 *without* random initialisation (every weight is overwritten; at 11.5B the init alone takes
-minutes), in the checkpoint's dtype unless told otherwise.
+minutes), in the dtype the checkpoint stores its weights in unless told otherwise.
 
 Memory, in the checkpoint's dtype (bf16 for the released recipes; fp32 on CPU for ``tiny``): one
-copy of the model, plus ``dist_checkpointing``'s transient read buffers (about one tensor).
-DuS with a SOLAR/explicit map streams layers straight into the target (``state_io``), so the
-source is never materialised.
+copy of the model, plus ``dist_checkpointing``'s transient read buffers (about one tensor), plus
+≈ 0.7 GB for torch itself. DuS with a SOLAR/explicit map streams layers straight into the target
+(``state_io``), so the source is never materialised; ``midm convert to-hf`` never builds a model
+(``ckpt_tensors`` reads it a layer at a time).
 """
 from __future__ import annotations
 
@@ -121,7 +122,9 @@ def load_model(path: str | Path, *, recipe: Recipe | None = None, dtype: str | N
         path: checkpoint root (follows ``latest``) or ``iter_*`` directory.
         recipe: the recipe to build (default: the checkpoint's ``recipe.json`` laid out for one
             process: no FP8, no sequence parallelism); its model geometry must be the checkpoint's.
-        dtype: parameter dtype (default: the recipe's ``precision.dtype``).
+        dtype: parameter dtype (default: the dtype the checkpoint stores its weights in when
+            ``recipe`` is None — the returned recipe says so —, else the recipe's ``precision.dtype``,
+            e.g. the training precision a frozen teacher computes in).
         overlapping: several ranks of one TP rank load the same shards (e.g. every pipeline stage
             loads a whole frozen teacher); disables dist-checkpointing's access-integrity check.
         frozen: ``requires_grad=False`` on every parameter.
@@ -130,7 +133,13 @@ def load_model(path: str | Path, *, recipe: Recipe | None = None, dtype: str | N
         CheckpointError: not a checkpoint, or its tensors do not fit the recipe's geometry.
     """
     iter_dir = ckpt.resolve(path)
-    recipe = recipe if recipe is not None else single_process_recipe(read_recipe(iter_dir))
+    if recipe is None:
+        recipe = single_process_recipe(read_recipe(iter_dir))
+        if dtype is None:  # the checkpoint's own dtype, whatever its recipe says (no fp32 upcast)
+            from megatron_ext.ckpt_tensors import checkpoint_dtype
+
+            dtype = checkpoint_dtype(iter_dir)
+            recipe.precision = replace(recipe.precision, dtype=dtype)
     model = build_for_load(recipe, dtype=dtype, use_te=use_te, pg_collection=pg_collection,
                            fused_kernels=fused_kernels)
     ckpt.load_model_only(iter_dir, model, validate_access_integrity=not overlapping)

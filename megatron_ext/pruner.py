@@ -76,7 +76,7 @@ def run(args) -> dict:
         teacher_loss = lm_loss(model, eval_tokens, args.micro_batch_size)
         tensors = tensor_items(model)
         del model
-        student = build_for_load(single_process_recipe(out_recipe))
+        student = build_for_load(single_process_recipe(out_recipe), dtype=source.precision.dtype)
         # A tied student from an untied teacher: one matrix must stand in for both (see module doc).
         foldable = student_cfg.tie_embeddings and "output_layer.weight" in tensors
         folds = (list(FOLDS) if args.fold == "auto" else [args.fold]) if foldable else ["embedding"]

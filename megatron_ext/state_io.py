@@ -48,9 +48,11 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
 
     The streaming path of DuS: the source model is never built. Each parameter is requested from
     dist-checkpointing as a one-layer slice (offset ``layer_map[j]``) of the source's stacked
-    ``decoder.layers.*`` tensors, directly into the new model's storage — peak memory is the
-    target model alone (23 GB instead of 39 GB for 8B → 11.5B in bf16). A source layer used twice
-    is read in a second pass, so no single load requests overlapping regions.
+    ``decoder.layers.*`` tensors, directly into the new model's storage. The reader holds one stored
+    tensor at a time besides (``torch.load`` of its chunk): the embedding and output layer are read
+    first, while the target's layer storage is still untouched, so the peak is the target plus one
+    layer's largest tensor. A source layer used twice is read in a later pass, so no single load
+    requests overlapping regions.
     """
     from megatron.core import dist_checkpointing
     from megatron.core.dist_checkpointing.mapping import ShardedTensor
@@ -62,12 +64,12 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
     for name, param in targets.items():
         key = sharded[name].key
         match = LAYER_KEY.match(name)
-        if match is None:
+        if match is None:  # embedding, final norm, output layer: first (see above)
             round_, request = 0, ShardedTensor.from_rank_offsets(key, param, replica_id=0)
         else:
             j = int(match.group(1))
             src = layer_map[j]
-            round_ = layer_map[:j].count(src)  # 0 for a layer's first copy, 1 for its duplicate
+            round_ = 1 + layer_map[:j].count(src)  # 1 for a layer's first copy, 2 for its duplicate
             request = ShardedTensor.from_rank_offsets(key, param.unsqueeze(0), (0, src, source_layers), replica_id=0)
         while len(passes) <= round_:
             passes.append({})
@@ -79,8 +81,52 @@ def load_layers_remapped(model: torch.nn.Module, iter_dir: Path, layer_map: list
                 targets[name].copy_(loaded[name].reshape(targets[name].shape))
 
 
+def _whole_swiglu(item):
+    """A TP=1 SwiGLU ``ShardedTensorFactory`` as one ShardedTensor of the whole fc1 weight; other items as they are.
+
+    Megatron-Core shards SwiGLU's fc1 as two chunks ``[gate; up]`` of one global tensor
+    (``transformer/mlp.py: apply_swiglu_sharded_factory``). The chunks are views, and
+    dist-checkpointing's writer clones every view of a larger storage before writing
+    (``FileSystemWriterAsync.prepare_write_data``), all of them at once: 11 GB for the 11.5B Base.
+    At TP=1 the two chunks are the whole tensor, so one ShardedTensor of it stores the same global
+    tensor (any TP layout loads it: dist-checkpointing reads overlapping regions) without a copy.
+    """
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, ShardedTensorFactory
+
+    if not isinstance(item, ShardedTensorFactory) or item.flattened_range is not None:
+        return item
+    parts = item.build()
+    if not (isinstance(parts, list) and len(parts) == 2 and all(isinstance(p, ShardedTensor) for p in parts)):
+        return item
+    w, v = parts
+    axis = w.prepend_axis_num
+    if (w.key != item.key or v.key != item.key or w.global_offset[axis] != 0 or w.axis_fragmentations[axis] != 2
+            or w.local_shape[0] * 2 != item.data.shape[0]):
+        return item  # not the TP=1 two-halves layout: keep Megatron's factory
+    prepended = [(i, w.global_offset[i], w.axis_fragmentations[i]) for i in range(axis)]
+    return ShardedTensor.from_rank_offsets(item.key, item.data, *prepended, replica_id=w.replica_id,
+                                           prepend_axis_num=axis)
+
+
+class SavingView:
+    """``model`` as ``checkpoint.save`` sees it, with its sharded state dict free of copies (see
+    :func:`_whole_swiglu`); everything else is the model's. For single-process (TP=1) saves."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._model = model
+
+    def sharded_state_dict(self, *args, **kwargs) -> dict:
+        return {k: _whole_swiglu(v) for k, v in self._model.sharded_state_dict(*args, **kwargs).items()}
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+
 def save_output(output: str | Path, model: torch.nn.Module, recipe: Recipe, provenance: dict) -> Path:
     """Save ``model`` as ``OUTPUT/iter_0000000`` (+ ``latest``), model weights only, with ``recipe``.
+
+    Memory: the model plus dist-checkpointing's transient of about one tensor (no copy of the
+    SwiGLU weights: :class:`SavingView`).
 
     Raises:
         SurgeryError: ``output`` already holds a checkpoint (never overwritten).
@@ -88,4 +134,5 @@ def save_output(output: str | Path, model: torch.nn.Module, recipe: Recipe, prov
     output = Path(output)
     if (output / ckpt.LATEST).exists():
         raise SurgeryError(f"{output} already holds a checkpoint; choose a new --output directory")
-    return ckpt.save(output, 0, model, None, None, recipe, {"step": 0, "consumed_samples": 0, **provenance})
+    return ckpt.save(output, 0, SavingView(model), None, None, recipe,
+                     {"step": 0, "consumed_samples": 0, **provenance})

@@ -252,7 +252,8 @@ def stage_convert(ctx: DemoContext, label: str) -> dict:
     for name, run_name in MODELS.items():
         out = ctx.path("hf", name)
         run(ctx, label, "convert", ["convert", "to-hf", "--checkpoint", str(ctx.run_dir(run_name) / "checkpoints"),
-                                    "--output", str(out), "--tokenizer", str(ctx.path("tokenizer")), "--dtype", "fp32"])
+                                    "--output", str(out), "--tokenizer", str(ctx.path("tokenizer")), "--dtype", "fp32",
+                                    "--overwrite"])  # the demo re-runs a stage on --force or after a failure
         result[name] = str(out)
     return result
 

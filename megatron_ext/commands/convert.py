@@ -1,11 +1,20 @@
 """``midm convert`` — Megatron distributed checkpoints ↔ Hugging Face (``LlamaForCausalLM``).
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
+                         [--max-shard-size 5GB] [--overwrite]
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
-Checkpoints are read whatever TP/PP they were saved with. The logic is ``hf_convert.py``; each HF
-architecture is one registered record in ``megatron_ext/hf/``.
+Checkpoints are read whatever TP/PP they were saved with. Weights keep the dtype they are stored
+in (bf16 stays bf16) unless ``--dtype`` says otherwise. ``to-hf`` refuses a non-empty ``--output``
+unless ``--overwrite`` (the new model replaces the old one only once it is complete) and a
+``--tokenizer`` whose vocabulary is not the model's, both before reading any weight.
+
+Host memory (measured on random bf16 models of Mi:dm geometry, extrapolated; see
+``benchmarks/checkpoint_memory.py``): ``to-hf`` streams — ≈ 3 GiB for the 11.5B Base at any depth,
+≈ 2 GiB for Mini; ``from-hf`` holds the weights once — ≈ 1.0 × the bf16 model + 1 GiB (≈ 22 GiB
+for Base, 6 GiB for Mini), dist-checkpointing's save transient included. The logic is
+``hf_convert.py``; each HF architecture is one registered record in ``megatron_ext/hf/``.
 """
 from __future__ import annotations
 
@@ -27,12 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
     a.add_argument("--output", required=True, type=Path, help="HF model directory to write")
     a.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer directory to export with the model")
-    a.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help="weights dtype (default: the recipe's)")
+    a.add_argument("--dtype", choices=DTYPE_CHOICES, default=None,
+                   help="weights dtype (default: the dtype the checkpoint stores its weights in)")
     a.add_argument("--trim-vocab", action="store_true",
                    help="drop Megatron's vocabulary padding (HF vocab = len(tokenizer)); default keeps the padded "
                         "rows, as the released Mi:dm 2.0 does")
     a.add_argument("--vocab-size", type=int, default=None, help="explicit HF vocab size (≤ padded size)")
     a.add_argument("--max-shard-size", default="5GB", help="safetensors shard size (e.g. 5GB, 500MB)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="replace the model already in --output (default: refuse a non-empty --output)")
     b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)")
     b.add_argument("--hf", required=True, type=Path, help="HF model directory")
     b.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_0000000 + latest)")
@@ -56,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "to-hf":
             summary = to_hf(args.checkpoint, args.output, tokenizer_dir=args.tokenizer, dtype=args.dtype,
-                            trim_vocab=args.trim_vocab, vocab_size=args.vocab_size, max_shard_size=args.max_shard_size)
+                            trim_vocab=args.trim_vocab, vocab_size=args.vocab_size, max_shard_size=args.max_shard_size,
+                            overwrite=args.overwrite)
         elif args.command == "from-hf":
             summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
                               padded_vocab_size=args.padded_vocab_size)

@@ -24,7 +24,7 @@ both are read; which one is written is the caller's choice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
@@ -143,21 +143,57 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
-# ---------------------------------------------------------------- whole state dicts
+# ---------------------------------------------------------------- entries: one tensor pair each
 
-def _expand(rule: Rule, g: Geometry):
-    layers = range(g.num_layers) if rule.per_layer else [None]
-    for layer in layers:
-        fill = (lambda s: s.replace(LAYER, str(layer))) if layer is not None else (lambda s: s)
-        yield ([fill(n) for n in rule.hf], fill(rule.megatron),
-               fill(rule.local_alias) if rule.local_alias else None)
+@dataclass(frozen=True)
+class Entry:
+    """One Megatron tensor and its HF part(s), for one layer (``layer`` None: outside the decoder stack)."""
+
+    rule: Rule
+    layer: int | None
+    hf: tuple[str, ...]
+    megatron: str             # canonical (TE) name
+    alias: str | None         # the local-spec name, if it differs
+
+    def split(self, tensor: torch.Tensor, g: Geometry) -> dict[str, torch.Tensor]:
+        """Megatron tensor → ``{hf name: tensor}`` (exact; shape-checked against ``g``)."""
+        return dict(zip(self.hf, TRANSFORMS[self.rule.transform].split(tensor, g)))
+
+    def fuse(self, parts: list[torch.Tensor], g: Geometry) -> torch.Tensor:
+        """HF parts (in ``hf`` order) → the Megatron tensor."""
+        return TRANSFORMS[self.rule.transform].fuse(parts, g)
+
+    def hf_shapes(self, megatron_shape: tuple[int, ...], g: Geometry) -> dict[str, tuple[int, ...]]:
+        """The HF parts' shapes for a Megatron tensor of ``megatron_shape``, computed without data."""
+        return {k: tuple(v.shape) for k, v in self.split(torch.empty(megatron_shape, device="meta"), g).items()}
 
 
 def _rules(rules: tuple[Rule, ...], g: Geometry) -> list[Rule]:
     return [r for r in rules if not (r.untied_only and g.tie_embeddings)]
 
 
-def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...]) -> dict[str, torch.Tensor]:
+def entries(rules: tuple[Rule, ...], g: Geometry) -> list[Entry]:
+    """Every tensor pair of ``rules`` for geometry ``g``, in checkpoint order: the table's rules before the
+    first per-layer rule, then layer by layer (each layer's rules in table order), then the rest — the
+    order a streaming converter reads and writes them (and ``transformers``' own layer-major order)."""
+    active = _rules(rules, g)
+    first = next((i for i, r in enumerate(active) if r.per_layer), len(active))
+    head = [r for r in active[:first] if not r.per_layer]
+    tail = [r for r in active[first:] if not r.per_layer]
+    layered = [r for r in active if r.per_layer]
+
+    def entry(rule: Rule, layer: int | None) -> Entry:
+        fill = (lambda s: s.replace(LAYER, str(layer))) if layer is not None else (lambda s: s)
+        return Entry(rule, layer, tuple(fill(n) for n in rule.hf), fill(rule.megatron),
+                     fill(rule.local_alias) if rule.local_alias else None)
+
+    return ([entry(r, None) for r in head] + [entry(r, layer) for layer in range(g.num_layers) for r in layered]
+            + [entry(r, None) for r in tail])
+
+
+# ---------------------------------------------------------------- whole state dicts
+
+def megatron_to_hf(state: Mapping[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...]) -> dict[str, torch.Tensor]:
     """Full (unsharded) Megatron GPT state dict, either norm naming → HF state dict, by ``rules``.
 
     Raises:
@@ -165,20 +201,24 @@ def megatron_to_hf(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rul
     """
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
-    for rule in _rules(rules, g):
-        for hf_names, meg, alias in _expand(rule, g):
-            name = meg if meg in state else alias if alias and alias in state else None
-            if name is None:
-                raise MappingError(f"Megatron state dict has no {meg!r}" + (f" (nor {alias!r})" if alias else ""))
-            used.add(name)
-            out.update(zip(hf_names, TRANSFORMS[rule.transform].split(state[name], g)))
+    for e in entries(rules, g):
+        name = e.megatron if e.megatron in state else e.alias if e.alias and e.alias in state else None
+        if name is None:
+            raise MappingError(f"Megatron state dict has no {e.megatron!r}"
+                               + (f" (nor {e.alias!r})" if e.alias else ""))
+        used.add(name)
+        out.update(e.split(state[name], g))
     _reject_unmapped(state, used, "Megatron")
     return out
 
 
-def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...], *,
+def hf_to_megatron(state: Mapping[str, torch.Tensor], g: Geometry, rules: tuple[Rule, ...], *,
                    naming: str = "local") -> dict[str, torch.Tensor]:
     """HF state dict → full Megatron GPT state dict by ``rules`` (``naming``: "local" or "te" norm names).
+
+    ``state`` may be any mapping, e.g. a lazy reader of safetensors files (``hf_files``): each HF
+    tensor is looked up once, when its Megatron tensor is built, and not kept afterwards, so the
+    result is the only copy (tensors that need no transform are passed through as they are).
 
     Raises:
         MappingError: a tensor is missing, mis-shaped or unmapped; tied weights that differ.
@@ -187,14 +227,12 @@ def hf_to_megatron(state: dict[str, torch.Tensor], g: Geometry, rules: tuple[Rul
         raise ValueError("naming must be 'local' or 'te'")
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
-    for rule in _rules(rules, g):
-        for hf_names, meg, alias in _expand(rule, g):
-            missing = [n for n in hf_names if n not in state]
-            if missing:
-                raise MappingError(f"HF state dict has no {missing}")
-            used.update(hf_names)
-            tensor = TRANSFORMS[rule.transform].fuse([state[n] for n in hf_names], g)
-            out[alias if naming == "local" and alias else meg] = tensor
+    for e in entries(rules, g):
+        missing = [n for n in e.hf if n not in state]
+        if missing:
+            raise MappingError(f"HF state dict has no {missing}")
+        used.update(e.hf)
+        out[e.alias if naming == "local" and e.alias else e.megatron] = e.fuse([state[n] for n in e.hf], g)
     tied_hf = [r for r in rules if r.untied_only]
     if g.tie_embeddings:
         for rule in tied_hf:  # a tied HF model may still carry its (identical) output matrix
