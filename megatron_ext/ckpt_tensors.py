@@ -52,7 +52,7 @@ def model_tensors(path: str | Path) -> dict[str, StoredTensor]:
     """
     from megatron.core import dist_checkpointing
 
-    iter_dir = ckpt.resolve(path)
+    iter_dir = ckpt.check(path)  # whole and safe to read (checksums verified once per process)
     try:
         metadata = dist_checkpointing.load_tensors_metadata(str(iter_dir))
     except Exception as err:  # a missing/damaged .metadata or metadata.json
@@ -111,7 +111,7 @@ def read(path: str | Path, requests: dict[str, tuple[str, int | None]],
     from megatron.core import dist_checkpointing
     from megatron.core.dist_checkpointing.mapping import ShardedTensor
 
-    iter_dir = ckpt.resolve(path)
+    iter_dir = ckpt.check(path)  # whole and safe to read (checksums verified once per process)
     tensors = tensors if tensors is not None else model_tensors(iter_dir)
     sharded, out = {}, {}
     for name, (key, layer) in requests.items():

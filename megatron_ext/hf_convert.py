@@ -270,7 +270,7 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     arch = get_architecture(DEFAULT_ARCHITECTURE)
     started = time.time()
     recipe = read_recipe(ckpt)
-    iter_dir = ckpt_mod.resolve(ckpt)
+    iter_dir = ckpt_mod.check(ckpt)  # whole, safe to unpickle, checksums verified
     bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)
     m = recipe.model
     if trim_vocab and vocab_size is None:
