@@ -311,13 +311,16 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
 
 
 def _base_recipe(name: str | None, fields: dict[str, Any]):
-    """(recipe, geometry matched): the named recipe, or the registered one whose geometry matches the
-    HF model, else ``tiny`` for the non-model settings."""
+    """(recipe, geometry matched): the named recipe, or the registered pretraining recipe whose geometry
+    matches the HF model (post-training recipes — those with an ``sft``/``dpo`` section — share their
+    base's geometry and are never guessed), else ``tiny`` for the non-model settings."""
     from recipes import get_recipe, recipe_names
 
     candidates = [name] if name else recipe_names()
     for candidate in candidates:
         recipe = get_recipe(candidate)
+        if not name and (getattr(recipe, "sft", None) is not None or getattr(recipe, "dpo", None) is not None):
+            continue
         if all(v == fields[k] for k, v in recipe.model.geometry().items()):
             return recipe, True
     return (get_recipe(name) if name else get_recipe("tiny")), False
