@@ -122,6 +122,12 @@ class Trainer:
         train, valid, _ = build_datasets(self.recipe, train_samples, valid_samples)
         return train, valid
 
+    def data_record(self):
+        """What data this run reads, kept in ``trainer_state.json`` and compared on resume (the resolved
+        blend; None for stages whose data is not a GPT blend, e.g. SFT and DPO shards)."""
+        d = self.recipe.data
+        return blend_record(self.recipe) if (d.blend or d.blend_file) else None
+
     def build_data(self):
         """(train, valid) :class:`MicroBatches` for this data-parallel rank (valid None when empty)."""
         t = self.recipe.train
@@ -332,7 +338,7 @@ class Trainer:
     def save(self) -> None:
         ckpt.save(self.ckpt_dir, self.step, self.model, self.optimizer, self.scheduler, self.recipe,
                   {"step": self.step, "consumed_samples": self.consumed_samples,
-                   "data_blend": blend_record(self.recipe)},
+                   "data_blend": self.data_record()},
                   keep_last=self.recipe.checkpoint.keep_last)
 
     def run(self) -> bool:
