@@ -37,6 +37,12 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
                                 "against the bundled echo server"),
     "midm data tokenize filtered/ tokens/ko_web --tokenizer tok/ --workers 16": "as written",
     "midm data mix curriculum.yaml mix/": "as written",
+    "midm data sft chats/*.jsonl sft_data/ --tokenizer tok/ --seq-length 4096":
+        (None, "needs chat JSONL and an exported tokenizer with the chat template: tests/data_prep/sft runs "
+               "`midm data sft` with these flags on the bundled conversation sample"),
+    "midm data prefs prefs/*.jsonl prefs_data/ --tokenizer tok/ --seq-length 2048":
+        (None, "needs preference JSONL and an exported tokenizer: tests/data_prep/test_prefs.py runs `midm data "
+               "prefs` on the committed SQuARe pairs"),
     "midm tokenizer train --input filtered/ --vocab-size 131392 --output tok/": "as written",
     "midm tokenizer eval --tokenizer tok/ --text korean=heldout_ko.jsonl english=heldout_en.jsonl "
     "--baseline tekken,mistral-32k": "as written",
@@ -58,7 +64,7 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
         "midm data tokenize filtered/ tokens/default --tokenizer tok/",
     # tokenizer/README.md (synopses)
     "midm tokenizer train --input FILES_OR_DIRS --vocab-size N --output DIR [--config FILE] [--ko-ratio R] "
-    "[--pretokenize kiwi] [--plain]": "midm tokenizer train --input filtered/ --vocab-size 131392 --output tok/",
+    "[--pretokenize kiwi] [--plain] [--overwrite]": "midm tokenizer train --input filtered/ --vocab-size 131392 --output tok/",
     "midm tokenizer eval --tokenizer DIR --text [LABEL=]FILE… [--baseline tekken,mistral-32k,NAME=PATH] "
     "[--output DIR]": "midm tokenizer eval --tokenizer tok/ --text heldout_ko.jsonl",
     "midm tokenizer export --tokenizer DIR --output HF_DIR": "midm tokenizer export --tokenizer tok/ --output hf_tok/",
