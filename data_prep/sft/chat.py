@@ -107,8 +107,8 @@ def render_turns(messages: Sequence[dict], tokenizer: Encoder) -> list[tuple[str
     c = chat_ids(tokenizer)
     turns = []
     for n, message in enumerate(messages):
-        role, content = message.get("role") if isinstance(message, dict) else None, \
-            message.get("content") if isinstance(message, dict) else None
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if role not in ROLES:
             raise ChatFormatError(f"message {n}: role must be one of {ROLES}, got {role!r}")
         if not isinstance(content, str):
