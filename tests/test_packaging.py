@@ -56,7 +56,13 @@ def _module_owners() -> dict[str, list[str]]:
     return packages_distributions()  # reads every installed distribution's file list: once
 
 
+# Modules of the GPU-only extras (never installed on CPU machines or CI): their distribution, declared in setup.py.
+GPU_ONLY = {"transformer_engine": "transformer-engine", "vllm": "lm-eval"}
+
+
 def _distribution(module: str) -> str:
+    if module in GPU_ONLY and module not in _module_owners():
+        return GPU_ONLY[module]
     dists = _module_owners().get(module)
     assert dists, f"module {module!r} is imported but not installed here"
     return _norm(dists[0])
