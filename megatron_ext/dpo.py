@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from megatron_ext.data import DataError
 from megatron_ext.dpo_data import build_pair_datasets, check_split, pairs_to_rows, read_index
+from megatron_ext.posttrain import adopt_model_and_data
 from megatron_ext.trainer import Trainer
 from midm.errors import MidmError
 from recipes import DPOConfig, Recipe, RecipeError
@@ -112,22 +113,10 @@ def dpo_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
     if recipe.dpo is None or not recipe.dpo.dataset:
         raise RecipeError(f"recipe {recipe.name!r} needs dpo.dataset (the output of `midm data prefs`): pass "
                           "--data DIR or --set dpo.dataset=DIR, and use a *_dpo recipe")
-    out, notes = copy.deepcopy(recipe), []
+    out = copy.deepcopy(recipe)
     index = read_index(out.dpo.dataset)
-    if out.checkpoint.load:
-        from megatron_ext.loading import read_recipe
-
-        initial = read_recipe(out.checkpoint.load).model
-        if initial != out.model:
-            notes.append(f"model from the initial checkpoint {out.checkpoint.load}: "
-                         + ", ".join(f"{k}={v}" for k, v in initial.geometry().items()))
-            out.model = copy.deepcopy(initial)
-    if index["seq_length"] != out.data.seq_length:
-        notes.append(f"data.seq_length {out.data.seq_length} → {index['seq_length']} (what the pairs were built for)")
-        out.data.seq_length = index["seq_length"]
-    if index["padded_vocab_size"] > out.model.vocab_size:
-        raise DataError(f"{out.dpo.dataset} was tokenized with {index['padded_vocab_size']} ids but the model has "
-                        f"model.vocab_size {out.model.vocab_size}: use the SFT model's tokenizer")
+    notes = adopt_model_and_data(out, index, out.dpo.dataset, initial="initial", built_for="pairs were built for",
+                                 error=DataError)
     pairs = index["splits"]["train"]["pairs"]
     if out.dpo.epochs is not None:
         out.train.steps = max(1, math.ceil(out.dpo.epochs * pairs / out.train.global_batch_size))

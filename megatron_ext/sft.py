@@ -31,6 +31,7 @@ import torch
 from data_prep.sft.shards import SFTDataError, SFTSplit, read_index
 from megatron_ext import packing
 from megatron_ext.model import te_available
+from megatron_ext.posttrain import adopt_model_and_data
 from megatron_ext.trainer import Trainer, lm_loss
 from recipes import Recipe, RecipeError
 
@@ -46,22 +47,10 @@ def sft_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
     if recipe.sft is None or not recipe.sft.dataset:
         raise RecipeError(f"recipe {recipe.name!r} needs sft.dataset (the output of `midm data sft`): pass "
                           "--data DIR or --set sft.dataset=DIR, and use an *_sft recipe")
-    out, notes = copy.deepcopy(recipe), []
+    out = copy.deepcopy(recipe)
     index = read_index(out.sft.dataset)
-    if out.checkpoint.load:
-        from megatron_ext.loading import read_recipe
-
-        base = read_recipe(out.checkpoint.load).model
-        if base != out.model:
-            notes.append(f"model from the base checkpoint {out.checkpoint.load}: "
-                         + ", ".join(f"{k}={v}" for k, v in base.geometry().items()))
-            out.model = copy.deepcopy(base)
-    if index["seq_length"] != out.data.seq_length:
-        notes.append(f"data.seq_length {out.data.seq_length} → {index['seq_length']} (what the data was packed for)")
-        out.data.seq_length = index["seq_length"]
-    if index["padded_vocab_size"] > out.model.vocab_size:
-        raise SFTDataError(f"{out.sft.dataset} was tokenized with {index['padded_vocab_size']} ids but the model has "
-                           f"model.vocab_size {out.model.vocab_size}: use the base model's tokenizer")
+    notes = adopt_model_and_data(out, index, out.sft.dataset, initial="base", built_for="data was packed for",
+                                 error=SFTDataError)
     train_samples = sum(s["samples"] for s in index["splits"]["train"]["shards"])
     if out.sft.epochs is not None:
         out.train.steps = max(1, math.ceil(out.sft.epochs * train_samples / out.train.global_batch_size))
