@@ -25,7 +25,7 @@ def test_user_errors_are_one_line_exit_2(argv, message):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith(f"midm {argv[0]}: error: ") and message in lines[-1], proc.stderr
+    assert lines[-1].startswith(f"midm {argv[0]}") and ": error: " in lines[-1] and message in lines[-1], proc.stderr
 
 
 def test_the_error_base_is_import_light():
