@@ -15,9 +15,11 @@ Embeddings, final norm and output layer are copied; every new layer is a bit-ide
 source layer. The target model is built in one process (TP=PP=1) and each of its layers is read
 directly from the source checkpoint's stacked layer tensors at the mapped offset
 (``load_layers_remapped``: dist-checkpointing resolves whatever TP shards and pipeline
-layer offsets the source was saved with, and the source model is never materialised, so peak
-memory is the target alone: ≈ 23 GB of host RAM for ``midm_base`` in bf16; ``scored:L`` also
-loads the source once to measure it). The result is written as ``OUT/iter_0000000`` with its
+layer offsets the source was saved with, and the source model is never materialised). Host memory
+is the target in the source checkpoint's dtype, plus one stored tensor being read, plus torch
+(≈ 0.7 GiB); saving adds no copy (``state_io.SavingView``): ≈ 22.5 GiB for ``midm_8b`` →
+``midm_base`` in bf16 (measured on smaller Mi:dm-geometry models and extrapolated,
+``benchmarks/checkpoint_memory.py``). ``scored:L`` also loads the source once to measure it. The result is written as ``OUT/iter_0000000`` with its
 recipe; continue with a fresh optimizer: ``midm train --recipe midm_base --set checkpoint.load=OUT``.
 """
 from __future__ import annotations

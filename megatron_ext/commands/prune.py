@@ -18,7 +18,10 @@ windows with each candidate and keeps the best — all three are reported in ``p
 
 Output: ``OUT/iter_0000000`` (+ ``latest``) with the student's ``recipe.json``, ``prune_summary.json``
 (targets, losses before/after, the ``--set`` overrides the target recipe needs, the next command)
-and ``kept_indices.json``. Memory: see ``loading.py``. The logic lives in ``pruner.py``.
+and ``kept_indices.json``. Host memory: the source and the student in the source checkpoint's dtype
+(no random initialisation, no fp32 copy), the calibration activations, and torch (≈ 0.7 GiB);
+saving adds no copy: ≈ 28 GiB for ``midm_base`` → Mini width in bf16 (measured on smaller models,
+``benchmarks/checkpoint_memory.py``). The logic lives in ``pruner.py``.
 """
 from __future__ import annotations
 
