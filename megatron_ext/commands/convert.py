@@ -12,7 +12,7 @@ unless ``--overwrite`` (the new model replaces the old one only once it is compl
 
 Host memory (measured on random bf16 models of Mi:dm geometry, extrapolated; see
 ``benchmarks/checkpoint_memory.py``): ``to-hf`` streams — ≈ 3 GiB for the 11.5B Base at any depth,
-≈ 2 GiB for Mini; ``from-hf`` holds the weights once — ≈ 1.0 × the bf16 model + 1 GiB (≈ 22 GiB
+≈ 2 GiB for Mini; ``from-hf`` holds the weights once — ≈ 1.0 × the bf16 model + 1 GiB (≈ 23 GiB
 for Base, 6 GiB for Mini), dist-checkpointing's save transient included. The logic is
 ``hf_convert.py``; each HF architecture is one registered record in ``megatron_ext/hf/``.
 """
