@@ -55,4 +55,7 @@ if [[ -n "$missing" ]]; then
 fi
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 cd "$repo"
-exec "$python" benchmarks/gpu_check.py --workdir "$work/run" ${args[@]+"${args[@]}"}
+rc=0
+"$python" benchmarks/gpu_check.py --workdir "$work/run" ${args[@]+"${args[@]}"} || rc=$?
+rm -rf "$work"  # unpacked wheels and the run's checkpoints: nothing is left in $TMPDIR
+exit "$rc"

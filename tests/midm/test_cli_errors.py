@@ -31,3 +31,11 @@ def test_user_errors_are_one_line_exit_2(argv, message):
 def test_the_error_base_is_import_light():
     code = "import midm.errors, recipes.args, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+@pytest.mark.parametrize("argv, expected", [(["recipe", "list"], "midm_mini_sft"), (["eval", "list"], "ko_ifeval")])
+def test_readme_listing_commands_run_as_written(argv, expected):
+    """`midm recipe list` and `midm eval list` exactly as the READMEs show them."""
+    proc = subprocess.run([sys.executable, "-m", "midm", *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout
