@@ -15,9 +15,24 @@ from data_prep.accounting import STATS_FILE
 from data_prep.errors import DataError
 
 
+FORMATS = ("auto", "jsonl", "warc", "parquet", "hub")  # = data_prep.docio.sources.FORMATS (kept import-light)
+
+
+def _add_format(p: argparse.ArgumentParser, hub: bool = True) -> None:
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="input format (default auto: .jsonl(.gz) / .warc(.gz) HTML responses -> main text / .parquet "
+                        "by extension, else by content)" + ("; hub: IN are Hugging Face dataset ids (online) or "
+                                                            "local Hub-layout directories" if hub else ""))
+    if hub:
+        p.add_argument("--hub-config", help="with --format hub: dataset config (e.g. kor_Hang)")
+        p.add_argument("--hub-split", help="with --format hub: split (default train)")
+
+
 def _add_filter_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="IN … OUT",
-                   help="input .jsonl/.jsonl.gz files or directories (field `text`; other fields kept), then OUT dir")
+                   help="inputs (.jsonl/.jsonl.gz with field `text`, other fields kept; .warc/.warc.gz; .parquet; "
+                        "directories of them; with --format hub dataset ids), then OUT dir")
+    _add_format(p)
     p.add_argument("--config", help="YAML deep-merged over data_prep/configs/filter.yaml")
     p.add_argument("--tasks", type=int, help="datatrove tasks = output shards (default: io.tasks in the config)")
     p.add_argument("--workers", type=int, default=-1, help="local parallel tasks (default: min(tasks, cores))")
@@ -65,6 +80,11 @@ def _run_filter(args, stages: list[str] | None) -> int:
     cfg = load_config(args.config, stage_list)
     if args.tasks:
         cfg["io"]["tasks"] = args.tasks
+    for key in ("format", "hub_config", "hub_split"):
+        if getattr(args, key, None):
+            cfg["io"][key] = getattr(args, key)
+    if (cfg["io"].get("hub_config") or getattr(args, "hub_split", None)) and cfg["io"].get("format") != "hub":
+        raise DataError("--hub-config / --hub-split go with --format hub")
     if args.step:
         if args.fresh or args.executor != "local":
             raise DataError("--step runs one rank of one step here: it takes neither --fresh nor --executor slurm")
@@ -116,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="YAML curriculum (see data_prep/configs/mix_example.yaml)")
     p.add_argument("out_dir")
 
-    p = sub.add_parser("tokenize", help="JSONL(.gz) -> Megatron .bin/.idx (one document per sequence, EOD appended)")
-    p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz file or a directory of them")
+    p = sub.add_parser("tokenize", help="JSONL(.gz) / WARC / Parquet -> Megatron .bin/.idx (one document per sequence, "
+                                        "EOD appended)")
+    p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz, .warc(.gz) or .parquet file, or a directory of them")
+    _add_format(p, hub=False)
     p.add_argument("out_prefix", metavar="OUT_PREFIX")
     p.add_argument("--tokenizer", required=True, help="tokenizer DIR (tokenizer.json inside)")
     p.add_argument("--workers", type=int, default=1)

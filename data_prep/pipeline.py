@@ -24,8 +24,8 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from data_prep.accounting import STATS_FILE, summarize, write_counts
-from data_prep.docio.inputs import expand_inputs, write_manifest
-from data_prep.docio.records import JSONL_FORMAT, sniff_jsonl
+from data_prep.docio.inputs import write_manifest
+from data_prep.docio.records import JSONL_FORMAT
 from data_prep.errors import DataError
 from data_prep.executors import ExecOptions, make_executor
 from data_prep.plan import SUMMARY_STEP, counted_stage_names, filter_steps, plan_phases
@@ -168,7 +168,8 @@ def _checked_stats(summary_step: "Summarize") -> dict:
     if read["in"] and not read["out"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in read["dropped"].items())
         raise DataError(f"not one of the {read['in']} input records was readable ({reasons}); midm data filter "
-                        f"reads {JSONL_FORMAT.format(key='text')}. Details: {summary_step.stats_path}")
+                        f"reads {JSONL_FORMAT.format(key='text')}, WARC HTML responses, Parquet or a Hub dataset "
+                        f"(--format). Details: {summary_step.stats_path}")
     return stats
 
 
@@ -188,7 +189,18 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
     paths.work.mkdir(parents=True, exist_ok=True)
-    folder, paths_file = _input_listing(inputs, paths.work, check_format, exclude=paths.out)
+    io = cfg["io"]
+    fmt = io.get("format") or "auto"
+    hub = fmt == "hub"
+    if hub:
+        from data_prep.docio.sources import Source, check_source
+
+        if check_format:
+            for source in inputs:
+                check_source(Source(source, "hub"), hub_config=io.get("hub_config"), hub_split=io.get("hub_split") or "train")
+        folder, paths_file, formats = "/", None, {}
+    else:
+        folder, paths_file, formats = _input_listing(inputs, paths.work, check_format, exclude=paths.out, fmt=fmt)
     if start:
         write_manifest(paths.out, "filter", None)
     tasks = int(cfg["io"].get("tasks", 1))
@@ -205,10 +217,16 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     for i, (kind, stage_names) in enumerate(phases):
         last = i == len(phases) - 1
         name = f"{i}_{kind}"
-        reader = (RobustJsonlReader(folder, paths.counts, int(cfg["io"].get("max_doc_bytes", 2_000_000)),
-                                    glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,
-                                    doc_progress=sys.stderr.isatty())
-                  if prev_dir is None else RankFileReader(prev_dir))
+        if prev_dir is not None:
+            reader = RankFileReader(prev_dir)
+        elif hub:
+            from data_prep.docio.reader import HubReader
+
+            reader = HubReader(list(inputs), paths.counts, io.get("hub_config"), io.get("hub_split") or "train")
+        else:
+            reader = RobustJsonlReader(folder, paths.counts, int(io.get("max_doc_bytes", 2_000_000)),
+                                       glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,
+                                       doc_progress=sys.stderr.isatty(), formats=formats)
         pipeline: list[PipelineStep] = [reader]
         if kind == "dedup":
             # Dedup filters address documents by their index in the rank's stream, so each one must
@@ -265,7 +283,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
         prev_dir = target
 
     stages = counted_stage_names(cfg)
-    extra = {"inputs": inputs, "output": str(paths.out), "stages_enabled": cfg["stages"],
+    extra = {"inputs": inputs, "input_format": fmt, "output": str(paths.out), "stages_enabled": cfg["stages"],
              "executor": opts.kind, "tasks": tasks}
     summary_step = Summarize(paths.counts, stages, str(paths.out / STATS_FILE), extra)
     if opts.kind == "slurm":
@@ -274,20 +292,22 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     return executors, summary_step
 
 
-def _input_listing(inputs: list[str], work: Path, check_format: bool = False,
-                   exclude: Path | None = None) -> tuple[str, str | None]:
+def _input_listing(inputs: list[str], work: Path, check_format: bool = False, exclude: Path | None = None,
+                   fmt: str = "auto") -> tuple[str, str, dict[str, str]]:
     """One folder + a paths file covering every input file/directory (a stage output: its kept files;
-    ``exclude``, the run's own OUT when it lies inside an input directory, never)."""
-    files = expand_inputs(inputs, exclude=exclude)
-    if not files and not any(Path(i).is_dir() for i in inputs):
-        raise DataError(f"no .jsonl/.jsonl.gz files found in {inputs}")
+    ``exclude``, the run's own OUT when it lies inside an input directory, never), and the format of
+    every file that is not JSON Lines (:mod:`data_prep.docio.sources`)."""
+    from data_prep.docio.sources import check_source, expand_sources
+
+    sources = expand_sources(inputs, fmt, exclude=exclude)
+    if not sources and not any(Path(i).is_dir() for i in inputs):
+        raise DataError(f"no input files found in {inputs}")
     if check_format:
-        for f in files:
-            problem = sniff_jsonl(f)
-            if problem:
-                raise DataError(f"{f}: expected {JSONL_FORMAT.format(key='text')}; found {problem}")
+        for source in sources:
+            check_source(source)
+    names = [str(Path(s.path).resolve()).lstrip("/") for s in sources]
     paths_file = work / "inputs.txt"
     tmp = work / f".inputs.txt.{os.getpid()}.tmp"
-    tmp.write_text("".join(str(f.resolve()).lstrip("/") + "\n" for f in files), encoding="utf-8")
+    tmp.write_text("".join(name + "\n" for name in names), encoding="utf-8")
     os.replace(tmp, paths_file)
-    return "/", str(paths_file)
+    return "/", str(paths_file), {n: s.format for n, s in zip(names, sources) if s.format != "jsonl"}

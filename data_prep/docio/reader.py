@@ -10,6 +10,12 @@ records = kept + Σ dropped.
 
 Every field other than ``text`` and ``id`` is carried in ``Document.metadata`` and written
 back at the top level by :mod:`data_prep.docio.writer`.
+
+The same reader takes WARC and Parquet files (``formats``: path → format, from
+:func:`data_prep.docio.sources.expand_sources`) through :mod:`data_prep.docio.sources`, and
+:class:`HubReader` a Hub dataset: their records land in the same ``input`` counters, so
+``records = kept + Σ dropped`` holds whatever the format (``not_html``, ``http_status``,
+``decode_error``, ``extraction_empty``, ``truncated_warc``, ``damaged_row_group`` …).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import json
 from collections import Counter
 
 from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from data_prep.accounting import write_counts
@@ -27,17 +34,29 @@ INPUT_STAGE = "input"
 _GLOB = "**/*.jsonl*"
 
 
+def _document(record: dict, filepath: str, line_no: int) -> Document:
+    text = record.pop("text")
+    doc_id = record.pop("id", None)
+    if doc_id is None:
+        doc_id = f"{filepath}#{line_no}"
+        record["_midm_generated_id"] = True
+    return Document(text=text, id=doc_id, metadata=record)
+
+
 class RobustJsonlReader(BaseDiskReader):
-    """Read ``*.jsonl`` / ``*.jsonl.gz`` shards; count malformed records instead of crashing."""
+    """Read ``*.jsonl`` / ``*.jsonl.gz`` shards (and the WARC/Parquet files named in ``formats``);
+    count malformed records instead of crashing."""
 
     name = "📖 robust-jsonl"
 
     def __init__(self, data_folder, counts_dir: str, max_doc_bytes: int = 2_000_000,
-                 glob_pattern: str | None = _GLOB, paths_file: str | None = None, doc_progress: bool = False):
+                 glob_pattern: str | None = _GLOB, paths_file: str | None = None, doc_progress: bool = False,
+                 formats: dict[str, str] | None = None):
         super().__init__(data_folder, paths_file=paths_file, glob_pattern=glob_pattern, add_file_path=False,
                          doc_progress=doc_progress)
         self.counts_dir = counts_dir
         self.max_doc_bytes = max_doc_bytes
+        self.formats = formats or {}
         self.counts: Counter = Counter()
 
     def _parse(self, raw: bytes | None, filepath: str, line_no: int) -> Document | None:
@@ -52,16 +71,22 @@ class RobustJsonlReader(BaseDiskReader):
         if data is None:
             counts[f"dropped:{reason}"] += 1
             return None
-        text = data.pop("text")
-        doc_id = data.pop("id", None)
-        if doc_id is None:
-            doc_id = f"{filepath}#{line_no}"
-            data["_midm_generated_id"] = True
         counts["out"] += 1
-        return Document(text=text, id=doc_id, metadata=data)
+        return _document(data, filepath, line_no)
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1
+        fmt = self.formats.get(filepath, "jsonl")
+        if fmt != "jsonl":
+            from data_prep.docio.sources import Source, iter_source_records
+
+            path = self.data_folder.resolve_paths(filepath)
+            for n, record in enumerate(iter_source_records(Source(path, fmt), self.counts,
+                                                           max_bytes=max(self.max_doc_bytes, 1 << 20))):
+                self.counts["out"] += 1
+                self.stat_update("documents")
+                yield _document(record, filepath, n)
+            return
         with self.data_folder.open(filepath, "rb") as raw_f:
             compressed = raw_f.read(3) == GZIP_MAGIC
             raw_f.seek(0)
@@ -76,6 +101,31 @@ class RobustJsonlReader(BaseDiskReader):
         self.counts = Counter()
         yield from super().run(data, rank, world_size)
         counts = dict(self.counts)
+        counts["in"] = counts.get("records", 0)
+        write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
+
+
+class HubReader(PipelineStep):
+    """Read Hugging Face datasets (ids, or local Hub-layout directories), each task its part of each stream."""
+
+    name = "📖 hub"
+    type = "📖 - READER"
+
+    def __init__(self, sources: list[str], counts_dir: str, config: str | None = None, split: str = "train"):
+        super().__init__()
+        self.sources, self.counts_dir, self.config, self.split = sources, counts_dir, config, split
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from data_prep.docio.sources import Source, iter_source_records
+
+        counts: Counter = Counter()
+        for source in self.sources:
+            for n, record in enumerate(iter_source_records(Source(source, "hub"), counts, hub_config=self.config,
+                                                           hub_split=self.split, rank=rank, world_size=world_size)):
+                counts["out"] += 1
+                self.stat_update("documents")
+                yield _document(record, source, n)
+        counts = dict(counts)
         counts["in"] = counts.get("records", 0)
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.errors import DataError
-from data_prep.tokenization.units import input_files, iter_unit_texts, plan_units, unit_bytes, unit_size
+from data_prep.tokenization.units import input_sources, iter_unit_texts, plan_units, unit_bytes, unit_size
 from data_prep.tokenization.workers import dtype_for, run_units
 
 __all__ = ["main_tokenize", "plan_units", "iter_unit_texts", "dtype_for"]
@@ -90,7 +90,7 @@ def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     return sum(len(d) for d in doc_ends) - 1, int(all_lengths.sum())
 
 
-def _resumable_plan(shard_dir: Path, files: list[Path], args) -> list:
+def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
     """The units of this run; the same as the interrupted run's when inputs and settings are the same.
 
     ``OUT_PREFIX.shards/plan.json`` records the units with the inputs' sizes and mtimes, the
@@ -98,8 +98,9 @@ def _resumable_plan(shard_dir: Path, files: list[Path], args) -> list:
     otherwise (an input changed, another tokenizer, other unit sizes) they are deleted first, so a
     resumed run never merges shards of different inputs.
     """
-    size = unit_size(files, max(1, int(args.shard_mb * 1e6)), args.workers)
-    inputs = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    size = unit_size(sources, max(1, int(args.shard_mb * 1e6)), args.workers)
+    files = [Path(s.path) for s in sources]
+    inputs = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns, s.format] for f, s in zip(files, sources)]
     plan_file = shard_dir / "plan.json"
     if plan_file.exists():
         try:
@@ -113,7 +114,7 @@ def _resumable_plan(shard_dir: Path, files: list[Path], args) -> list:
         print(f"tokenize: {shard_dir} holds shards of another input or tokenizer; starting over", file=sys.stderr)
         for f in shard_dir.iterdir():
             f.unlink()
-    units = plan_units(files, size)
+    units = plan_units(sources, size)
     record = {"inputs": inputs, "tokenizer": str(Path(args.tokenizer).resolve()), "text_key": args.text_key,
               "unit_bytes": size, "units": units}
     tmp = shard_dir / "plan.json.tmp"
@@ -131,13 +132,14 @@ def main_tokenize(args) -> int:
     from tokenizer import load_tokenizer
 
     t0 = time.perf_counter()
-    files = input_files(args.input, args.text_key)
+    sources = input_sources(args.input, args.text_key, getattr(args, "format", None) or "auto")
+    files = [Path(s.path) for s in sources]
     out_prefix = str(Path(args.out_prefix).resolve())
     shard_dir = Path(f"{out_prefix}.shards")
     shard_dir.mkdir(parents=True, exist_ok=True)
     for stale in shard_dir.glob("*.tmp"):  # left by a run that was killed (kill -9) mid-unit
         stale.unlink()
-    units = _resumable_plan(shard_dir, files, args)
+    units = _resumable_plan(shard_dir, sources, args)
     probe = list(itertools.islice((t for u in units for t in iter_unit_texts(u, args.text_key, Counter())), 64))
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)
@@ -170,7 +172,7 @@ def main_tokenize(args) -> int:
     records = skipped.get("records", 0)
     if records and not new_docs and total_docs == 0:
         raise DataError(f"not one of the {records} input records was readable ({dropped}); midm data tokenize "
-                        f"reads JSON Lines with a string field {args.text_key!r}")
+                        f"reads JSON Lines with a string field {args.text_key!r}, WARC HTML responses or Parquet")
     if not args.keep_shards:
         shutil.rmtree(shard_dir)
     elapsed = time.perf_counter() - t0

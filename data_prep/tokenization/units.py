@@ -1,9 +1,11 @@
 """Work units of ``midm data tokenize`` and the texts inside them.
 
-A unit is ``(file, start, end)``: a byte range of a plain JSONL file ending on a line boundary
-(workers seek there themselves, so no text travels between processes), or a whole gzip file
-(``end`` is None: a compressed stream cannot be entered in the middle). Texts are read through
-:mod:`data_prep.docio.records`: a damaged record or gzip member is counted by reason and skipped.
+A unit is ``(file, start, end, format)``: a byte range of a plain JSONL file ending on a line
+boundary (workers seek there themselves, so no text travels between processes), or a whole gzip,
+WARC or Parquet file (``end`` is None: a compressed stream cannot be entered in the middle).
+JSONL texts are read through :mod:`data_prep.docio.records`, WARC (HTML responses → main text)
+and Parquet through :mod:`data_prep.docio.sources`: a damaged or unusable record is counted by
+reason and skipped, the same reasons as in ``midm data filter``'s ``input`` stage.
 """
 from __future__ import annotations
 
@@ -13,39 +15,52 @@ from pathlib import Path
 
 import orjson
 
-from data_prep.docio.inputs import expand_inputs
-from data_prep.docio.records import JSONL_FORMAT, is_gzip, iter_lines, parse_record, sniff_jsonl
+from data_prep.docio.records import is_gzip, iter_lines, parse_record
+from data_prep.docio.sources import Source, check_source, expand_sources, iter_source_records
 from data_prep.errors import DataError
 
-Unit = tuple[str, int, "int | None"]
+Unit = tuple[str, int, "int | None", str]
+
+
+def input_sources(path: str, text_key: str = "text", fmt: str = "auto") -> list[Source]:
+    """The files behind IN (a stage output directory: its kept files) with their formats, each checked.
+
+    Raises :class:`DataError` naming the format expected for a file that is not of its format,
+    and for ``--format hub`` (tokenize reads files: filter a Hub dataset first).
+    """
+    if fmt == "hub":
+        raise DataError("midm data tokenize reads files: run `midm data filter --format hub ID OUT` "
+                        "(or `midm data filter --format hub ID OUT --stages normalize`) and tokenize OUT")
+    sources = expand_sources([path], fmt)
+    for source in sources:
+        check_source(source, text_key)
+    return sources
 
 
 def input_files(path: str, text_key: str = "text") -> list[Path]:
-    """The JSON Lines files behind IN (a stage output directory: its kept files), each sniffed.
-
-    Raises :class:`DataError` naming the format expected for a file that is not JSON Lines.
-    """
-    files = expand_inputs([path])
-    for f in files:
-        problem = sniff_jsonl(f, text_key)
-        if problem:
-            raise DataError(f"{f}: expected {JSONL_FORMAT.format(key=text_key)}; found {problem}")
-    return files
+    """The JSON Lines files behind IN, each sniffed (the files of :func:`input_sources`)."""
+    return [Path(s.path) for s in input_sources(path, text_key, "jsonl")]
 
 
-def unit_size(files: list[Path], shard_bytes: int, workers: int) -> int:
+def _whole(source: Source) -> bool:
+    return source.format != "jsonl" or is_gzip(source.path)
+
+
+def unit_size(sources: list[Source], shard_bytes: int, workers: int) -> int:
     """Bytes per unit: ``--shard-mb``, but small enough that every worker gets units to do (four per
     worker when the plain input allows it; 1 MB at least)."""
-    plain = sum(f.stat().st_size for f in files if not is_gzip(f))
+    plain = sum(Path(s.path).stat().st_size for s in sources if not _whole(s))
     return max(1, min(shard_bytes, max(1 << 20, plain // (4 * max(1, workers)))))
 
 
-def plan_units(files: list[Path], shard_bytes: int) -> list[Unit]:
-    """(file, start, end) byte ranges ending on line boundaries; gzip files are one unit."""
+def plan_units(sources: list[Source], shard_bytes: int) -> list[Unit]:
+    """(file, start, end, format): byte ranges of plain JSONL ending on line boundaries; gzip, WARC
+    and Parquet files are one unit each."""
     units: list[Unit] = []
-    for f in files:
-        if is_gzip(f):
-            units.append((str(f), 0, None))
+    for source in sources:
+        f = Path(source.path)
+        if _whole(source):
+            units.append((str(f), 0, None, source.format))
             continue
         size, pos = f.stat().st_size, 0
         with open(f, "rb") as fh:
@@ -55,14 +70,14 @@ def plan_units(files: list[Path], shard_bytes: int) -> list[Unit]:
                     fh.seek(end)
                     fh.readline()
                     end = fh.tell()
-                units.append((str(f), pos, end))
+                units.append((str(f), pos, end, "jsonl"))
                 pos = end
     return units
 
 
 def unit_bytes(unit: Unit) -> int:
     """Input bytes of a unit (compressed bytes for gzip): the progress bar's measure."""
-    path, start, end = unit
+    path, start, end, _ = unit
     return (Path(path).stat().st_size if end is None else end) - start
 
 
@@ -74,7 +89,10 @@ def iter_unit_texts(unit: Unit, key: str, counts: Counter, max_line_bytes: int |
     few thousand lines). The common case — a JSON object with a non-blank string ``key`` — is
     decided inline; anything else goes through :func:`parse_record` for its reason.
     """
-    path, start, end = unit
+    path, start, end, fmt = unit
+    if fmt != "jsonl":
+        yield from _other_texts(path, fmt, key, counts, max_line_bytes, on_position)
+        return
     records = 0
     reported = 0
     with open(path, "rb") as fh:
@@ -107,3 +125,13 @@ def iter_unit_texts(unit: Unit, key: str, counts: Counter, max_line_bytes: int |
         if on_position is not None:
             on_position(fh.tell() - start - reported)
     counts["records"] += records
+
+
+def _other_texts(path: str, fmt: str, key: str, counts: Counter, max_bytes: int | None,
+                 on_position: Callable[[int], None] | None) -> Iterator[str]:
+    """Texts of a WARC or Parquet file (progress: the whole file's bytes, at its end)."""
+    for record in iter_source_records(Source(path, fmt), counts, text_key=key,
+                                      max_bytes=min(max_bytes or 4_000_000, 4_000_000)):
+        yield record["text"]
+    if on_position is not None:
+        on_position(Path(path).stat().st_size)

@@ -1,0 +1,216 @@
+"""Documents out of WARC files (Common Crawl's ``.warc.gz``): HTML responses → main text, every
+response accounted for.
+
+datatrove's ``WarcReader`` drops what it cannot use without saying why (a PDF, a page it cannot
+decode, a non-200 answer all just vanish), decodes as UTF-8 or a detected charset ignoring the
+HTTP header, and ends a file at the first damaged gzip member. Here each WARC ``response``
+(and WET ``conversion``) record is one record read, and one of: kept, or dropped by the ``input``
+stage with a reason —
+
+* ``http_status``       the HTTP status is not 2xx (a redirect, an error page);
+* ``not_html``          the payload is not HTML (``WARC-Identified-Payload-Type`` — Common Crawl's
+  sniffed type — else the HTTP ``Content-Type``; a PDF, an image, a non-HTTP response);
+* ``decode_error``      no charset decodes the bytes (:func:`data_prep.docio.html.decode_html`);
+* ``extraction_empty``  the extractor found no main text (:func:`data_prep.docio.html.extract_main_text`);
+* ``too_large``         the payload is over ``max_bytes`` (not held in memory);
+* ``truncated_warc``    the record's gzip member is cut off or does not inflate, or the record
+  holds fewer bytes than its ``Content-Length``, or warcio cannot parse it; a ``.warc.gz`` reader
+  goes on at the next gzip member (a plain ``.warc`` ends there).
+
+Other record types (``request``, ``metadata``, ``warcinfo``, ``revisit`` …) are not documents:
+they are counted under ``warc_skipped:<type>``, outside the identity. A cut-off member whose
+``WARC-Type`` is still legible is counted by its type; one cut before it is counted as a
+``truncated_warc`` response. Records are parsed with warcio (the reader datatrove uses); a
+``.warc.gz`` is read one gzip member at a time (the WARC 1.1 standard's record-at-a-time
+compression, what Common Crawl writes), so damage costs only the member it is in.
+
+A kept record becomes ``{"id": WARC-Record-ID, "text", "url", "warc_date", "charset"}`` where
+``charset`` is ``codec:source`` (``cp949:http``, ``utf-8:meta``, ``cp949:detected`` …).
+"""
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from data_prep.docio.html import decode_html, extract_main_text, is_html_type
+from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC
+
+DOC_TYPES = ("response", "conversion")
+_TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
+
+
+def _members(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[str, bytes]]:
+    """``(status, inflated bytes)`` per gzip member: ``ok``, ``truncated`` (stream ends inside it),
+    ``damaged`` (does not inflate; the reader resumes at the next member header) or ``too_large``
+    (inflates to more than ``max_bytes``; only the first bytes are returned)."""
+    pending = b""
+    while True:
+        if not pending:
+            pending = fh.read(BLOCK_BYTES)
+            if not pending:
+                return
+        pending = pending.lstrip(b"\x00")
+        if not pending:
+            continue
+        inflater = zlib.decompressobj(wbits=31)
+        out: list[bytes] = []
+        size = 0
+        status = None
+        while status is None:
+            try:
+                chunk = inflater.decompress(pending, max_bytes + 1 - size if size <= max_bytes else 1 << 20)
+            except zlib.error:
+                status = "damaged"
+                pending = _next_member(fh, pending[1:])
+                break
+            if size <= max_bytes:
+                out.append(chunk)
+            size += len(chunk)
+            if inflater.eof:
+                status = "ok" if size <= max_bytes else "too_large"
+                pending = inflater.unused_data
+            elif inflater.unconsumed_tail:
+                pending = inflater.unconsumed_tail
+            else:
+                pending = fh.read(BLOCK_BYTES)
+                if not pending:
+                    status = "truncated"
+        yield status, b"".join(out)[: max_bytes + 1]
+
+
+def _next_member(fh: BinaryIO, data: bytes) -> bytes:
+    """Bytes from the next gzip member header on (empty at end of file)."""
+    while True:
+        at = data.find(GZIP_MAGIC)
+        if at >= 0:
+            return data[at:]
+        more = fh.read(BLOCK_BYTES)
+        if not more:
+            return b""
+        data = data[-(len(GZIP_MAGIC) - 1):] + more
+
+
+def _header(record, name: str) -> str | None:
+    value = record.rec_headers.get_header(name)
+    return value.strip().strip("<>") if value and name == "WARC-Target-URI" else (value or None)
+
+
+def _document(record, counts: Counter, max_bytes: int) -> dict | None:
+    """One ``response``/``conversion`` record → a document, or None with its drop counted."""
+    counts["records"] += 1
+    body = record.content_stream().read(max_bytes + 1)
+    if len(body) > max_bytes:
+        counts["dropped:too_large"] += 1
+        return None
+    if getattr(record.raw_stream, "limit", 0):  # fewer bytes than Content-Length: a cut record
+        counts["dropped:truncated_warc"] += 1
+        return None
+    meta = {"url": _header(record, "WARC-Target-URI"), "warc_date": _header(record, "WARC-Date")}
+    doc_id = _header(record, "WARC-Record-ID") or f"{meta['url']}@{meta['warc_date']}"
+    if record.rec_type == "conversion":  # WET: the text is already extracted, UTF-8
+        try:
+            text = body.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            counts["dropped:decode_error"] += 1
+            return None
+        if not text:
+            counts["dropped:extraction_empty"] += 1
+            return None
+        return {"id": doc_id, "text": text, **meta}
+    http = record.http_headers
+    if http is None:
+        counts["dropped:not_html"] += 1
+        return None
+    if not http.get_statuscode().startswith("2"):
+        counts["dropped:http_status"] += 1
+        return None
+    content_type = http.get_header("Content-Type")
+    if not is_html_type(_header(record, "WARC-Identified-Payload-Type") or content_type, body):
+        counts["dropped:not_html"] += 1
+        return None
+    html, charset = decode_html(body, content_type)
+    if html is None:
+        counts["dropped:decode_error"] += 1
+        return None
+    text = extract_main_text(html)
+    if not text:
+        counts["dropped:extraction_empty"] += 1
+        return None
+    return {"id": doc_id, "text": text, **meta, "charset": charset}
+
+
+def _records(stream: BinaryIO, counts: Counter, max_bytes: int) -> Iterator[dict]:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    try:
+        for record in ArchiveIterator(stream, arc2warc=True):
+            if record.rec_type not in DOC_TYPES:
+                counts[f"warc_skipped:{record.rec_type}"] += 1
+                continue
+            doc = _document(record, counts, max_bytes)
+            if doc is not None:
+                yield doc
+    except (ArchiveLoadFailed, ValueError, EOFError, OSError, zlib.error):
+        _count_cut(b"", counts)  # unparsable or cut off mid-record: lost, counted, the file goes on (gzip)
+
+
+def _count_cut(partial: bytes, counts: Counter) -> None:
+    """A record that cannot be read whole: by its type when legible, else a ``truncated_warc`` response."""
+    match = _TYPE.search(partial[:8192])
+    kind = match.group(1).decode("ascii").lower() if match else "response"
+    if kind in DOC_TYPES:
+        counts["records"] += 1
+        counts["dropped:truncated_warc"] += 1
+    else:
+        counts[f"warc_skipped:{kind}"] += 1
+
+
+def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000) -> Iterator[dict]:
+    """Documents of one ``.warc`` / ``.warc.gz`` file (see the module doc); drops counted in ``counts``.
+
+    ``max_bytes``: the largest record (inflated, HTTP headers included) and payload read into
+    memory (Common Crawl truncates payloads at 1 MiB). Never raises for damaged content.
+    """
+    with open(path, "rb") as fh:
+        compressed = fh.read(3) == GZIP_MAGIC
+        fh.seek(0)
+        if not compressed:
+            yield from _records(fh, counts, max_bytes)
+            return
+        for status, data in _members(fh, max_bytes + (1 << 16)):
+            if status == "ok":
+                yield from _records(io.BytesIO(data), counts, max_bytes)
+            elif status == "too_large":
+                match = _TYPE.search(data[:8192])
+                kind = match.group(1).decode("ascii").lower() if match else "response"
+                if kind in DOC_TYPES:
+                    counts["records"] += 1
+                    counts["dropped:too_large"] += 1
+                else:
+                    counts[f"warc_skipped:{kind}"] += 1
+            else:
+                _count_cut(data, counts)
+
+
+def sniff_warc(path: str) -> str | None:
+    """``None`` when the file starts with a WARC record (plain or gzip); else what it looks like."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if not head:
+        return None
+    if head.startswith(GZIP_MAGIC):
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head, 64)
+        except zlib.error:
+            return "gzip data that does not inflate"
+        if not head:
+            return None
+    if head.lstrip().startswith(b"WARC/"):
+        return None
+    sample = head[:40].decode("utf-8", "replace")
+    return f"no WARC record at the start (first bytes: {sample!r})"
