@@ -13,10 +13,15 @@ EXTRAS = {
     # once importable, Megatron-Core switches to TE modules that refuse to run without CUDA.
     "gpu": ["transformer-engine[pytorch]>=2.0"],
     # `midm data …`: the filter stages, and `data tokenize` (gigatoken encodes, awkward holds its
-    # batches, tokenizers is the reference encoder it is checked against, orjson parses records)
+    # batches, tokenizers is the reference encoder it is checked against, orjson parses records);
+    # web inputs: warcio reads WARC, resiliparse extracts HTML main text and detects charsets,
+    # pyarrow reads Parquet, datasets reads Hub datasets (benchmarks/data_extractors.py: why resiliparse)
     "data": ["datatrove[io,processing]>=0.10,<0.11", "kiwipiepy>=0.24", "ftfy>=6.3", "py3langid>=0.3",
              "fasttext-numpy2-wheel>=0.9.2", "pyahocorasick>=2.0", "tldextract>=5.0", "orjson>=3.10",
-             "gigatoken>=0.10", "awkward>=2.6", "tokenizers>=0.21"],
+             "gigatoken>=0.10", "awkward>=2.6", "tokenizers>=0.21",
+             "warcio>=1.7", "resiliparse>=2.0", "pyarrow>=15", "datasets>=3.1"],
+    # benchmarks/data_extractors.py: trafilatura, the extractor FineWeb used, compared with ours
+    "bench-extract": ["trafilatura>=1.8,<1.12"],
     "tokenizer": ["sentencepiece>=0.2", "protobuf>=4", "tokenizers>=0.21", "transformers>=5.0", "mistral-common>=1.13",
                   "matplotlib>=3.8", "kiwipiepy>=0.24", "orjson>=3.10"],
     # lm-eval[ifeval] brings IFEval's checkers' deps (langdetect, immutabledict, nltk); kiwipiepy splits

@@ -48,7 +48,8 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
     "--baseline tekken,mistral-32k": "as written",
     "midm tokenizer export --tokenizer tok/ --output hf_tok/": "as written",
     # data_prep/README.md's table (synopses: required arguments, every flag at its default)
-    "midm data filter IN… OUT [--stages a,b] [--config F] [--executor local|slurm] [--keep-rejects] [--tasks N]":
+    "midm data filter IN… OUT [--format auto|jsonl|warc|parquet|hub] [--stages a,b] [--config F] "
+    "[--executor local|slurm] [--keep-rejects] [--tasks N]":
         "midm data filter raw/part1.jsonl.gz filtered_default/",
     "midm data dedup IN… OUT": "midm data dedup raw/ deduped/",
     "midm data pii IN… OUT": "midm data pii in.jsonl.gz masked/",
@@ -60,7 +61,7 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
     "midm data synth IN OUT --model M [--endpoint URL] [--task rewrite|qa|translate]":
         (None, "needs an OpenAI-compatible endpoint: tests/data_prep/test_synth.py runs it against the echo server"),
     "midm data mix CURRICULUM.yaml OUT_DIR": "midm data mix curriculum.yaml mix/",
-    "midm data tokenize IN OUT_PREFIX --tokenizer DIR [--workers N]":
+    "midm data tokenize IN OUT_PREFIX --tokenizer DIR [--workers N] [--format F]":
         "midm data tokenize filtered/ tokens/default --tokenizer tok/",
     # tokenizer/README.md (synopses)
     "midm tokenizer train --input FILES_OR_DIRS --vocab-size N --output DIR [--config FILE] [--ko-ratio R] "
