@@ -197,7 +197,8 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
 
         if check_format:
             for source in inputs:
-                check_source(Source(source, "hub"), hub_config=io.get("hub_config"), hub_split=io.get("hub_split") or "train")
+                check_source(Source(source, "hub"), hub_config=io.get("hub_config"),
+                             hub_split=io.get("hub_split") or "train")
         folder, paths_file, formats = "/", None, {}
     else:
         folder, paths_file, formats = _input_listing(inputs, paths.work, check_format, exclude=paths.out, fmt=fmt)
