@@ -108,6 +108,7 @@ def _submit_filter(args, cfg: dict) -> dict | None:
             print(f"[midm] step {s.step}: all {s.tasks} task(s) already complete, not submitted", file=sys.stderr)
     for job_id in ids:
         print(job_id)
+    sys.stdout.flush()  # the ids are there for scripts before a --wait begins
     if ids and not args.wait:
         print(f"[midm] submitted {len(ids)} job(s); {out}/midm_output.json says \"complete\": true and "
               f"{out}/{STATS_FILE} appears when the last one (job {ids[-1]}) is done. Follow: squeue -j {','.join(ids)}. "

@@ -154,11 +154,19 @@ def submit(executors: list[SlurmPipelineExecutor], work: Path) -> list[StepJobs]
     return steps
 
 
-def wait(steps: list[StepJobs], first_poll_s: float = 1.0, max_poll_s: float = 30.0) -> None:
-    """Block until none of the submitted jobs is queued or running (``squeue`` every 1 s, backing
-    off to every 30 s)."""
+def wait(steps: list[StepJobs], first_poll_s: float = 1.0, max_poll_s: float = 30.0, retries: int = 5) -> None:
+    """Block until none of the submitted jobs is queued or running: ``squeue`` every 1 s plus a
+    tenth of the time waited so far, at most every 30 s (so the wait overshoots the run's end by at
+    most ~10 %). Raises :class:`DataError` when ``squeue`` fails ``retries`` times in a row."""
     ids = [j for s in steps for j in s.job_ids]
-    delay = first_poll_s
-    while queued(ids):
-        time.sleep(delay)
-        delay = min(max_poll_s, delay * 1.5)
+    start, failures = time.monotonic(), 0
+    while True:
+        try:
+            if not queued(ids):
+                return
+            failures = 0
+        except DataError:
+            failures += 1
+            if failures >= retries:
+                raise
+        time.sleep(min(max_poll_s, first_poll_s + 0.1 * (time.monotonic() - start)))

@@ -10,13 +10,15 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
-from tests.conftest import TEST_DATA
+from tests.conftest import REPO, TEST_DATA
 from tests.slurm.cluster import FINAL_STATES
 from tests.slurm.conftest import midm
 
@@ -65,34 +67,48 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
         return ["data", "filter", str(tmp_path / "in"), str(tmp_path / out), "--executor", "slurm", "--tasks", "3",
                 "--stages", "dedup", "--config", str(config), *extra]
 
-    # Both submitted at once: an uninterrupted run (a), and a fresh run (b) that loses a task.
-    # The command submits one job per step and returns their ids.
+    # Both submitted at once: an uninterrupted run (a: as users run it, the command submits one job
+    # per step and returns their ids) and a fresh run (b, with --wait) that loses a task.
     start = time.monotonic()
-    with ThreadPoolExecutor(2) as pool:
-        a, b = pool.map(lambda out: midm(filter_cmd(out), env=slurm.env), "ab")
-    b_ids = b.stdout.split()
-    state = slurm.job(f"{b_ids[0]}_1").get("JobState")
-    slurm.run(["scancel", f"{b_ids[0]}_1"])  # one array task of b's first step
-    a_ids = a.stdout.split()
-    assert len(a_ids) == len(STEPS), a.stdout
-    for step, job_id in zip(STEPS, a_ids):
-        info = slurm.job(job_id)
-        assert info["JobName"] == f"midm-data-{step}", info
-        assert f"[midm] step {step} (" in a.stderr and f"job {job_id}\n" in a.stderr
-    for prev, job_id in zip(a_ids[1:], a_ids[2:]):  # a step waits for every task of the one before
-        assert slurm.job(job_id)["Dependency"].startswith(f"afterok:{prev}_*"), slurm.job(job_id)
-    assert "midm_output.json says \"complete\": true" in a.stderr
-    # A second submission to the same OUT while its jobs are queued would race them: refused (exit 2).
-    monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
-    with pytest.raises(DataError, match=f"jobs {a_ids[0]},.* of the previous submission .* still queued or running"):
-        refuse_if_active(tmp_path / "a")
+    env = {**slurm.env, "PYTHONPATH": str(REPO)}
+    cli = [sys.executable, "-m", "midm"]
+    run_a = subprocess.Popen([*cli, *filter_cmd("a")], env=env, stdout=PIPE, stderr=PIPE, text=True)
+    run_b = subprocess.Popen([*cli, *filter_cmd("b", "--wait")], env=env, stdout=PIPE, stderr=PIPE, text=True)
+    try:
+        b_ids = [run_b.stdout.readline().strip() for _ in STEPS]  # printed before it starts waiting
+        assert all(i.isdigit() for i in b_ids), (b_ids, run_b.stderr.read() if run_b.poll() is not None else "")
+        state = slurm.job(f"{b_ids[0]}_1").get("JobState")
+        slurm.run(["scancel", f"{b_ids[0]}_1"])  # one array task of b's first step
+        a_out, a_err = run_a.communicate(timeout=120)
+        assert run_a.returncode == 0, a_err
+        a_ids = a_out.split()
+        assert len(a_ids) == len(STEPS), a_out
+        for step, job_id in zip(STEPS, a_ids):
+            info = slurm.job(job_id)
+            assert info["JobName"] == f"midm-data-{step}", info
+            assert f"[midm] step {step} (" in a_err and f"job {job_id}\n" in a_err
+        for prev, job_id in zip(a_ids[1:], a_ids[2:]):  # a step waits for every task of the one before
+            assert slurm.job(job_id)["Dependency"].startswith(f"afterok:{prev}_*"), slurm.job(job_id)
+        assert "midm_output.json says \"complete\": true" in a_err
+        # A second submission to the same OUT while its jobs are queued would race them: refused (exit 2).
+        monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
+        with pytest.raises(DataError, match=f"jobs {a_ids[0]},.* of the previous submission .* still queued or running"):
+            refuse_if_active(tmp_path / "a")
 
-    # b's other two tasks finish; the cancelled one ended CANCELLED (a task cancelled while pending
-    # leaves no record of its own)
-    states = ended_tasks(slurm, b_ids[0], {"0", "2"})
+        # b's --wait ends when its jobs have left the queue: exit 1, naming the step and rank that did
+        # not complete. Its other two tasks completed; the cancelled one ended CANCELLED (a task
+        # cancelled while pending leaves no record of its own).
+        b_out, b_err = run_b.communicate(timeout=120)
+        assert run_b.returncode == 1 and f"step 0_stream (job {b_ids[0]}) did not complete rank(s) [1]" in b_err, b_err
+        assert "Run the same command again" in b_err
+        states = ended_tasks(slurm, b_ids[0], {"0", "2"}, timeout=5)
+    finally:
+        for proc in (run_a, run_b):
+            if proc.poll() is None:
+                proc.kill()
     assert (states["0"], states.get("1", "CANCELLED"), states["2"]) == ("COMPLETED", "CANCELLED", "COMPLETED"), states
     for job_id in b_ids[1:]:  # --kill-on-invalid-dep: the chain after the failed array is cancelled
-        info = slurm.wait_done(job_id, timeout=60)
+        info = slurm.wait_done(job_id, timeout=5)
         assert info["JobState"] == "CANCELLED" and info["Reason"] == "DependencyNeverSatisfied", info
     work = tmp_path / "b" / "_work"
     done = {p: p.stat().st_mtime_ns for p in [*(work / "0_stream").glob("*.jsonl.gz"),
