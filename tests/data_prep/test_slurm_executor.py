@@ -129,3 +129,11 @@ def test_running_the_steps_rank_by_rank_equals_the_local_run(tmp_path, sample_mi
     assert sorted(r["id"] for r in read_output(tmp_path / "steps")) == sorted(r["id"] for r in read_output(tmp_path / "local"))
     # a step outside the plan is refused
     assert main(["filter", str(sample_mixed), str(tmp_path / "steps"), *args, "--step", "3_nope"]) == 2
+
+
+def test_wait_goes_with_the_slurm_executor(tmp_path, sample_mixed, capsys):
+    from data_prep.cli import main
+
+    assert main(["filter", str(sample_mixed), str(tmp_path / "out"), "--wait"]) == 2
+    assert "--wait goes with --executor slurm" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

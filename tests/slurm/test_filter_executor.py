@@ -141,5 +141,9 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
     assert {k: v for k, v in stats_b.items() if k != "output"} == {k: v for k, v in stats_a.items() if k != "output"}
     assert json.loads((tmp_path / "a" / "midm_output.json").read_text())["complete"]
     assert kept_text(tmp_path / "b") == kept_text(tmp_path / "a") != {}
+    # A finished run submits nothing again: its stats are printed as a local run prints them.
+    again = midm(filter_cmd("a"), env=slurm.env)
+    assert again.stdout.splitlines()[-1].startswith("{") and json.loads(again.stdout)["balanced"], again.stdout
+    assert again.stderr.count("already complete, not submitted") == len(STEPS), again.stderr
     print(f"two runs (one cancelled and resumed) side by side: {wall:.1f} s; task 1 was {state} when cancelled")
     assert state in ("PENDING", "RUNNING")
