@@ -31,7 +31,8 @@ def _add_filter_io(p: argparse.ArgumentParser) -> None:
     g.add_argument("--partition", help="sbatch --partition (default: the cluster's default partition)")
     g.add_argument("--time", default="24:00:00", help="per array task, sbatch --time")
     g.add_argument("--cpus-per-task", type=int, default=1)
-    g.add_argument("--mem-per-cpu-gb", type=int, help="sbatch --mem-per-cpu in GB (default: the cluster's DefMemPerCPU)")
+    g.add_argument("--mem-per-cpu-gb", type=int,
+                   help="sbatch --mem-per-cpu in GB (default: the cluster's DefMemPerCPU)")
     g.add_argument("--max-array-size", type=int, default=1001, help="cluster's MaxArraySize (bigger runs are split)")
     g.add_argument("--qos", default="", help="sbatch --qos (omitted when empty)")
     g.add_argument("--venv", help="activate script sourced by each array task (default: this interpreter's venv)")
@@ -111,7 +112,8 @@ def _submit_filter(args, cfg: dict) -> dict | None:
     sys.stdout.flush()  # the ids are there for scripts before a --wait begins
     if ids and not args.wait:
         print(f"[midm] submitted {len(ids)} job(s); {out}/midm_output.json says \"complete\": true and "
-              f"{out}/{STATS_FILE} appears when the last one (job {ids[-1]}) is done. Follow: squeue -j {','.join(ids)}. "
+              f"{out}/{STATS_FILE} appears when the last one (job {ids[-1]}) is done. "
+              f"Follow: squeue -j {','.join(ids)}. "
               "A failed or cancelled task cancels the jobs after it: run this command again to resubmit only "
               "what did not finish.", file=sys.stderr)
         return None

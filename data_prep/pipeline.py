@@ -31,7 +31,8 @@ from data_prep.executors import ExecOptions, make_executor
 from data_prep.plan import SUMMARY_STEP, counted_stage_names, filter_steps, plan_phases
 
 STREAMING = {"url", "normalize", "langid", "heuristics", "toxicity", "pii"}
-__all__ = ["run_filter", "submit_filter", "slurm_stats", "run_step", "build_executors", "plan_phases", "counted_stage_names", "filter_steps"]
+__all__ = ["run_filter", "submit_filter", "slurm_stats", "run_step",
+           "build_executors", "plan_phases", "counted_stage_names", "filter_steps"]
 
 
 class OutputCounter(PipelineStep):

@@ -135,22 +135,29 @@ def refuse_if_active(out: Path) -> None:
 
 def submit(executors: list[SlurmPipelineExecutor], work: Path) -> list[StepJobs]:
     """Submit the chain (launching the last executor launches every one it depends on) and record
-    it in ``work/slurm_jobs.json``. Raises :class:`DataError` when sbatch refuses a job."""
+    it in ``work/slurm_jobs.json``. Raises :class:`DataError` when sbatch refuses a job (naming the
+    jobs it had already accepted: they stay queued, and a re-run waits for them)."""
     steps = [StepJobs(_step_name(ex), ex.tasks, ex.get_incomplete_ranks()) for ex in executors]
     try:
         executors[-1].run()
     except subprocess.CalledProcessError as err:
+        accepted = ",".join(j for s in _record(steps, executors, work) for j in s.job_ids)
         raise DataError(f"sbatch failed ({err}); see sbatch's message above. Scripts are under "
-                        f"{work / 'logs'}/*/launch_script.slurm") from None
-    finally:
-        for step, ex in zip(steps, executors):
-            step.job_ids = list(getattr(ex.job_id_retriever, "ids", []))
-            if not step.job_ids:
-                step.ranks = []
-        tmp = work / f".{JOBS_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"submitted": time.time(), "steps": [asdict(s) for s in steps]}, indent=2),
-                       encoding="utf-8")
-        os.replace(tmp, _jobs_file(work))
+                        f"{work / 'logs'}/*/launch_script.slurm"
+                        + (f". Jobs {accepted} were submitted before it (scancel them, or let them run: "
+                           "a re-run resubmits only what they did not finish)" if accepted else "")) from None
+    return _record(steps, executors, work)
+
+
+def _record(steps: list[StepJobs], executors: list[SlurmPipelineExecutor], work: Path) -> list[StepJobs]:
+    for step, ex in zip(steps, executors):
+        step.job_ids = list(getattr(ex.job_id_retriever, "ids", []))
+        if not step.job_ids:
+            step.ranks = []
+    tmp = work / f".{JOBS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"submitted": time.time(), "steps": [asdict(s) for s in steps]}, indent=2),
+                   encoding="utf-8")
+    os.replace(tmp, _jobs_file(work))
     return steps
 
 

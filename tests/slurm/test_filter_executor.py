@@ -92,7 +92,8 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
         assert "midm_output.json says \"complete\": true" in a_err
         # A second submission to the same OUT while its jobs are queued would race them: refused (exit 2).
         monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
-        with pytest.raises(DataError, match=f"jobs {a_ids[0]},.* of the previous submission .* still queued or running"):
+        active = f"jobs {a_ids[0]},.* of the previous submission .* still queued or running"
+        with pytest.raises(DataError, match=active):
             refuse_if_active(tmp_path / "a")
 
         # b's --wait ends when its jobs have left the queue: exit 1, naming the step and rank that did
@@ -111,15 +112,16 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
         info = slurm.wait_done(job_id, timeout=5)
         assert info["JobState"] == "CANCELLED" and info["Reason"] == "DependencyNeverSatisfied", info
     work = tmp_path / "b" / "_work"
-    done = {p: p.stat().st_mtime_ns for p in [*(work / "0_stream").glob("*.jsonl.gz"),
-                                              *(work / "logs" / "0_stream" / "completions").iterdir()]}
-    assert sorted(p.name for p in done) == ["00000", "00000.jsonl.gz", "00002", "00002.jsonl.gz"]
+    completions = work / "logs" / "0_stream" / "completions"
+    assert sorted(p.name for p in completions.iterdir()) == ["00000", "00002"]  # rank 1 never completed
+    finished = [*(completions / f"0000{r}" for r in (0, 2)), *(work / "0_stream" / f"0000{r}.jsonl.gz" for r in (0, 2))]
+    done = {p: p.stat().st_mtime_ns for p in finished}
 
     # The same command again (here with --wait): only rank 1 of step 0, then the steps after it.
     resumed = midm(filter_cmd("b", "--wait"), env=slurm.env)
     assert "[midm] step 0_stream (1 of 3 task(s)): job" in resumed.stderr, resumed.stderr
     record = {s["step"]: s for s in json.loads((work / "slurm_jobs.json").read_text())["steps"]}
-    assert record["0_stream"]["ranks"] == [1] and [r["ranks"] for r in record.values()][1:] == [[0, 1, 2], [0], [0, 1, 2], [0]]
+    assert [r["ranks"] for r in record.values()] == [[1], [0, 1, 2], [0], [0, 1, 2], [0]]
     rerun_0 = record["0_stream"]["job_ids"][0]
     assert [t["ArrayTaskId"] for t in slurm.wait_array(rerun_0, 1, timeout=5)] == ["0"]  # one array task: rank 1
     assert json.loads((work / "logs" / "0_stream" / "ranks_to_run.json").read_text()) == [1]
@@ -145,5 +147,9 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
     again = midm(filter_cmd("a"), env=slurm.env)
     assert again.stdout.splitlines()[-1].startswith("{") and json.loads(again.stdout)["balanced"], again.stdout
     assert again.stderr.count("already complete, not submitted") == len(STEPS), again.stderr
+    # sbatch refusing a directive is one line and exit 2, with sbatch's own reason above it.
+    refused = midm(filter_cmd("c", "--partition", "nosuch"), env=slurm.env, check=False)
+    assert refused.returncode == 2 and "midm data filter: error: sbatch failed" in refused.stderr, refused.stderr
+    assert "invalid partition" in refused.stderr.lower() and refused.stdout == ""
     print(f"two runs (one cancelled and resumed) side by side: {wall:.1f} s; task 1 was {state} when cancelled")
     assert state in ("PENDING", "RUNNING")
