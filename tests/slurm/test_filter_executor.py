@@ -55,7 +55,8 @@ def ended_tasks(slurm, job_id: str, wanted: set[str], timeout: float = 120) -> d
     raise TimeoutError(f"tasks {wanted} of job {job_id} not ended after {timeout:.0f} s\n{slurm.logs()}")
 
 
-def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, monkeypatch):
+def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, monkeypatch, capfd):
+    from data_prep.cli import main as data_main
     from data_prep.errors import DataError
     from data_prep.slurm_exec import refuse_if_active
 
@@ -143,13 +144,18 @@ def test_filter_executor_slurm_runs_and_resumes_after_scancel(slurm, tmp_path, m
     assert {k: v for k, v in stats_b.items() if k != "output"} == {k: v for k, v in stats_a.items() if k != "output"}
     assert json.loads((tmp_path / "a" / "midm_output.json").read_text())["complete"]
     assert kept_text(tmp_path / "b") == kept_text(tmp_path / "a") != {}
-    # A finished run submits nothing again: its stats are printed as a local run prints them.
-    again = midm(filter_cmd("a"), env=slurm.env)
-    assert again.stdout.splitlines()[-1].startswith("{") and json.loads(again.stdout)["balanced"], again.stdout
-    assert again.stderr.count("already complete, not submitted") == len(STEPS), again.stderr
+    # In-process from here (the CLI's own entry point; no second interpreter start). A finished run
+    # submits nothing again: its stats are printed as a local run prints them.
+    capfd.readouterr()
+    assert data_main(filter_cmd("a")[1:]) == 0
+    again = capfd.readouterr()
+    assert json.loads(again.out.splitlines()[-1])["balanced"], again.out
+    assert again.err.count("already complete, not submitted") == len(STEPS), again.err
     # sbatch refusing a directive is one line and exit 2, with sbatch's own reason above it.
-    refused = midm(filter_cmd("c", "--partition", "nosuch"), env=slurm.env, check=False)
-    assert refused.returncode == 2 and "midm data filter: error: sbatch failed" in refused.stderr, refused.stderr
-    assert "invalid partition" in refused.stderr.lower() and refused.stdout == ""
-    print(f"two runs (one cancelled and resumed) side by side: {wall:.1f} s; task 1 was {state} when cancelled")
+    assert data_main(filter_cmd("c", "--partition", "nosuch")[1:]) == 2
+    refused = capfd.readouterr()
+    assert "midm data filter: error: sbatch failed" in refused.err and refused.out == "", refused
+    assert "invalid partition" in refused.err.lower()
+    with capfd.disabled():
+        print(f"two runs (one cancelled and resumed) side by side: {wall:.1f} s; task 1 was {state} when cancelled")
     assert state in ("PENDING", "RUNNING")
