@@ -39,11 +39,15 @@ def _add_filter_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-rejects", action="store_true", help="write dropped documents with stage/reason to OUT/rejects")
     p.add_argument("--fresh", action="store_true", help="delete OUT first instead of resuming completed tasks")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
-    g = p.add_argument_group("slurm (with --executor slurm)")
-    g.add_argument("--partition", default="cpu")
+    g = p.add_argument_group("slurm (with --executor slurm: submits one array job per step and returns, printing "
+                             "their ids; OUT/midm_output.json says \"complete\": true when the last one is done)")
+    g.add_argument("--wait", action="store_true",
+                   help="stay until the jobs have ended, then print the stats line and exit as a local run does")
+    g.add_argument("--partition", help="sbatch --partition (default: the cluster's default partition)")
     g.add_argument("--time", default="24:00:00", help="per array task, sbatch --time")
     g.add_argument("--cpus-per-task", type=int, default=1)
-    g.add_argument("--mem-per-cpu-gb", type=int, default=2)
+    g.add_argument("--mem-per-cpu-gb", type=int,
+                   help="sbatch --mem-per-cpu in GB (default: the cluster's DefMemPerCPU)")
     g.add_argument("--max-array-size", type=int, default=1001, help="cluster's MaxArraySize (bigger runs are split)")
     g.add_argument("--qos", default="", help="sbatch --qos (omitted when empty)")
     g.add_argument("--venv", help="activate script sourced by each array task (default: this interpreter's venv)")
@@ -66,7 +70,7 @@ def exec_options(args):
     return ExecOptions(kind=args.executor, workers=args.workers, slurm=SlurmOptions(
         partition=args.partition, time=args.time, cpus_per_task=args.cpus_per_task,
         mem_per_cpu_gb=args.mem_per_cpu_gb, max_array_size=args.max_array_size, qos=args.qos,
-        venv_path=args.venv, sbatch_args=extra))
+        venv_path=args.venv, sbatch_args=extra, wait=args.wait))
 
 
 def _run_filter(args, stages: list[str] | None) -> int:
@@ -85,17 +89,20 @@ def _run_filter(args, stages: list[str] | None) -> int:
             cfg["io"][key] = getattr(args, key)
     if (cfg["io"].get("hub_config") or getattr(args, "hub_split", None)) and cfg["io"].get("format") != "hub":
         raise DataError("--hub-config / --hub-split go with --format hub")
+    if args.wait and args.executor != "slurm":
+        raise DataError("--wait goes with --executor slurm (a local run always finishes before returning)")
     if args.step:
         if args.fresh or args.executor != "local":
             raise DataError("--step runs one rank of one step here: it takes neither --fresh nor --executor slurm")
         stats = run_step(args.paths[:-1], args.paths[-1], cfg, args.step, args.rank, args.keep_rejects)
         if stats is None:
             return 0
+    elif args.executor == "slurm":
+        stats = _submit_filter(args, cfg)
+        if stats is None:
+            return 0
     else:
         stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
-    if stats is None:
-        print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/{STATS_FILE} by the last job")
-        return 0
     brief = {k: stats[k] for k in ("records_read", "kept", "dropped_total", "balanced")}
     brief["dropped"] = stats["dropped"]
     print(json.dumps(brief, ensure_ascii=False))
@@ -103,6 +110,37 @@ def _run_filter(args, stages: list[str] | None) -> int:
         print("error: accounting does not balance: " + "; ".join(stats["problems"]), file=sys.stderr)
         return 1
     return 0
+
+
+def _submit_filter(args, cfg: dict) -> dict | None:
+    """``--executor slurm``: submit, print the job ids (stdout, one a line) and what each step got
+    (stderr); with ``--wait`` (or nothing left to run) return the finished run's stats."""
+    from data_prep.pipeline import slurm_stats, submit_filter
+    from data_prep.slurm_exec import wait
+
+    out = args.paths[-1]
+    steps = submit_filter(args.paths[:-1], out, cfg, exec_options(args), args.keep_rejects, args.fresh)
+    ids = [j for s in steps for j in s.job_ids]
+    for s in steps:
+        if s.job_ids:
+            what = f"{len(s.ranks)} of {s.tasks} task(s)" if len(s.ranks) < s.tasks else f"{s.tasks} task(s)"
+            print(f"[midm] step {s.step} ({what}): job {','.join(s.job_ids)}", file=sys.stderr)
+        else:
+            print(f"[midm] step {s.step}: all {s.tasks} task(s) already complete, not submitted", file=sys.stderr)
+    for job_id in ids:
+        print(job_id)
+    sys.stdout.flush()  # the ids are there for scripts before a --wait begins
+    if ids and not args.wait:
+        print(f"[midm] submitted {len(ids)} job(s); {out}/midm_output.json says \"complete\": true and "
+              f"{out}/{STATS_FILE} appears when the last one (job {ids[-1]}) is done. "
+              f"Follow: squeue -j {','.join(ids)}. "
+              "A failed or cancelled task cancels the jobs after it: run this command again to resubmit only "
+              "what did not finish.", file=sys.stderr)
+        return None
+    if ids:
+        print(f"[midm] waiting for job(s) {','.join(ids)} …", file=sys.stderr)
+        wait(steps)
+    return slurm_stats(out, steps)
 
 
 def build_parser() -> argparse.ArgumentParser:

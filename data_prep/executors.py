@@ -2,7 +2,8 @@
 
 A filter run is a chain of phases (streaming stages, then the dedup barrier, then the
 quality-cut barrier). Locally they run one after the other in this process; under Slurm each
-phase is a job array that depends (``afterok``) on the previous one, submitted at once.
+step is a job array that depends (``afterok``) on the previous one, all submitted at once
+(:mod:`data_prep.slurm_exec`; imported only for ``--executor slurm``).
 """
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from pathlib import Path
 
 @dataclass
 class SlurmOptions:
-    partition: str = "cpu"
+    partition: str | None = None      # None: the cluster's default partition (no directive)
     time: str = "24:00:00"
     cpus_per_task: int = 1
-    mem_per_cpu_gb: int = 2
+    mem_per_cpu_gb: int | None = None  # None: the cluster's DefMemPerCPU (no directive)
     max_array_size: int = 1001
     qos: str = ""
     job_name: str = "midm-data"
     venv_path: str | None = None
     sbatch_args: dict = field(default_factory=dict)
+    wait: bool = False                # block until the submitted jobs have left the queue
 
 
 @dataclass
@@ -40,15 +42,18 @@ def default_venv_activate() -> str | None:
 
 def make_executor(pipeline: list, *, tasks: int, logging_dir: str, opts: ExecOptions, name: str,
                   depends=None):
+    """One step's executor: ``tasks`` ranks of ``pipeline``, logs/completion markers in ``logging_dir``;
+    under Slurm an array job named ``midm-data-<name>`` submitted after ``depends`` succeeded."""
     if opts.kind == "slurm":
-        from datatrove.executor.slurm import SlurmPipelineExecutor
+        from data_prep.slurm_exec import JobIds, MidmSlurmExecutor, env_command
 
         s = opts.slurm
-        return SlurmPipelineExecutor(
-            pipeline=pipeline, tasks=tasks, time=s.time, partition=s.partition, cpus_per_task=s.cpus_per_task,
+        venv = s.venv_path or default_venv_activate()
+        return MidmSlurmExecutor(
+            pipeline=pipeline, tasks=tasks, time=s.time, partition=s.partition or "", cpus_per_task=s.cpus_per_task,
             mem_per_cpu_gb=s.mem_per_cpu_gb, job_name=f"{s.job_name}-{name}", qos=s.qos,
-            venv_path=s.venv_path or default_venv_activate(), sbatch_args=dict(s.sbatch_args),
-            max_array_size=s.max_array_size, depends=depends, logging_dir=logging_dir,
+            venv_path=venv, env_command=env_command(venv), sbatch_args=dict(s.sbatch_args),
+            max_array_size=s.max_array_size, depends=depends, logging_dir=logging_dir, job_id_retriever=JobIds(),
             slurm_logs_folder=os.path.join(logging_dir, "slurm_logs"), requeue=False, mail_user=None,
         )
     from datatrove.executor.local import LocalPipelineExecutor

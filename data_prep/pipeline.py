@@ -31,7 +31,8 @@ from data_prep.executors import ExecOptions, make_executor
 from data_prep.plan import SUMMARY_STEP, counted_stage_names, filter_steps, plan_phases
 
 STREAMING = {"url", "normalize", "langid", "heuristics", "toxicity", "pii"}
-__all__ = ["run_filter", "run_step", "build_executors", "plan_phases", "counted_stage_names", "filter_steps"]
+__all__ = ["run_filter", "submit_filter", "slurm_stats", "run_step",
+           "build_executors", "plan_phases", "counted_stage_names", "filter_steps"]
 
 
 class OutputCounter(PipelineStep):
@@ -115,28 +116,75 @@ def _stage_steps(names: list[str], cfg: dict, paths: RunPaths, keep_rejects: boo
 
 def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
                fresh: bool = False) -> dict | None:
-    """Run (or submit) the filter. Returns the stats dict for local runs, None for Slurm submits.
+    """Run the filter and return its stats; under Slurm submit it and return None, or, with
+    ``opts.slurm.wait``, wait for its jobs and return the stats the summary job wrote.
 
     Raises :class:`DataError` for missing inputs, inputs that are not JSON Lines, and a run in
-    which not one input record was readable (the stats are written first).
+    which not one input record was readable (the stats are written first); under Slurm, see
+    :func:`submit_filter` and :func:`slurm_stats`.
     """
-    if opts.kind == "slurm" and shutil.which("sbatch") is None:
-        raise DataError("`sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
-                        "(or use --executor local)")
-    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
     if opts.kind == "slurm":
-        import subprocess
+        steps = submit_filter(inputs, out, cfg, opts, keep_rejects, fresh)
+        if opts.slurm.wait or not any(s.job_ids for s in steps):
+            from data_prep.slurm_exec import wait
 
-        try:
-            executors[-1].run()  # launching the last job launches its whole dependency chain
-        except subprocess.CalledProcessError as err:
-            raise DataError(f"sbatch failed ({err}); see the message above. Scripts are under "
-                            f"{Path(out) / '_work' / 'logs'}/*/launch_script.slurm") from None
+            wait(steps)
+            return slurm_stats(out, steps)
         return None
+    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
     for ex in executors:
         ex.run()
     summary_step.run()
-    return _checked_stats(summary_step)
+    return _checked_stats(summary_step.stats_path)
+
+
+def submit_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
+                  fresh: bool = False) -> list:
+    """Submit every unfinished rank of every step as dependent Slurm array jobs; returns the
+    :class:`data_prep.slurm_exec.StepJobs` (also in ``OUT/_work/slurm_jobs.json``).
+
+    Raises :class:`DataError` without ``sbatch`` on PATH, while jobs of a previous submission to
+    ``OUT`` are queued or running, for bad inputs, and when sbatch refuses a job.
+    """
+    if shutil.which("sbatch") is None:
+        raise DataError("`sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
+                        "(or use --executor local)")
+    from data_prep.slurm_exec import refuse_if_active, submit
+
+    refuse_if_active(Path(out).resolve())  # before --fresh deletes what those jobs write to
+    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
+    if not any(ex.get_incomplete_ranks() for ex in executors):  # a finished run: nothing to submit
+        summary_step.run()  # build_executors marked OUT in progress; the summary marks it complete again
+    return submit(executors, RunPaths(Path(out).resolve()).work)
+
+
+class SlurmRunFailed(DataError):
+    """A submitted run's jobs left the queue without completing ``OUT`` (exit 1: a job failed or was cancelled)."""
+
+    exit_code = 1
+
+
+def slurm_stats(out: str, steps: list) -> dict:
+    """The stats of a submitted run whose jobs have all left the queue.
+
+    Raises :class:`SlurmRunFailed` naming the first step with unfinished ranks and its logs when
+    the summary job did not complete ``OUT``; :class:`DataError` as :func:`run_filter` does."""
+    from data_prep.docio.inputs import read_manifest
+
+    paths = RunPaths(Path(out).resolve())
+    manifest = read_manifest(paths.out)
+    if not (manifest and manifest.get("complete")):
+        for step in steps:
+            logs = paths.work / "logs" / step.step
+            missing = [r for r in range(step.tasks) if not (logs / "completions" / f"{r:05d}").exists()]
+            if missing:
+                ids = ",".join(step.job_ids) or "none"
+                raise SlurmRunFailed(
+                    f"step {step.step} (job {ids}) did not complete rank(s) {missing}: a task failed or was "
+                    f"cancelled, and the jobs after it were cancelled. Logs: {logs}/slurm_logs/ and "
+                    f"{logs}/logs/. Run the same command again: only the unfinished ranks are resubmitted")
+        raise SlurmRunFailed(f"the jobs ended but {paths.out} is not marked complete; see {paths.work / 'logs'}")
+    return _checked_stats(str(paths.out / STATS_FILE))
 
 
 def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_rejects: bool = False) -> dict | None:
@@ -156,20 +204,20 @@ def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_
                                               check_format=first and rank == 0, start=first and rank == 0)
     if step == SUMMARY_STEP:
         summary_step.run()
-        return _checked_stats(summary_step)
+        return _checked_stats(summary_step.stats_path)
     names = [s.name for s in filter_steps(cfg)]
     executors[names.index(step)]._run_for_rank(rank)
     return None
 
 
-def _checked_stats(summary_step: "Summarize") -> dict:
-    stats = json.loads(Path(summary_step.stats_path).read_text(encoding="utf-8"))
+def _checked_stats(stats_path: str) -> dict:
+    stats = json.loads(Path(stats_path).read_text(encoding="utf-8"))
     read = stats["stages"]["input"]
     if read["in"] and not read["out"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in read["dropped"].items())
         raise DataError(f"not one of the {read['in']} input records was readable ({reasons}); midm data filter "
                         f"reads {JSONL_FORMAT.format(key='text')}, WARC HTML responses, Parquet or a Hub dataset "
-                        f"(--format). Details: {summary_step.stats_path}")
+                        f"(--format). Details: {stats_path}")
     return stats
 
 
@@ -245,7 +293,8 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
 
             def chained(pipeline_steps, exec_name, n_tasks):
                 ex = make_executor(pipeline_steps, tasks=n_tasks, logging_dir=str(logs / f"{name}_{exec_name}"),
-                                   opts=opts, name=exec_name, depends=executors[-1] if executors else None)
+                                   opts=opts, name=f"{name}_{exec_name}",
+                                   depends=executors[-1] if executors else None)
                 executors.append(ex)
 
             use_exact, use_mh = d.get("exact", True), d.get("minhash", True)

@@ -13,6 +13,7 @@ from data_prep.config import load_config
 from data_prep.executors import ExecOptions, SlurmOptions
 from data_prep.pipeline import build_executors
 from data_prep.plan import Step, filter_steps
+from tests.conftest import REPO
 
 
 def test_slurm_executor_chain_and_sbatch_args(tmp_path, sample_mixed):
@@ -27,7 +28,7 @@ def test_slurm_executor_chain_and_sbatch_args(tmp_path, sample_mixed):
 
     assert all(isinstance(e, SlurmPipelineExecutor) for e in executors)
     names = [e.job_name for e in executors]
-    assert names[0] == "midm-data-0_stream" and names[-1] == "midm-data-summary"
+    assert names == [f"midm-data-{step.name}" for step in filter_steps(cfg)]  # as `midm slurm submit` names them
     assert [e.tasks for e in executors] == [8, 8, 1, 8, 8, 14, 1, 8, 8, 1]
     for prev, ex in zip(executors, executors[1:]):
         assert ex.depends is prev  # each phase waits for the previous one
@@ -36,9 +37,16 @@ def test_slurm_executor_chain_and_sbatch_args(tmp_path, sample_mixed):
     assert args["cpus-per-task"] == 2 and args["mem-per-cpu"] == "3G"
     assert args["array"] == "0-3" and args["account"] == "kt-midm"
     assert "qos" not in args and "requeue" not in args
+    assert args["kill-on-invalid-dep"] == "yes"  # a failed task cancels the steps after it
     script = executors[0].get_launch_file_contents(args, "launch_pickled_pipeline x")
-    assert "#SBATCH --partition=debug" in script and "source /opt/venv/bin/activate" in script
+    assert "#SBATCH --partition=debug" in script
+    # the array tasks import this checkout's data_prep, whatever PYTHONPATH the submitter had
+    assert f"source /opt/venv/bin/activate && export PYTHONPATH={REPO}\"${{PYTHONPATH:+:$PYTHONPATH}}\"" in script
     assert executors[0].max_array_size == 4  # 8 tasks -> two array jobs of 4
+    # Defaults: the cluster's default partition and memory (no directive), no merge_stats job per step.
+    executors, _ = build_executors([str(sample_mixed)], str(tmp_path / "out"), cfg, ExecOptions(kind="slurm"))
+    args = executors[0].get_sbatch_args()
+    assert "partition" not in args and "mem-per-cpu" not in args and args["array"] == "0-0"
 
 
 def _state(value, depth: int = 0):
@@ -121,3 +129,11 @@ def test_running_the_steps_rank_by_rank_equals_the_local_run(tmp_path, sample_mi
     assert sorted(r["id"] for r in read_output(tmp_path / "steps")) == sorted(r["id"] for r in read_output(tmp_path / "local"))
     # a step outside the plan is refused
     assert main(["filter", str(sample_mixed), str(tmp_path / "steps"), *args, "--step", "3_nope"]) == 2
+
+
+def test_wait_goes_with_the_slurm_executor(tmp_path, sample_mixed, capsys):
+    from data_prep.cli import main
+
+    assert main(["filter", str(sample_mixed), str(tmp_path / "out"), "--wait"]) == 2
+    assert "--wait goes with --executor slurm" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
