@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                       chat_prompts=args.chat_prompts)
     for sub in ("logs", "summaries"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    if selected == list(STAGES) or not (out / "summaries" / "run.json").exists():  # a partial re-run keeps it
+        from midm.demo_env import run_environment
+
+        env = run_environment(sys.argv[2:] if argv is None else list(argv))
+        (out / "summaries" / "run.json").write_text(json.dumps(env, indent=2))
     started = time.perf_counter()
     timings: dict[str, float] = json.loads((out / "summaries" / "timings.json").read_text()) \
         if (out / "summaries" / "timings.json").exists() else {}
