@@ -24,7 +24,12 @@ def _load(ctx, name: str) -> dict | None:
 
 def _tokens_seen(curve: dict) -> str:
     per_step = curve.get("tokens_per_step")
-    return fmt.tokens(curve["steps"] * per_step) if per_step else f"{curve['steps']} steps"
+    return fmt.tokens(curve["steps"] * per_step) if per_step else "–"
+
+
+def _budget(curve: dict) -> str:
+    """``12 k tokens`` (or ``6 steps`` for a summary written before tokens were recorded)."""
+    return f"{_tokens_seen(curve)} tokens" if curve.get("tokens_per_step") else f"{curve['steps']} steps"
 
 
 def _curve_table(named: dict[str, dict]) -> list[str]:
@@ -83,7 +88,7 @@ def _pretrain_section(ctx, p: dict, figures: dict) -> list[str]:
 
 def _dus_section(ctx, c: dict, parent: dict | None, figures: dict, claims: list[str]) -> list[str]:
     dus, scratch, longer = c["dus"], c["scratch"], c.get("parent_continued")
-    same = _tokens_seen(dus)
+    same = _budget(dus)
     arms = {"DuS + continued training": dus, "same depth from scratch": scratch}
     if longer:
         arms["parent trained on (no DuS)"] = longer
@@ -113,7 +118,7 @@ def _dus_section(ctx, c: dict, parent: dict | None, figures: dict, claims: list[
 
 def _distill_section(ctx, d: dict, teacher: dict | None, figures: dict, claims: list[str]) -> list[str]:
     arms = {"prune + distill": d["distill"], "prune + LM loss": d["pruned_lm"], "same size from scratch": d["scratch"]}
-    same = _tokens_seen(d["distill"])
+    same = _budget(d["distill"])
     teacher_loss = (teacher or {}).get("final_val_loss")
     levels = [Level("teacher (DuS model)", teacher_loss)] if teacher_loss is not None else []
     figures["distill"] = draw(Plot(f"Pruning + distillation vs. alternatives ({same} each)",
