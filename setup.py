@@ -33,8 +33,8 @@ EXTRAS = {
     # `midm convert to-hf|from-hf`
     "convert": ["transformers>=5.0", "safetensors>=0.4", "huggingface-hub>=0.24"],
     "prune": ["nvidia-modelopt==0.43.0"],
-    # `midm demo`: report figures, and `--data <Hub dataset id>`
-    "demo": ["matplotlib>=3.8", "datasets>=3.0"],
+    # `midm demo`: report figures and HTML (Python-Markdown), and `--data <Hub dataset id>`
+    "demo": ["matplotlib>=3.8", "markdown>=3.5", "datasets>=3.0"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "dill>=0.3.8"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name not in ("gpu", "vllm") for dep in deps})

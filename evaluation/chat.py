@@ -63,6 +63,8 @@ def chat_generations(hf_dir: str | Path, conversations: list[list[dict]], *, max
     """Greedy replies to each conversation's opening turn(s): ``{"share_ending_with_eot", "items"}``."""
     import torch
 
+    from tokenizer.decode import decode_ids
+
     tok, model = _load(hf_dir)
     eot = tok.convert_tokens_to_ids("<|eot_id|>")
     items, ended = [], 0
@@ -75,8 +77,9 @@ def chat_generations(hf_dir: str | Path, conversations: list[list[dict]], *, max
         new = out[0, ids.shape[1]:].tolist()
         stop = bool(new) and new[-1] == eot
         ended += stop
-        items.append({"prompt": prompt[-1]["content"], "reply": tok.decode(new, skip_special_tokens=True),
-                      "ends_with_eot": stop, "new_tokens": len(new)})
+        reply = decode_ids(tok, new)  # no U+FFFD for a character cut off at max_new_tokens
+        items.append({"prompt": prompt[-1]["content"], "reply": reply.text, "dangling_bytes": reply.dangling_bytes,
+                      "invalid_bytes": reply.invalid_bytes, "ends_with_eot": stop, "new_tokens": len(new)})
     return {"share_ending_with_eot": ended / max(len(items), 1), "items": items}
 
 

@@ -171,7 +171,48 @@ def summarize(bench: Benchmark, leaves: list[str], results: dict) -> dict[str, A
             "score_micro": round(micro * bench.scale, 4), "score_macro": round(macro * bench.scale, 4),
             "num_fewshot": bench.num_fewshot, "n_samples": total, "lm_eval_tasks": list(bench.lm_eval_tasks),
             "leaves": {t: {"value": values[t], "n": sizes[t]} for t in leaves},
-            "lm_eval_group_values": groups}
+            "lm_eval_group_values": groups, **answer_distribution(results, leaves, bench.scale)}
+
+
+def _loglikelihood(resp) -> float:
+    while isinstance(resp, (list, tuple)):  # (loglikelihood, is_greedy), possibly wrapped once more
+        resp = resp[0]
+    return float(resp)
+
+
+def answer_distribution(results: dict, leaves: list[str], scale: float = 100.0) -> dict[str, Any]:
+    """For multiple-choice leaves: how often the model picked each answer, how often each was right,
+    and the chance level on the card's scale.
+
+    Reads lm-eval's logged samples (``results["samples"][task]``: per choice the log-likelihood of its
+    continuation); the pick is the arg-max log-likelihood, as lm-eval's ``acc``. Returns
+    ``{"answers": {"choices", "predicted", "gold"}, "chance": float}`` (counts per choice text), or ``{}``
+    when there are no multiple-choice samples (generative tasks, or samples not logged).
+    """
+    samples = results.get("samples") or {}
+    predicted: dict[str, int] = {}
+    gold: dict[str, int] = {}
+    choices: list[str] = []
+    inverse_choices: list[float] = []
+    for task in leaves:
+        for sample in samples.get(task, []):
+            args = sample.get("arguments") or []
+            resps = sample.get("filtered_resps") or []
+            if len(args) < 2 or len(args) != len(resps):
+                continue
+            texts = [str(a[1]).strip() for a in args]
+            pick = max(range(len(resps)), key=lambda i: _loglikelihood(resps[i]))
+            predicted[texts[pick]] = predicted.get(texts[pick], 0) + 1
+            target = sample.get("target")
+            if isinstance(target, int) and 0 <= target < len(texts):
+                gold[texts[target]] = gold.get(texts[target], 0) + 1
+            choices += [t for t in texts if t not in choices]
+            inverse_choices.append(1.0 / len(texts))
+    if not inverse_choices:
+        return {}
+    return {"answers": {"choices": choices, "predicted": {c: predicted.get(c, 0) for c in choices},
+                        "gold": {c: gold.get(c, 0) for c in choices}},
+            "chance": round(scale * sum(inverse_choices) / len(inverse_choices), 4)}
 
 
 def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None = None,
@@ -305,7 +346,8 @@ def _evaluate(manager, benchmarks: list[Benchmark], lm, *, limit: float | None, 
         leaves_of[bench.name] = sorted(loaded["tasks"])
         top_level += [loaded["groups"].get(n) or loaded["tasks"][n] for n in bench.lm_eval_tasks]
     results = simple_evaluate(
-        model=lm, tasks=top_level, limit=limit, bootstrap_iters=bootstrap_iters, log_samples=False,
+        # samples logged (kept in memory only) for the answer distribution of multiple-choice tasks
+        model=lm, tasks=top_level, limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True,
         task_manager=manager, apply_chat_template=apply_chat_template, confirm_run_unsafe_code=allow_code_execution,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
     )

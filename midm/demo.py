@@ -1,11 +1,13 @@
 """``midm demo`` — the whole Mi:dm lineage at tiny scale, through the real ``midm`` stages.
 
 filter (8 stages) → tokenizer train/eval → tokenize → pretrain the parent → DuS → continued
-training (vs. the same deep model from scratch) → prune → distill (vs. the small model from
-scratch) → SFT of both on Korean conversations → convert to HF → generate Korean continuations →
+training (vs. the same deep model from scratch, and vs. the parent trained on for the same tokens) →
+prune → distill (vs. the small model from scratch) → SFT of both on Korean conversations → convert to HF → generate Korean continuations →
 chat replies and held-out assistant loss before/after SFT → evaluate (``-inst`` models through
 their chat template) → model-card table →
-``report.md`` / ``report.html``. Every step but one is a subprocess running the same CLI a cluster job
+``report.md`` / ``report.html`` (each claim with its numbers, scores beside chance, a "Run" section with
+wall times, machine, versions and the command; ``benchmarks/report_screenshot.py`` checks its layout in
+headless Chromium). Every step but one is a subprocess running the same CLI a cluster job
 runs (``midm/runs.py``), except generation, which loads the exported HF models in-process with
 ``transformers``; each log goes to ``OUT/logs/`` and each summary to ``OUT/summaries/``. Finished stages are
 reused on a re-run unless ``--force``.
@@ -71,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
                       chat_prompts=args.chat_prompts)
     for sub in ("logs", "summaries"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    if selected == list(STAGES) or not (out / "summaries" / "run.json").exists():  # a partial re-run keeps it
+        from midm.demo_env import run_environment
+
+        env = run_environment(sys.argv[2:] if argv is None else list(argv))
+        (out / "summaries" / "run.json").write_text(json.dumps(env, indent=2))
     started = time.perf_counter()
     timings: dict[str, float] = json.loads((out / "summaries" / "timings.json").read_text()) \
         if (out / "summaries" / "timings.json").exists() else {}

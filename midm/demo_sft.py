@@ -67,39 +67,55 @@ def stage_chat(ctx, label: str) -> dict:
     return result
 
 
-def report_section(sft: dict | None, chat: dict | None) -> list[str]:
-    """Markdown for the report (empty when the stages did not run)."""
+def report_section(sft: dict | None, chat: dict | None, claims: list[str] | None = None) -> list[str]:
+    """Markdown for the report (empty when the stages did not run); appends one claim per model to ``claims``."""
+    from midm import report_format as fmt
+
     lines: list[str] = []
     if sft is not None:
         d = sft["data"]
+        train = d["splits"]["train"]
+        accounted = "every conversation accounted for" if d.get("balanced") else "**the accounting does not balance**"
         lines += ["## 7. Supervised fine-tuning (chat)", "",
-                  f"`midm data sft` read **{d['conversations_read']}** Korean conversations (songys/Chatbot_data), "
-                  f"kept **{d['kept']}**, truncated {d['truncated']}, dropped {d['dropped_total']} {d['dropped']} "
-                  f"(balanced: {d['balanced']}); packed into {d['splits']['train']['samples']} training samples of "
-                  f"{d['seq_length']} tokens ({d['splits']['train']['fill']:.0%} full). Loss on assistant tokens "
-                  "and their `<|eot_id|>` only.", "",
-                  "| model | SFT steps | final train loss | final validation loss |", "|---|---|---|---|"]
+                  f"`midm data sft` read **{fmt.count(d['conversations_read'])}** Korean conversations "
+                  f"(songys/Chatbot_data), kept **{fmt.count(d['kept'])}**, truncated {fmt.count(d['truncated'])}, "
+                  f"dropped {fmt.count(d['dropped_total'])} ({fmt.counts(d.get('dropped'))}); {accounted}. Packed into "
+                  f"{fmt.count(train['samples'])} training samples of {fmt.count(d['seq_length'])} tokens "
+                  f"({train['fill']:.0%} full). Loss on assistant tokens and their `<|eot_id|>` only.", "",
+                  "| model | SFT steps | final train loss | final validation loss |", "|---|---:|---:|---:|"]
         for name in SFT_MODELS:
             if name in sft:
                 c = sft[name]["run"]
-                val = c.get("final_val_loss")
-                lines.append(f"| {name} | {c['steps']} | {c['final_loss']:.4f} | "
-                             f"{'' if val is None else f'{val:.4f}'} |")
+                lines.append(f"| {name} | {fmt.count(c['steps'])} | {fmt.loss(c.get('final_loss'))} | "
+                             f"{fmt.loss(c.get('final_val_loss'))} |")
         lines.append("")
     if chat is not None:
-        lines += [f"Held-out conversations: {chat['heldout_conversations']} (assistant-token loss); replies are greedy, "
-                  "through each exported model's chat template.", "",
-                  "| model | held-out assistant loss | replies ending with `<|eot_id|>` |", "|---|---|---|"]
+        lines += [f"Held-out conversations: {fmt.count(chat['heldout_conversations'])} (assistant-token loss); replies "
+                  "are greedy, through each exported model's chat template.", "",
+                  "| model | held-out assistant loss | replies ending with `<|eot_id|>` |", "|---|---:|---:|"]
         for name in SFT_MODELS:
             for variant in ("before", "after"):
                 m = chat.get(name, {}).get(variant)
                 if m:
                     lines.append(f"| {name} {variant} SFT | {m['heldout_assistant_loss']:.3f} | "
                                  f"{m['share_ending_with_eot']:.0%} |")
-        lines += ["", "| model | question | reply |", "|---|---|---|"]
+        lines.append("")
         for name in SFT_MODELS:
-            for item in chat.get(name, {}).get("after", {}).get("generations", [])[:4]:
-                reply = item["reply"].replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| {name}-inst | {item['prompt']} | {reply} |")
+            before, after = chat.get(name, {}).get("before"), chat.get(name, {}).get("after")
+            if before and after:
+                sentence = fmt.lower_is_better(f"SFT teaches the {name} to answer",
+                                               (f"{name}-inst", after["heldout_assistant_loss"]),
+                                               (f"{name} before SFT", before["heldout_assistant_loss"]),
+                                               "held-out assistant loss")
+                lines.append(f"- {sentence}")
+                if claims is not None:
+                    claims.append(sentence)
+        lines += ["", "Chat answers to held-out questions (greedy), before and after SFT:", "",
+                  "| model | question | before SFT | after SFT (-inst) |", "|---|---|---|---|"]
+        for name in SFT_MODELS:
+            befores = chat.get(name, {}).get("before", {}).get("generations", [])
+            for i, item in enumerate(chat.get(name, {}).get("after", {}).get("generations", [])[:4]):
+                before = befores[i]["reply"] if i < len(befores) else ""
+                lines.append(f"| {name} | {fmt.cell(item['prompt'])} | {fmt.cell(before)} | {fmt.cell(item['reply'])} |")
         lines.append("")
     return lines

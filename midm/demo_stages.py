@@ -168,11 +168,14 @@ def _vocab(ctx: DemoContext) -> int:
     return int(meta["padded_vocab_size"])
 
 
+DEMO_BATCH = 8  # sequences per step of every demo training run
+
+
 def _train_args(ctx: DemoContext, recipe: str, run_name: str, steps: int, *extra: str) -> list[str]:
     # Laptop-sized batches (8 × 128 tokens, one micro-batch) keep the whole demo within minutes on 2 cores.
     sets = [f"data.blend={ctx.tokens_prefix}", f"model.vocab_size={_vocab(ctx)}", f"logging.dir={ctx.path('runs')}",
             f"logging.run_name={run_name}", f"train.steps={steps}", f"train.eval_interval={max(steps // 6, 1)}",
-            "train.eval_steps=2", "train.global_batch_size=8", "train.micro_batch_size=8",
+            "train.eval_steps=2", f"train.global_batch_size={DEMO_BATCH}", f"train.micro_batch_size={DEMO_BATCH}",
             f"checkpoint.save_interval={steps}", "logging.tensorboard=false", *ctx.overrides, *extra]
     return [arg for item in sets for arg in ("--set", item)]
 
@@ -184,8 +187,13 @@ def _fresh(ctx: DemoContext, *run_names: str) -> None:
         shutil.rmtree(ctx.run_dir(name), ignore_errors=True)
 
 
-def _curve(ctx: DemoContext, run_name: str) -> dict:
-    return read_curve(ctx.run_dir(run_name))
+def _curve(ctx: DemoContext, run_name: str, recipe: str) -> dict:
+    """The run's loss curves (``read_curve``) plus ``tokens_per_step`` (sequences × sequence length), so the
+    report can put runs compared at equal tokens on a token axis."""
+    from recipes import get_recipe
+
+    seq_length = get_recipe(recipe, list(ctx.overrides)).data.seq_length
+    return {**read_curve(ctx.run_dir(run_name)), "recipe": recipe, "tokens_per_step": DEMO_BATCH * seq_length}
 
 
 def stage_pretrain(ctx: DemoContext, label: str) -> dict:
@@ -193,7 +201,7 @@ def stage_pretrain(ctx: DemoContext, label: str) -> dict:
     _fresh(ctx, "parent")
     run(ctx, label, "pretrain", ["train", "--recipe", f.parent, "--resume", "none",
                                  *_train_args(ctx, f.parent, "parent", ctx.steps)], show=_every(20))
-    return _curve(ctx, "parent")
+    return _curve(ctx, "parent", f.parent)
 
 
 def stage_dus(ctx: DemoContext, label: str) -> dict:
@@ -205,15 +213,22 @@ def stage_dus(ctx: DemoContext, label: str) -> dict:
 
 
 def stage_continued(ctx: DemoContext, label: str) -> dict:
+    """Three arms on the same tokens: the DuS model trained on, the deep model from scratch, and the parent
+    itself trained on (the baseline DuS must beat to be worth its extra depth)."""
     f = ctx.family
     dus = ctx.path("checkpoints", "dus")
-    _fresh(ctx, "deep_dus", "deep_scratch")
+    parent = ctx.run_dir("parent") / "checkpoints"
+    _fresh(ctx, "deep_dus", "deep_scratch", "parent_continued")
     run(ctx, label, "continued", ["train", "--recipe", f.deep, "--resume", "none",
                                   *_train_args(ctx, f.deep, "deep_dus", ctx.continue_steps, f"checkpoint.load={dus}")],
         show=_every(25))
     run(ctx, label, "continued", ["train", "--recipe", f.deep, "--resume", "none",
                                   *_train_args(ctx, f.deep, "deep_scratch", ctx.continue_steps)], show=_every(25))
-    return {"dus": _curve(ctx, "deep_dus"), "scratch": _curve(ctx, "deep_scratch")}
+    run(ctx, label, "continued", ["train", "--recipe", f.parent, "--resume", "none",
+                                  *_train_args(ctx, f.parent, "parent_continued", ctx.continue_steps,
+                                               f"checkpoint.load={parent}")], show=_every(25))
+    return {"dus": _curve(ctx, "deep_dus", f.deep), "scratch": _curve(ctx, "deep_scratch", f.deep),
+            "parent_continued": _curve(ctx, "parent_continued", f.parent)}
 
 
 def stage_prune(ctx: DemoContext, label: str) -> dict:
@@ -239,8 +254,8 @@ def stage_distill(ctx: DemoContext, label: str) -> dict:
         show=_every(25))
     run(ctx, label, "distill", ["train", "--recipe", f.mini, "--resume", "none",
                                 *_train_args(ctx, f.mini, "mini_scratch", steps)], show=_every(25))
-    return {"distill": _curve(ctx, "mini_distill"), "pruned_lm": _curve(ctx, "mini_pruned_lm"),
-            "scratch": _curve(ctx, "mini_scratch")}
+    return {"distill": _curve(ctx, "mini_distill", f.mini), "pruned_lm": _curve(ctx, "mini_pruned_lm", f.mini),
+            "scratch": _curve(ctx, "mini_scratch", f.mini)}
 
 
 # ----------------------------------------------------------------------------------- HF + eval
@@ -265,6 +280,8 @@ def stage_generate(ctx: DemoContext, label: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tokenizer.decode import decode_ids
+
     torch.manual_seed(0)
     generations: dict[str, list[dict]] = {}
     for name in MODELS:
@@ -278,9 +295,10 @@ def stage_generate(ctx: DemoContext, label: str) -> dict:
                 torch.manual_seed(0)
                 out = model.generate(**ids, max_new_tokens=40, do_sample=True, temperature=0.8, top_p=0.95,
                                      no_repeat_ngram_size=3, pad_token_id=tokenizer.pad_token_id)
-            text = tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
-            generations[name].append({"prompt": prompt, "continuation": text})
-            print(f"{label} {name}: {prompt}▸{text[:80]!r}", flush=True)
+            text = decode_ids(tokenizer, out[0][ids["input_ids"].shape[1]:].tolist())
+            generations[name].append({"prompt": prompt, "continuation": text.text,
+                                      "dangling_bytes": text.dangling_bytes, "invalid_bytes": text.invalid_bytes})
+            print(f"{label} {name}: {prompt}▸{text.text[:80]!r}", flush=True)
     return {"generations": generations}
 
 

@@ -63,14 +63,15 @@ def test_scores_equal_lm_eval_on_plain_task_files(our_run, tiny_hf_model, bench_
     assert saved["results"]["klue_nli_mc"]["acc,none"] == summary["benchmarks"]["klue_nli_mc"]["raw"]
 
 
-def _independent_accuracy(model_dir: Path, data_file: Path) -> float:
-    """Argmax of summed continuation log-likelihood, as lm-eval defines `acc` for multiple choice."""
+def _independent_accuracy(model_dir: Path, data_file: Path) -> tuple[float, dict[str, int]]:
+    """Argmax of summed continuation log-likelihood, as lm-eval defines `acc` for multiple choice; also how
+    often each answer was picked."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = LlamaForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     docs = [json.loads(line) for line in data_file.read_text(encoding="utf-8").splitlines()]
-    correct = 0
+    correct, picked = 0, {choice: 0 for choice in CHOICES}
     for doc in docs:
         context = (f"전제: {doc['premise']}\n가설: {doc['hypothesis']}\n"
                    "질문: 전제가 참일 때 가설은 참, 알 수 없음, 거짓 중 무엇입니까?\n정답:")
@@ -81,15 +82,21 @@ def _independent_accuracy(model_dir: Path, data_file: Path) -> float:
         with torch.no_grad():
             logp = model(batch).logits.log_softmax(-1)
         scores = [sum(logp[c, i - 1, w[i]].item() for i in range(len(ctx), len(w))) for c, w in enumerate(wholes)]
-        correct += int(max(range(3), key=scores.__getitem__) == doc["label"])
-    return correct / len(docs)
+        pick = max(range(3), key=scores.__getitem__)
+        picked[CHOICES[pick]] += 1
+        correct += int(pick == doc["label"])
+    return correct / len(docs), picked
 
 
 @pytest.mark.parametrize("name", LOCAL_TASKS)
 def test_scores_equal_an_independent_scoring(our_run, tiny_hf_model, bench_dir, name):
     summary, _ = our_run
-    expected = _independent_accuracy(tiny_hf_model, bench_dir / LOCAL_DATA[name])
-    assert summary["benchmarks"][name]["raw"] == pytest.approx(expected, abs=1e-9)
+    expected, picked = _independent_accuracy(tiny_hf_model, bench_dir / LOCAL_DATA[name])
+    bench = summary["benchmarks"][name]
+    assert bench["raw"] == pytest.approx(expected, abs=1e-9)
+    # the answer distribution the demo report shows beside the chance level (one in three)
+    assert bench["answers"]["predicted"] == picked and bench["chance"] == pytest.approx(100 / 3, abs=1e-3)
+    assert sum(bench["answers"]["gold"].values()) == bench["n_samples"]
 
 
 def test_offline_run_names_missing_local_copies(tiny_hf_model, tmp_path, capsys):

@@ -53,7 +53,13 @@ def test_reduced_demo_runs_every_stage(tmp_path):
     assert len(hf_tok["eos_token_id"]) == 2  # <|end_of_text|> and <|eot_id|>
     for png in ("parent_loss.png", "dus_vs_scratch.png", "distill_vs_scratch.png"):
         assert (out / png).stat().st_size > 1000
-    assert "<table>" in (out / "report.html").read_text()
+    assert '<div class="table-scroll"><table>' in (out / "report.html").read_text()
+    # The parent trained on for the DuS model's tokens is the DuS baseline; every score comes with its chance level.
+    continued = json.loads((summaries / "continued.json").read_text())
+    assert continued["parent_continued"]["steps"] == continued["dus"]["steps"] == 6
+    evaluated = json.loads((summaries / "eval.json").read_text())["results"]["mini"]["benchmarks"]["klue_nli_mc"]
+    assert evaluated["chance"] == pytest.approx(100 / 3, abs=0.01) and sum(evaluated["answers"]["predicted"].values()) == 12
+    assert "parent trained on" in report and "## Run" in report and "\ufffd" not in report
     assert (out / "hf" / "mini" / "config.json").exists()
 
     # Re-running reuses finished stages; --stages picks a subset.
