@@ -5,7 +5,12 @@ a corpus (default: a Korean web/review/statute mix built from ../shared/data), t
 the documents through each stage object alone to attribute the time. Any JSONL corpus can be
 given with --input. Prints one JSON line.
 
-    python benchmarks/data_filter_throughput.py [--input FILE.jsonl] [--docs 20000]
+``--baseline fineweb2`` then runs, in the same process on the same corpus, datatrove's FineWeb-2
+Korean chain (``benchmarks/fineweb2_chain.py``: its steps, ``kor_Hang`` thresholds and Kiwi
+words; which steps and why some are left out are listed there and in the output) with one task on
+one worker too, and reports both docs/s per core and ``ratio`` = ours / theirs.
+
+    python benchmarks/data_filter_throughput.py [--input FILE.jsonl] [--docs 20000] [--baseline fineweb2]
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -49,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--input", help="JSONL corpus (default: built from ../shared/data)")
     ap.add_argument("--docs", type=int, default=20000)
     ap.add_argument("--stages", default=None, help="comma list (default: all 8)")
+    ap.add_argument("--baseline", choices=["fineweb2"], help="also time FineWeb-2's Korean chain (datatrove)")
+    ap.add_argument("--no-replay", action="store_true", help="skip the per-stage replay timing")
     args = ap.parse_args(argv)
     from data_prep.config import load_config
     from data_prep.executors import ExecOptions
@@ -68,18 +76,43 @@ def main(argv=None) -> int:
                            fresh=True)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-        per_stage = stage_times(corpus, cfg, Path(tmp) / "replay")
+        per_stage = None if args.no_replay else stage_times(corpus, cfg, Path(tmp) / "replay")
+        base = fineweb2_run(corpus, Path(tmp) / "fineweb2") if args.baseline else None
+    ours = stats["records_read"] / wall
+    extra = {}
+    if base:
+        extra = {"ratio_docs_per_s_per_core": round(ours / base["docs_per_s_per_core"], 2),
+                 "ratio_docs_per_cpu_s": round(stats["records_read"] / cpu / base["docs_per_cpu_s"], 2)}
+        extra["baseline"] = {**base, "docs_per_s_per_core": round(base["docs_per_s_per_core"], 2),
+                             "docs_per_cpu_s": round(base["docs_per_cpu_s"], 2)}
     print(json.dumps({
         "benchmark": "data_filter_throughput", "corpus": str(args.input or "shared mix (comments/reviews/statutes)"),
         "docs": stats["records_read"], "mb": round(n_bytes / 1e6, 2), "kept": stats["kept"], "tasks": 1,
         "workers": 1, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-        "docs_per_s_per_core": round(stats["records_read"] / wall, 1),
+        "docs_per_s_per_core": round(ours, 1),
         "mb_per_s_per_core": round(n_bytes / 1e6 / wall, 3),
         "docs_per_cpu_s": round(stats["records_read"] / cpu, 1), "mb_per_cpu_s": round(n_bytes / 1e6 / cpu, 3),
         "load_average_1m": round(os.getloadavg()[0], 2),
-        "stage_seconds_replay": per_stage, "dropped": stats["dropped"], "balanced": stats["balanced"],
+        "stage_seconds_replay": per_stage, "dropped": stats["dropped"], "balanced": stats["balanced"], **extra,
     }, ensure_ascii=False))
     return 0
+
+
+def fineweb2_run(corpus: Path, work: Path) -> dict:
+    """Time FineWeb-2's Korean chain (``benchmarks/fineweb2_chain.py``) on ``corpus``, 1 task, 1 worker."""
+    import gzip
+
+    from fineweb2_chain import STEPS_LEFT_OUT, STEPS_RUN, fineweb2_executors
+
+    n_docs = sum(1 for _ in open(corpus, encoding="utf-8"))
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for ex in fineweb2_executors(corpus, work):
+        ex.run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    kept = sum(1 for f in (work / "output").glob("*.jsonl.gz") for _ in gzip.open(f, "rt", encoding="utf-8"))
+    return {"chain": "fineweb2 kor_Hang (datatrove)", "steps_run": STEPS_RUN, "steps_left_out": STEPS_LEFT_OUT,
+            "kept": kept, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "docs_per_s_per_core": n_docs / wall, "docs_per_cpu_s": n_docs / cpu}
 
 
 def stage_times(corpus: Path, cfg: dict, work: Path) -> dict:

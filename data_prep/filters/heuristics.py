@@ -110,6 +110,14 @@ class HeuristicsStage(MidmStage):
         sample = self.segmenter.sample(doc.text, lang)
         words = self.segmenter.words(sample, lang)
         stats = compute_stats(doc.text, words, self.stopwords.get(lang, frozenset()),
-                              rules.get("short_line_chars", 30), word_text=sample)
+                              rules.get("short_line_chars", 30), word_text=sample, **self.ngram_sizes(rules))
         self.counts["words"] += stats.n_words
         return check_rules(stats, rules)
+
+    @staticmethod
+    def ngram_sizes(rules: dict) -> dict[str, tuple[int, ...]]:
+        """The n-gram sizes ``rules`` set a limit for (computing the others only costs time)."""
+        def sizes(key: str) -> tuple[int, ...]:
+            return tuple(sorted(int(n) for n, v in (rules.get(key) or {}).items() if v is not None))
+
+        return {"top_ns": sizes("max_top_ngram_char_frac"), "dup_ns": sizes("max_dup_ngram_char_frac")}

@@ -129,18 +129,20 @@ class Segmenter:
         if lang != "ko":
             return [w for w in _EN_WORD.findall(text)]
         if self._kiwi is None:
-            from kiwipiepy import Kiwi
+            from data_prep.kiwi_shared import shared_kiwi
 
-            self._kiwi = Kiwi(num_workers=-1)
+            self._kiwi = shared_kiwi()
         text = self.sample(text, lang)
         return [tok.form if tok.tag not in _PUNCT_TAGS else f"\x00{tok.form}" for tok in self._kiwi.tokenize(text)]
 
 
 def compute_stats(text: str, words_raw: list[str], stopwords: frozenset[str], short_line_chars: int = 30,
-                  word_text: str | None = None) -> DocStats:
+                  word_text: str | None = None, top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> DocStats:
     """``words_raw`` marks punctuation tokens with a leading NUL (they are not words).
 
     ``word_text`` is the part of ``text`` the words came from (word-relative ratios use it).
+    ``top_ns``/``dup_ns``: the n-gram sizes to compute (the heuristics stage asks only for the
+    ones its rules check; the others are absent from the dicts).
     """
     word_text = text if word_text is None else word_text
     words = [w for w in words_raw if not w.startswith("\x00") and not (len(w) == 1 and not w.isalnum())]
@@ -152,7 +154,7 @@ def compute_stats(text: str, words_raw: list[str], stopwords: frozenset[str], sh
     alpha = sum(1 for w in words if any(c.isalpha() for c in w))
     dup_line, dup_line_chars = _dup_frac(lines)
     dup_para, dup_para_chars = _dup_frac(paras)
-    top, dup = ngram_stats(words)
+    top, dup = ngram_stats(words, top_ns, dup_ns)
     terminal = sum(1 for ln in lines if ln.rstrip().endswith(_TERMINAL) or _KO_FINAL.search(ln.rstrip()))
     return DocStats(
         n_chars=len(text), n_words=len(words), n_lines=len(lines),

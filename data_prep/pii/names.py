@@ -61,7 +61,7 @@ def _looks_like_name(form: str) -> bool:
 
 
 class NameAddressFinder:
-    """Lazily builds one Kiwi per worker process."""
+    """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily."""
 
     def __init__(self) -> None:
         self._kiwi = None
@@ -69,9 +69,9 @@ class NameAddressFinder:
     @property
     def kiwi(self):
         if self._kiwi is None:
-            from kiwipiepy import Kiwi
+            from data_prep.kiwi_shared import shared_kiwi
 
-            self._kiwi = Kiwi(num_workers=-1)
+            self._kiwi = shared_kiwi()
         return self._kiwi
 
     _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,9}")
@@ -120,20 +120,22 @@ class NameAddressFinder:
         chunks: list[tuple[list[tuple[int, int, str]], bool]] = []
         for m in self._CHUNK.finditer(text):
             chunk, start = m.group(0), m.start()
+            if chunk[0] not in SURNAMES_1 and chunk[:2] not in SURNAMES_2:
+                continue  # no alternative can pass _looks_like_name
             alts: list[tuple[int, int, str]] = []
             strong = False
             for length in (3, 4, 2):
                 form, rest = chunk[:length], chunk[length:]
                 if len(form) != length or not _looks_like_name(form):
                     continue
-                titled = any(rest.startswith(t) for t in TITLES)
+                titled = rest.startswith(TITLES)
                 if rest not in self._PARTICLES and not titled:
                     continue
                 end = start + length
                 after = text[end:end + 12]
                 strong = strong or (
                     titled
-                    or any(after.lstrip().startswith(t) for t in TITLES)
+                    or after.lstrip().startswith(TITLES)
                     or bool(LABELS.search(text[max(0, start - 20):start]))
                     or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
                     or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))

@@ -46,6 +46,12 @@ def test_rules_per_profile():
     spam = "오늘 특가 세일 지금 바로 구매하세요 최저가 보장 " * 40
     s = compute_stats(spam, seg.words(spam, "ko"), stage.stopwords["ko"])
     assert check_rules(s, stage.rules_for("ko", False, None)) is not None
+    # the stage computes only the n-gram sizes a profile limits: same decision as computing all
+    for rules in (stage.rules_for("ko", False, None), stage.rules_for("ko", True, None)):
+        sizes = stage.ngram_sizes(rules)
+        only = compute_stats(spam, seg.words(spam, "ko"), stage.stopwords["ko"], **sizes)
+        assert set(only.top_ngram_char_frac) | set(only.dup_ngram_char_frac) == set(sum(sizes.values(), ()))
+        assert check_rules(only, rules) == check_rules(s, rules)
     review = "배우들 연기가 정말 좋았고 음악도 훌륭했어요... 다시 보고 싶네요"
     s = compute_stats(review, seg.words(review, "ko"), stage.stopwords["ko"])
     assert check_rules(s, stage.rules_for("ko", True, None)) is None
