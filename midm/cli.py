@@ -20,22 +20,36 @@ from midm.errors import MidmError
 class Stage:
     target: str  # "package.module:function", called with the remaining argv
     summary: str
+    parser: str = ""  # "package.module:function" returning the stage's ArgumentParser(s), for help checks
 
 
 STAGES: dict[str, Stage] = {
-    "recipe": Stage("recipes.cli:main", "show a resolved recipe as JSON (incl. num_parameters)"),
-    "train": Stage("megatron_ext.commands.train:main", "pretrain / continue training a recipe on Megatron-Core"),
-    "data": Stage("data_prep.cli:main", "filter · dedup · pii · synth · mix · tokenize"),
-    "tokenizer": Stage("tokenizer.cli:main", "train · eval · export the Korean-optimized tokenizer"),
-    "dus": Stage("megatron_ext.commands.dus:main", "depth-up scale a checkpoint (layer duplication)"),
-    "prune": Stage("megatron_ext.commands.prune:main", "Minitron-style width/depth pruning of a checkpoint"),
-    "distill": Stage("megatron_ext.commands.distill:main", "logit distillation from a frozen teacher"),
-    "sft": Stage("megatron_ext.commands.sft:main", "supervised fine-tuning on packed chat data (same Trainer)"),
-    "dpo": Stage("megatron_ext.commands.dpo:main", "preference tuning (DPO) against a frozen reference"),
-    "convert": Stage("megatron_ext.commands.convert:main", "to-hf · from-hf checkpoint conversion"),
-    "eval": Stage("evaluation.cli:main", "lm-evaluation-harness runs and paper tables"),
-    "slurm": Stage("slurm.cli:main", "render · submit sbatch scripts for any stage"),
-    "demo": Stage("midm.demo:main", "the whole Mi:dm lineage at tiny scale"),
+    "recipe": Stage("recipes.cli:main", "show a resolved recipe as JSON (incl. num_parameters)",
+        "recipes.cli:build_parser"),
+    "train": Stage("megatron_ext.commands.train:main", "pretrain / continue training a recipe on Megatron-Core",
+        "megatron_ext.commands.train:build_parser"),
+    "data": Stage("data_prep.cli:main", "filter · dedup · pii · synth · mix · tokenize",
+        "data_prep.cli:build_parser"),
+    "tokenizer": Stage("tokenizer.cli:main", "train · eval · export the Korean-optimized tokenizer",
+        "tokenizer.cli:build_parser"),
+    "dus": Stage("megatron_ext.commands.dus:main", "depth-up scale a checkpoint (layer duplication)",
+        "megatron_ext.commands.dus:build_parser"),
+    "prune": Stage("megatron_ext.commands.prune:main", "Minitron-style width/depth pruning of a checkpoint",
+        "megatron_ext.commands.prune:build_parser"),
+    "distill": Stage("megatron_ext.commands.distill:main", "logit distillation from a frozen teacher",
+        "megatron_ext.commands.distill:build_parser"),
+    "sft": Stage("megatron_ext.commands.sft:main", "supervised fine-tuning on packed chat data (same Trainer)",
+        "megatron_ext.commands.sft:build_parser"),
+    "dpo": Stage("megatron_ext.commands.dpo:main", "preference tuning (DPO) against a frozen reference",
+        "megatron_ext.commands.dpo:build_parser"),
+    "convert": Stage("megatron_ext.commands.convert:main", "to-hf · from-hf · reshard checkpoint conversion",
+        "megatron_ext.commands.convert:build_parser"),
+    "eval": Stage("evaluation.cli:main", "lm-evaluation-harness runs and paper tables",
+        "evaluation.cli:build_parsers"),
+    "slurm": Stage("slurm.cli:main", "render · submit sbatch scripts for any stage",
+        "slurm.cli:build_parser"),
+    "demo": Stage("midm.demo:main", "the whole Mi:dm lineage at tiny scale",
+        "midm.demo:build_parser"),
 }
 
 

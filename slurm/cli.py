@@ -35,9 +35,9 @@ def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str
     res.add_argument("--ntasks-per-node", type=int, default=None,
                      help="tasks per node (default: one per GPU; set it for CPU runs)")
     res.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per task (passed to srun as well)")
-    res.add_argument("--partition", default=None)
-    res.add_argument("--account", default=None)
-    res.add_argument("--qos", default=None)
+    res.add_argument("--partition", default=None, help="#SBATCH --partition (default: the cluster's default)")
+    res.add_argument("--account", default=None, help="#SBATCH --account to charge (default: none)")
+    res.add_argument("--qos", default=None, help="#SBATCH --qos (default: none)")
     res.add_argument("--time", default=None, help="time limit, e.g. 4:00:00 or 2-00:00:00")
     env = p.add_argument_group("environment")
     env.add_argument("--container", default=None, metavar="IMAGE",

@@ -20,12 +20,14 @@ from data_prep.errors import DataError
 Unit = tuple[str, int, "int | None"]
 
 
-def input_files(path: str, text_key: str = "text") -> list[Path]:
-    """The JSON Lines files behind IN (a stage output directory: its kept files), each sniffed.
+def input_files(paths: str | list[str], text_key: str = "text") -> list[Path]:
+    """The JSON Lines files behind each IN, in the order given (a stage output directory: its kept
+    files), each sniffed.
 
-    Raises :class:`DataError` naming the format expected for a file that is not JSON Lines.
+    Raises :class:`DataError` for a missing path and, naming the format expected, for a file that is
+    not JSON Lines.
     """
-    files = expand_inputs([path])
+    files = expand_inputs([paths] if isinstance(paths, str) else list(paths))
     for f in files:
         problem = sniff_jsonl(f, text_key)
         if problem:
