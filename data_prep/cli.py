@@ -81,7 +81,10 @@ def _run_filter(args, stages: list[str] | None) -> int:
         if stats is None:
             return 0
     else:
-        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
+        from data_prep.progress import bars_enabled
+
+        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh,
+                           verbose=args.verbose, progress=bars_enabled(args.no_progress))
     if stats is None:
         print(f"submitted to Slurm; stats will be written to {args.paths[-1]}/{STATS_FILE} by the last job")
         return 0

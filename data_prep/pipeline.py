@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +113,27 @@ def _stage_steps(names: list[str], cfg: dict, paths: RunPaths, keep_rejects: boo
 
 
 def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
-               fresh: bool = False) -> dict | None:
+               fresh: bool = False, verbose: bool = False, progress: bool = True) -> dict | None:
     """Run (or submit) the filter. Returns the stats dict for local runs, None for Slurm submits.
 
-    Raises :class:`DataError` for missing inputs, inputs that are not JSON Lines, and a run in
-    which not one input record was readable (the stats are written first).
+    Local runs draw one progress bar per step (``progress``: when stderr is a terminal, see
+    :func:`data_prep.progress.bars_enabled`) and write datatrove's log to ``OUT/filter.log``, printing
+    it in full only when ``verbose`` (warnings and errors always).
+    Raises :class:`DataError` for missing inputs, inputs that are not JSON Lines, an OUT that cannot
+    be a directory (before anything is made or deleted), and a run in which not one input record was
+    readable (the stats are written first). A start that fails removes the OUT it created.
     """
+    from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
+
     if opts.kind == "slurm" and shutil.which("sbatch") is None:
         raise DataError("`sbatch` is not on PATH: run `--executor slurm` on a Slurm submit host "
                         "(or use --executor local)")
-    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
+    out_dir = check_output_dir(out, "OUT")
+    _checked_input_files(inputs, check_format=True, exclude=out_dir)  # bad input: nothing made or deleted yet
+    if fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
+    with removed_if_start_fails(out_dir):
+        executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, check_format=False)
     if opts.kind == "slurm":
         import subprocess
 
@@ -133,10 +143,39 @@ def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_r
             raise DataError(f"sbatch failed ({err}); see the message above. Scripts are under "
                             f"{Path(out) / '_work' / 'logs'}/*/launch_script.slurm") from None
         return None
-    for ex in executors:
-        ex.run()
+    _run_local(executors, out_dir, verbose, progress)
     summary_step.run()
     return _checked_stats(summary_step)
+
+
+def _run_local(executors: list, out_dir: Path, verbose: bool, progress: bool) -> None:
+    """Run the steps one after the other, a progress bar each, datatrove's log into OUT/filter.log."""
+    from data_prep.docio.reader import RankFileReader, RobustJsonlReader
+    from data_prep.progress import LOG_FILE, StepProgress, datatrove_log_to_file
+
+    with datatrove_log_to_file(out_dir / LOG_FILE, verbose) as terminal:
+        for ex in executors:
+            step_dir = Path(ex.logging_dir.path)
+            folder = out_dir / "_work" / "progress" / step_dir.name
+            reader = ex.pipeline[0]
+            total: int | None = None
+            if isinstance(reader, (RobustJsonlReader, RankFileReader)):
+                reader.progress_dir = str(folder)
+                total = _input_bytes(reader)
+            with StepProgress(step_dir.name, folder, total_bytes=total, tasks=ex.world_size,
+                              completions=step_dir / "completions", stream=terminal, enabled=progress):
+                ex.run()
+
+
+def _input_bytes(reader) -> int:
+    """Bytes a step's reader will consume: the listed input files, or the previous step's rank files."""
+    from data_prep.docio.reader import RobustJsonlReader
+
+    if isinstance(reader, RobustJsonlReader):
+        listed = Path(reader.paths_file).read_text(encoding="utf-8").split("\n") if reader.paths_file else []
+        return sum(os.path.getsize("/" + p) for p in listed if p)
+    root = Path(reader.data_folder.path)
+    return sum(f.stat().st_size for f in root.glob("*.jsonl.gz")) if root.is_dir() else 0
 
 
 def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_rejects: bool = False) -> dict | None:
@@ -185,10 +224,11 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     from data_prep.filters.quality import QualityCutStage
 
     paths = RunPaths(Path(out).resolve())
+    files = _checked_input_files(inputs, check_format, exclude=paths.out)
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
     paths.work.mkdir(parents=True, exist_ok=True)
-    folder, paths_file = _input_listing(inputs, paths.work, check_format, exclude=paths.out)
+    folder, paths_file = _input_listing(files, paths.work)
     if start:
         write_manifest(paths.out, "filter", None)
     tasks = int(cfg["io"].get("tasks", 1))
@@ -205,10 +245,12 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     for i, (kind, stage_names) in enumerate(phases):
         last = i == len(phases) - 1
         name = f"{i}_{kind}"
-        reader = (RobustJsonlReader(folder, paths.counts, int(cfg["io"].get("max_doc_bytes", 2_000_000)),
-                                    glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,
-                                    doc_progress=sys.stderr.isatty())
-                  if prev_dir is None else RankFileReader(prev_dir))
+        if prev_dir is None:
+            reader = RobustJsonlReader(folder, paths.counts, int(cfg["io"].get("max_doc_bytes", 2_000_000)),
+                                       glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file)
+            reader.rejects_dir = paths.rejects if keep_rejects else None
+        else:
+            reader = RankFileReader(prev_dir)
         pipeline: list[PipelineStep] = [reader]
         if kind == "dedup":
             # Dedup filters address documents by their index in the rank's stream, so each one must
@@ -274,10 +316,9 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     return executors, summary_step
 
 
-def _input_listing(inputs: list[str], work: Path, check_format: bool = False,
-                   exclude: Path | None = None) -> tuple[str, str | None]:
-    """One folder + a paths file covering every input file/directory (a stage output: its kept files;
-    ``exclude``, the run's own OUT when it lies inside an input directory, never)."""
+def _checked_input_files(inputs: list[str], check_format: bool = False, exclude: Path | None = None) -> list[Path]:
+    """Every input file/directory expanded (a stage output: its kept files; ``exclude``, the run's own
+    OUT when it lies inside an input directory, never), each sniffed when ``check_format``."""
     files = expand_inputs(inputs, exclude=exclude)
     if not files and not any(Path(i).is_dir() for i in inputs):
         raise DataError(f"no .jsonl/.jsonl.gz files found in {inputs}")
@@ -286,6 +327,11 @@ def _input_listing(inputs: list[str], work: Path, check_format: bool = False,
             problem = sniff_jsonl(f)
             if problem:
                 raise DataError(f"{f}: expected {JSONL_FORMAT.format(key='text')}; found {problem}")
+    return files
+
+
+def _input_listing(files: list[Path], work: Path) -> tuple[str, str | None]:
+    """One folder + a paths file listing ``files`` (datatrove reads them from ``/``)."""
     paths_file = work / "inputs.txt"
     tmp = work / f".inputs.txt.{os.getpid()}.tmp"
     tmp.write_text("".join(str(f.resolve()).lstrip("/") + "\n" for f in files), encoding="utf-8")

@@ -149,11 +149,13 @@ def main_tokenize(args) -> int:
     todo = [k for k, p in enumerate(prefixes) if not (Path(f"{p}.idx").exists() and Path(f"{p}.bin").exists())]
     total_bytes = sum(unit_bytes(units[k]) for k in todo)
     progress = _progress(total_bytes, not args.no_progress)
+    t_bar = time.perf_counter()
 
     def tick(done_bytes: int, done_docs: int) -> None:
         if progress is not None:
             progress.update(done_bytes - progress.n)
-            progress.set_postfix(docs=f"{done_docs:,}", refresh=False)
+            rate = done_docs / max(time.perf_counter() - t_bar, 1e-6)
+            progress.set_postfix_str(f"{done_docs:,} docs, {rate:,.0f} docs/s", refresh=False)
 
     skipped: Counter = Counter()
     new_docs = 0
