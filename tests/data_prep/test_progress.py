@@ -35,3 +35,4 @@ def test_bars_only_on_a_terminal_unless_forced(monkeypatch):
     assert bars_enabled(False, io.StringIO(), force=True)
     monkeypatch.setenv("MIDM_PROGRESS", "1")
     assert bars_enabled(False, io.StringIO()) and not bars_enabled(True, io.StringIO())
+
