@@ -20,14 +20,18 @@ from pathlib import Path
 
 from recipes.args import add_recipe_args
 from slurm.quoting import RenderError
-from slurm.render import LAUNCHERS, MPI_CHOICES, JobOptions, render
+from slurm.render import LAUNCHERS, MPI_CHOICES, RECIPE_OPTIONAL, JobOptions, render
 from slurm.stages import STAGES, Stage, dest
 
 
 def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str) -> None:
     p = sub.add_parser(stage.name, help=stage.summary, description=f"midm slurm {action} {stage.name}: "
                        f"{stage.summary}.")
-    add_recipe_args(p)
+    if stage.kind in RECIPE_OPTIONAL:
+        add_recipe_args(p, required=False, recipe_help="recipe whose logging.dir/run_name place the job's logs "
+                                                        "(optional: default runs/data/slurm)")
+    else:
+        add_recipe_args(p)
     res = p.add_argument_group("resources")
     res.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     res.add_argument("--gpus-per-node", type=int, default=None,
