@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -139,6 +140,7 @@ class _FilteredStderr:
     def __init__(self, log: TextIO, terminal: TextIO, verbose: bool):
         self.log, self.terminal, self.verbose = log, terminal, verbose
         self._redrawing = False
+        self.muted = False  # set by Ctrl-C: the workers' KeyboardInterrupt tracebacks go to the log only
 
     def write(self, text: str) -> int:
         # a bar some library draws itself (datatrove's "Reading dup files"): "\r…" redraws, then "\n"
@@ -148,7 +150,7 @@ class _FilteredStderr:
             return len(text)
         self.log.write(text)
         self.log.flush()
-        if self.verbose or shown(text):
+        if not self.muted and (self.verbose or shown(text)):
             self.terminal.write(text)
         return len(text)
 
@@ -186,11 +188,24 @@ def datatrove_log_to_file(log_path: Path, verbose: bool) -> Iterator[TextIO]:
     real = sys.stderr
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
-        sys.stderr = _FilteredStderr(log, real, verbose)
+        filtered = _FilteredStderr(log, real, verbose)
+
+        def interrupted(signum, frame):  # inherited by the forked workers: each mutes its own copy
+            filtered.muted = True
+            raise KeyboardInterrupt
+
+        sys.stderr = filtered
+        previous = signal.signal(signal.SIGINT, interrupted) if _main_thread() else None
         setup_default_logger()  # the sink datatrove added at import still points at the real stderr
         try:
             yield real
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             logger.complete()
             sys.stderr = real
             setup_default_logger()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -2,7 +2,9 @@
 
 Each stage lives in its own package and owns its argument parser (``main(argv) -> int``). Bad
 input raises ``midm.errors.MidmError`` anywhere below; it is caught here, once: the message on one
-line, exit status 2.
+line, exit status 2. Ctrl-C ends any stage with one line and exit status 130 (no traceback). The
+known messages a user cannot act on are silenced here, once, before a stage runs
+(:mod:`midm.quiet`); every other warning still prints.
 The table below names them as import strings so that ``midm slurm render`` or
 ``midm data filter`` never pull in torch or Megatron-Core: a stage's module is imported only
 when that stage runs.
@@ -14,6 +16,9 @@ import sys
 from dataclasses import dataclass
 
 from midm.errors import MidmError
+from midm.quiet import silence_known_noise
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -80,16 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     if name not in STAGES:
         print(f"midm: unknown stage {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    func = _resolve(name)
-    if func is None:
-        print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
-              f"({STAGES[name].target} is missing).", file=sys.stderr)
-        return 2
+    silence_known_noise()
     try:
+        func = _resolve(name)
+        if func is None:
+            print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
+                  f"({STAGES[name].target} is missing).", file=sys.stderr)
+            return 2
         return int(func(rest) or 0)
     except MidmError as err:  # bad input the user can fix: one line, no traceback
         print(f"midm {name}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        print(f"\nmidm {name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
