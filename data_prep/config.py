@@ -81,4 +81,20 @@ def load_config(user_file: str | None = None, stages: list[str] | None = None) -
     if unknown:
         raise DataError(f"unknown stage(s) {unknown}; choose from {','.join(ALL_STAGES)}")
     cfg["stages"] = [s for s in ALL_STAGES if s in cfg["stages"]]  # always run in canonical order
+    _check_files(cfg)
     return cfg
+
+
+def _check_files(cfg: dict) -> None:
+    """The files the enabled stages read (lists, lexicons, classifiers) exist: checked before the run
+    makes anything, instead of failing inside a datatrove worker."""
+    for section, key in sorted(_PATH_KEYS):
+        if section not in cfg["stages"]:
+            continue
+        value = cfg.get(section, {}).get(key)
+        for path in [value] if isinstance(value, str) else (value or []):
+            if path and not Path(path).is_file():
+                hint = (" train it with `midm data train-classifier " + section + "` (data_prep/models/README.md),"
+                        if key == "classifier" else "")
+                raise DataError(f"{section}.{key}: {path} not found;{hint} fix the path in --config or leave the "
+                                f"stage out with --stages")

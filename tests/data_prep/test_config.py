@@ -22,3 +22,11 @@ def test_filter_config_refuses_unknown_keys_and_takes_user_maps(tmp_path):
         bad.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match=message.replace(".", r"\.")):
             load_config(str(bad))
+
+
+def test_files_of_enabled_stages_are_checked_before_the_run(tmp_path):
+    cfg = tmp_path / "tox.yaml"
+    cfg.write_text("toxicity:\n  classifier: /nonexistent.ftz\n", encoding="utf-8")
+    with pytest.raises(DataError, match="toxicity.classifier: /nonexistent.ftz not found; train it with"):
+        load_config(str(cfg), ["toxicity"])
+    assert load_config(str(cfg), ["normalize"])["stages"] == ["normalize"]  # a stage left out needs no file
