@@ -65,7 +65,7 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
     "midm data synth IN OUT --model M [--endpoint URL] [--task rewrite|qa|translate]":
         (None, "needs an OpenAI-compatible endpoint: tests/data_prep/test_synth.py runs it against the echo server"),
     "midm data mix CURRICULUM.yaml OUT_DIR": "midm data mix curriculum.yaml mix/",
-    "midm data tokenize IN OUT_PREFIX --tokenizer DIR [--workers N]":
+    "midm data tokenize IN… OUT_PREFIX --tokenizer DIR [--workers N]":
         "midm data tokenize filtered/ tokens/default --tokenizer tok/",
     # tokenizer/README.md (synopses)
     "midm tokenizer train --input FILES_OR_DIRS --vocab-size N --output DIR [--config FILE] [--ko-ratio R] "
