@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="midm data", description="Korean-centric data pipeline (datatrove-based).")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("filter", help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)",
+    p = sub.add_parser("filter",
+                       help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)",
                        description="Filter JSON Lines documents through the 8 stages (or --stages) on datatrove and "
                                    "write the kept ones to OUT/*.jsonl.gz, with OUT/stats.json accounting for every "
                                    "record (read = kept + Σ dropped by stage and reason). Resumes completed tasks.")
@@ -150,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="IN … OUT_PREFIX",
                    help=".jsonl/.jsonl.gz files or directories of them (a `midm data filter` OUT means its kept "
                         "shards), then the output prefix (writes OUT_PREFIX.bin/.idx)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer DIR from `midm tokenizer train` (tokenizer.json inside)")
+    p.add_argument("--tokenizer", required=True,
+                   help="tokenizer DIR from `midm tokenizer train` (tokenizer.json inside)")
     p.add_argument("--workers", type=int, default=1, help="tokenizing processes (default 1)")
     p.add_argument("--text-key", default="text", help="JSON field holding the document text (default text)")
     p.add_argument("--shard-mb", type=float, default=256.0,

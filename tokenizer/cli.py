@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE", help="YAML/JSON with TrainConfig keys (tokenizer/config.py)")
     t.add_argument("--ko-ratio", type=float, help="Korean share of Korean+English training characters")
     t.add_argument("--pretokenize", choices=["none", "kiwi"],
-                   help="kiwi: split Korean at morpheme boundaries (Kiwi) before BPE; none: raw text (default: the config's)")
+                   help="kiwi: split Korean at morpheme boundaries (Kiwi) before BPE; none: raw text "
+                        "(default: the config's, none)")
     t.add_argument("--verbose", action="store_true", help="show SentencePiece's own progress log")
     t.add_argument("--plain", action="store_true",
                    help="train the baseline instead: SentencePiece BPE defaults, no layout (writes DIR/plain.model)")

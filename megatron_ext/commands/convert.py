@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("to-hf", help="Megatron dist-checkpoint (any TP/PP) → HF LlamaForCausalLM safetensors",
-                       description="Write a Hugging Face LlamaForCausalLM directory (config.json, safetensors shards, optionally the tokenizer) from a Megatron distributed checkpoint of any TP/PP layout. Streams the weights: ≈ 3 GiB of host memory for the 11.5B Base.")
+                       description="Write a Hugging Face LlamaForCausalLM directory (config.json, safetensors "
+                                   "shards, optionally the tokenizer) from a Megatron distributed checkpoint of any "
+                                   "TP/PP layout. Streams the weights: ≈ 3 GiB of host memory for the 11.5B Base.")
     a.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
     a.add_argument("--output", required=True, type=Path, help="HF model directory to write")
     a.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer directory to export with the model")
@@ -47,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--overwrite", action="store_true",
                    help="replace the model already in --output (default: refuse a non-empty --output)")
     b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)",
-                       description="Write a Megatron distributed checkpoint (TP=PP=1, iter_0000000 + latest, with the recipe) from a Hugging Face LlamaForCausalLM directory; `midm train` and `midm convert reshard` read it under any layout. Holds the weights once: ≈ 1.0 × the bf16 model + 1 GiB.")
+                       description="Write a Megatron distributed checkpoint (TP=PP=1, iter_0000000 + latest, with "
+                                   "the recipe) from a Hugging Face LlamaForCausalLM directory; `midm train` and "
+                                   "`midm convert reshard` read it under any layout. Holds the weights once: "
+                                   "≈ 1.0 × the bf16 model + 1 GiB.")
     b.add_argument("--hf", required=True, type=Path, help="HF model directory")
     b.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_0000000 + latest)")
     b.add_argument("--recipe", default=None, help="recipe for the non-model settings (default: the one whose "
@@ -56,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--padded-vocab-size", type=int, default=None,
                    help="Megatron vocab rows (default: the recipe's padded size when it fits)")
     c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)",
-                       description="Load CKPT (any layout) and save it again as CKPT2 under tensor-parallel size --tp and pipeline-parallel size --pp. Run it with tp × pp processes, e.g. `torchrun --nproc_per_node 4 -m midm convert reshard --checkpoint CKPT --output CKPT2 --tp 2 --pp 2`.")
-    c.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
-    c.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_* + latest)")
+                       description="Load CKPT (any layout) and save it again as CKPT2 under tensor-parallel size "
+                                   "--tp and pipeline-parallel size --pp. Run it with tp × pp processes, e.g. "
+                                   "`torchrun --nproc_per_node 4 -m midm convert reshard --checkpoint CKPT "
+                                   "--output CKPT2 --tp 2 --pp 2`.")
+    c.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT", help="checkpoint root (follows `latest`) or iter_* dir")
+    c.add_argument("--output", required=True, type=Path, metavar="CKPT2", help="checkpoint root to write (iter_* + latest)")
     c.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the new checkpoint (default 1)")
     c.add_argument("--pp", type=int, default=1, help="pipeline-parallel size of the new checkpoint (default 1)")
     return p

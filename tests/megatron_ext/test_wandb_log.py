@@ -22,6 +22,7 @@ def test_off_by_default_and_never_imported():
 def test_a_project_without_the_package_is_a_one_line_error(monkeypatch):
     from megatron_ext.wandb_log import check_available
 
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "wandb" else object())  # not installed
+    # as if not installed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "wandb" else object())
     with pytest.raises(RecipeError, match=r"needs the wandb package: pip install 'midm-recipes\[wandb\]'"):
         check_available(get_recipe("tiny", ["logging.wandb_project=midm"]))

@@ -40,7 +40,8 @@ def test_the_patterns_match_the_installed_megatron_text():
     spec = importlib.util.find_spec("megatron")  # located, not imported (importing core takes torch)
     root = Path(next(iter(spec.submodule_search_locations))) / "core"
     sources = {"megatron.core.models.gpt.gpt_model": root / "models" / "gpt" / "gpt_model.py",
-               "megatron.core.dist_checkpointing.strategies.torch": root / "dist_checkpointing" / "strategies" / "torch.py"}
+               "megatron.core.dist_checkpointing.strategies.torch":
+                   root / "dist_checkpointing" / "strategies" / "torch.py"}
     for name, pattern in KNOWN_LOG_MESSAGES:
         text = re.sub(r'"\s*\n\s*"', "", sources[name].read_text(encoding="utf-8"))  # join implicit concatenation
         assert re.search(pattern, text), (name, pattern)
