@@ -65,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--tp and pipeline-parallel size --pp. Run it with tp × pp processes, e.g. "
                                    "`torchrun --nproc_per_node 4 -m midm convert reshard --checkpoint CKPT "
                                    "--output CKPT2 --tp 2 --pp 2`.")
-    c.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT", help="checkpoint root (follows `latest`) or iter_* dir")
-    c.add_argument("--output", required=True, type=Path, metavar="CKPT2", help="checkpoint root to write (iter_* + latest)")
+    c.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
+                   help="checkpoint root (follows `latest`) or iter_* dir")
+    c.add_argument("--output", required=True, type=Path, metavar="CKPT2",
+                   help="checkpoint root to write (iter_* + latest)")
     c.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the new checkpoint (default 1)")
     c.add_argument("--pp", type=int, default=1, help="pipeline-parallel size of the new checkpoint (default 1)")
     return p
