@@ -181,9 +181,7 @@ def datatrove_log_to_file(log_path: Path, verbose: bool) -> Iterator[TextIO]:
     (``setup_default_logger``); both look ``sys.stderr`` up when they run, so they land here, in worker
     processes too (forked with this object as their ``sys.stderr``).
     """
-    from loguru import logger
-
-    from datatrove.utils.logging import setup_default_logger
+    from datatrove.utils.logging import logger, setup_default_logger  # datatrove's loguru logger
 
     real = sys.stderr
     log_path.parent.mkdir(parents=True, exist_ok=True)
