@@ -35,6 +35,8 @@ EXTRAS = {
     "prune": ["nvidia-modelopt==0.43.0"],
     # `midm demo`: report figures and HTML (Python-Markdown), and `--data <Hub dataset id>`
     "demo": ["matplotlib>=3.8", "markdown>=3.5", "datasets>=3.0"],
+    # logging.wandb_project: Weights & Biases beside TensorBoard/JSONL (imported only when it is set)
+    "wandb": ["wandb>=0.19"],
     "dev": ["pytest>=8", "pytest-timeout>=2.3", "dill>=0.3.8"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name not in ("gpu", "vllm") for dep in deps})

@@ -33,19 +33,28 @@ def _add_filter_io(p: argparse.ArgumentParser) -> None:
                    help="inputs (.jsonl/.jsonl.gz with field `text`, other fields kept; .warc/.warc.gz; .parquet; "
                         "directories of them; with --format hub dataset ids), then OUT dir")
     _add_format(p)
-    p.add_argument("--config", help="YAML deep-merged over data_prep/configs/filter.yaml")
+    p.add_argument("--config", help="YAML deep-merged over data_prep/configs/filter.yaml; a key the default does "
+                                    "not have is refused, naming the keys it does have")
     p.add_argument("--tasks", type=int, help="datatrove tasks = output shards (default: io.tasks in the config)")
     p.add_argument("--workers", type=int, default=-1, help="local parallel tasks (default: min(tasks, cores))")
-    p.add_argument("--keep-rejects", action="store_true", help="write dropped documents with stage/reason to OUT/rejects")
+    p.add_argument("--keep-rejects", action="store_true",
+                   help="write every dropped record with its stage and reason to OUT/rejects/<stage>/ (unreadable "
+                        "input records too: rejects/input/, with file, line and the raw text)")
     p.add_argument("--fresh", action="store_true", help="delete OUT first instead of resuming completed tasks")
-    p.add_argument("--executor", choices=["local", "slurm"], default="local")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local",
+                   help="local: run here, --workers tasks at a time (default); slurm: submit every step as a "
+                        "datatrove job array (on a submit host)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print datatrove's per-step statistics (always written to OUT/filter.log)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: one per phase on stderr when it is a terminal)")
     g = p.add_argument_group("slurm (with --executor slurm: submits one array job per step and returns, printing "
                              "their ids; OUT/midm_output.json says \"complete\": true when the last one is done)")
     g.add_argument("--wait", action="store_true",
                    help="stay until the jobs have ended, then print the stats line and exit as a local run does")
     g.add_argument("--partition", help="sbatch --partition (default: the cluster's default partition)")
     g.add_argument("--time", default="24:00:00", help="per array task, sbatch --time")
-    g.add_argument("--cpus-per-task", type=int, default=1)
+    g.add_argument("--cpus-per-task", type=int, default=1, help="CPUs of each array task (default 1)")
     g.add_argument("--mem-per-cpu-gb", type=int,
                    help="sbatch --mem-per-cpu in GB (default: the cluster's DefMemPerCPU)")
     g.add_argument("--max-array-size", type=int, default=1001, help="cluster's MaxArraySize (bigger runs are split)")
@@ -102,7 +111,10 @@ def _run_filter(args, stages: list[str] | None) -> int:
         if stats is None:
             return 0
     else:
-        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh)
+        from data_prep.progress import bars_enabled
+
+        stats = run_filter(args.paths[:-1], args.paths[-1], cfg, exec_options(args), args.keep_rejects, args.fresh,
+                           verbose=args.verbose, progress=bars_enabled(args.no_progress))
     brief = {k: stats[k] for k in ("records_read", "kept", "dropped_total", "balanced")}
     brief["dropped"] = stats["dropped"]
     print(json.dumps(brief, ensure_ascii=False))
@@ -147,54 +159,81 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="midm data", description="Korean-centric data pipeline (datatrove-based).")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("filter", help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)")
+    p = sub.add_parser("filter",
+                       help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)",
+                       description="Filter JSON Lines documents through the 8 stages (or --stages) on datatrove and "
+                                   "write the kept ones to OUT/*.jsonl.gz, with OUT/stats.json accounting for every "
+                                   "record (read = kept + Σ dropped by stage and reason). Resumes completed tasks.")
     _add_filter_io(p)
     p.add_argument("--stages", help="comma-separated subset, e.g. normalize,langid,pii (default: all in the config)")
 
-    p = sub.add_parser("dedup", help="stage 5 alone: exact + MinHash near-duplicate removal")
+    p = sub.add_parser("dedup", help="stage 5 alone: exact + MinHash near-duplicate removal",
+                       description="`midm data filter --stages dedup`: exact-hash then MinHash near-duplicate "
+                                   "removal (settings: the dedup section of the filter config).")
     _add_filter_io(p)
-    p = sub.add_parser("pii", help="stage 7 alone: mask PII into Mi:dm's typed placeholder tokens")
+    p = sub.add_parser("pii", help="stage 7 alone: mask PII into Mi:dm's typed placeholder tokens",
+                       description="`midm data filter --stages pii`: mask phone numbers, e-mails, resident "
+                                   "registration and card numbers, … into Mi:dm's typed placeholder tokens.")
     _add_filter_io(p)
 
-    p = sub.add_parser("train-classifier", help="train the toxicity or quality fastText model from labelled data")
-    p.add_argument("kind", choices=["toxicity", "quality"])
+    p = sub.add_parser("train-classifier", help="train the toxicity or quality fastText model from labelled data",
+                       description="Train the fastText classifier the toxicity or quality stage loads, from the "
+                                   "labelled sets under --data, and report held-out precision/recall/F1.")
+    p.add_argument("kind", choices=["toxicity", "quality"], help="which classifier to train")
     p.add_argument("--data", required=True, help="../shared/data (the labelled sets and corpora are read from it)")
     p.add_argument("--out", help="model path (default: data_prep/models/<kind>.ftz)")
     p.add_argument("--report", help="also write held-out precision/recall/F1 JSON here")
 
-    p = sub.add_parser("build-lexicons", help="(re)build data_prep/configs/lexicons from ../shared/data/lexicons")
+    p = sub.add_parser("build-lexicons", help="(re)build data_prep/configs/lexicons from ../shared/data/lexicons",
+                       description="Rebuild the toxicity/spam word lists the filter ships "
+                                   "(data_prep/configs/lexicons) from their sources under --data.")
     p.add_argument("--data", required=True, help="../shared/data")
     p.add_argument("--out", help="default: data_prep/configs/lexicons")
 
-    p = sub.add_parser("synth", help="textbook rewrites / Q&A / translation through an OpenAI-compatible endpoint")
+    p = sub.add_parser("synth", help="textbook rewrites / Q&A / translation through an OpenAI-compatible endpoint",
+                       description="Generate synthetic documents from IN through an OpenAI-compatible endpoint "
+                                   "(vLLM, SGLang, OpenAI); resumable, responses cached, failures counted.")
     from data_prep.synth.args import add_synth_args
     add_synth_args(p)
 
-    p = sub.add_parser("mix", help="curriculum phases -> Megatron blend lists (JSON per phase)")
+    p = sub.add_parser("mix", help="curriculum phases -> Megatron blend lists (JSON per phase)",
+                       description="Turn a curriculum (phases of weighted tokenized sources) into one blend JSON "
+                                   "per phase, for `midm train --set data.blend_file=…`.")
     p.add_argument("config", help="YAML curriculum (see data_prep/configs/mix_example.yaml)")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", metavar="OUT", help="directory for the per-phase blend JSON files")
 
     p = sub.add_parser("tokenize", help="JSONL(.gz) / WARC / Parquet -> Megatron .bin/.idx (one document per sequence, "
-                                        "EOD appended)")
-    p.add_argument("input", metavar="IN", help="a .jsonl/.jsonl.gz, .warc(.gz) or .parquet file, or a directory of them")
+                                        "EOD appended)",
+                       description="Tokenize documents (JSON Lines, WARC HTML responses, Parquet) into one Megatron "
+                                   "indexed dataset OUT_PREFIX.bin/.idx (+ OUT_PREFIX.summary.json); inputs are read "
+                                   "in the order given. Resumes an interrupted run.")
+    p.add_argument("paths", nargs="+", metavar="IN … OUT_PREFIX",
+                   help=".jsonl/.jsonl.gz, .warc(.gz) or .parquet files or directories of them (a `midm data filter` "
+                        "OUT means its kept shards), then the output prefix (writes OUT_PREFIX.bin/.idx)")
     _add_format(p, hub=False)
-    p.add_argument("out_prefix", metavar="OUT_PREFIX")
-    p.add_argument("--tokenizer", required=True, help="tokenizer DIR (tokenizer.json inside)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--text-key", default="text")
+    p.add_argument("--tokenizer", required=True,
+                   help="tokenizer DIR from `midm tokenizer train` (tokenizer.json inside)")
+    p.add_argument("--workers", type=int, default=1, help="tokenizing processes (default 1)")
+    p.add_argument("--text-key", default="text", help="JSON field holding the document text (default text)")
     p.add_argument("--shard-mb", type=float, default=256.0,
                    help="at most this many input MB per work unit / output shard; smaller when the input would "
                         "otherwise leave workers idle (plain .jsonl is split at line ends; each .gz is one unit)")
-    p.add_argument("--batch-docs", type=int, default=1000)
+    p.add_argument("--batch-docs", type=int, default=1000,
+                   help="documents a worker encodes and writes at a time (default 1000; bounds memory)")
     p.add_argument("--keep-shards", action="store_true",
                    help="keep OUT_PREFIX.shards/ after merging (by default removed once the merge succeeded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on stderr)")
 
-    p = sub.add_parser("sft", help="chat JSONL -> packed SFT shards (chat template, assistant-only loss mask) + stats")
+    p = sub.add_parser("sft", help="chat JSONL -> packed SFT shards (chat template, assistant-only loss mask) + stats",
+                       description="Render chat conversations with the tokenizer's chat template, pack them into "
+                                   "sequences with an assistant-only loss mask, and write the shards `midm sft` "
+                                   "reads (index.json, stats).")
     from data_prep.sft.args import add_sft_args
     add_sft_args(p)
 
-    p = sub.add_parser("prefs", help="preference pairs JSONL -> chat-rendered chosen/rejected shards for `midm dpo`")
+    p = sub.add_parser("prefs", help="preference pairs JSONL -> chat-rendered chosen/rejected shards for `midm dpo`",
+                       description="Render preference pairs (prompt, chosen, rejected) with the chat template and "
+                                   "write the chosen/rejected shards `midm dpo --data` reads.")
     from data_prep.prefs.args import add_prefs_args
     add_prefs_args(p)
     return ap
@@ -246,6 +285,9 @@ def _dispatch(args) -> int:
     if args.cmd == "tokenize":
         from data_prep.tokenization.megatron import main_tokenize
 
+        if len(args.paths) < 2:
+            raise DataError("give at least one input and the output prefix (IN … OUT_PREFIX)")
+        args.inputs, args.out_prefix = args.paths[:-1], args.paths[-1]
         return main_tokenize(args)
     if args.cmd == "sft":
         from data_prep.sft.build import main_sft

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,14 +114,20 @@ def _stage_steps(names: list[str], cfg: dict, paths: RunPaths, keep_rejects: boo
 
 
 def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_rejects: bool = False,
-               fresh: bool = False) -> dict | None:
+               fresh: bool = False, verbose: bool = False, progress: bool = True) -> dict | None:
     """Run the filter and return its stats; under Slurm submit it and return None, or, with
     ``opts.slurm.wait``, wait for its jobs and return the stats the summary job wrote.
 
-    Raises :class:`DataError` for missing inputs, inputs that are not JSON Lines, and a run in
-    which not one input record was readable (the stats are written first); under Slurm, see
-    :func:`submit_filter` and :func:`slurm_stats`.
+    Local runs draw one progress bar per step (``progress``: when stderr is a terminal, see
+    :func:`data_prep.progress.bars_enabled`) and write datatrove's log to ``OUT/filter.log``, printing
+    it in full only when ``verbose`` (warnings and errors always).
+    Raises :class:`DataError` for missing inputs, inputs that are not of their format, an OUT that
+    cannot be a directory (before anything is made or deleted), and a run in which not one input
+    record was readable (the stats are written first). A start that fails removes the OUT it created.
+    Under Slurm, see :func:`submit_filter` and :func:`slurm_stats`.
     """
+    from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
+
     if opts.kind == "slurm":
         steps = submit_filter(inputs, out, cfg, opts, keep_rejects, fresh)
         if opts.slurm.wait or not any(s.job_ids for s in steps):
@@ -131,9 +136,13 @@ def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_r
             wait(steps)
             return slurm_stats(out, steps)
         return None
-    executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
-    for ex in executors:
-        ex.run()
+    out_dir = check_output_dir(out, "OUT")
+    _checked_sources(inputs, cfg, check_format=True, exclude=out_dir)  # bad input: nothing made or deleted yet
+    if fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
+    with removed_if_start_fails(out_dir):
+        executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, check_format=False)
+    _run_local(executors, out_dir, verbose, progress)
     summary_step.run()
     return _checked_stats(summary_step.stats_path)
 
@@ -187,6 +196,36 @@ def slurm_stats(out: str, steps: list) -> dict:
     return _checked_stats(str(paths.out / STATS_FILE))
 
 
+def _run_local(executors: list, out_dir: Path, verbose: bool, progress: bool) -> None:
+    """Run the steps one after the other, a progress bar each, datatrove's log into OUT/filter.log."""
+    from data_prep.docio.reader import RankFileReader, RobustJsonlReader
+    from data_prep.progress import LOG_FILE, StepProgress, datatrove_log_to_file
+
+    with datatrove_log_to_file(out_dir / LOG_FILE, verbose) as terminal:
+        for ex in executors:
+            step_dir = Path(ex.logging_dir.path)
+            folder = out_dir / "_work" / "progress" / step_dir.name
+            reader = ex.pipeline[0]
+            total: int | None = None
+            if isinstance(reader, (RobustJsonlReader, RankFileReader)):
+                reader.progress_dir = str(folder)
+                total = _input_bytes(reader)
+            with StepProgress(step_dir.name, folder, total_bytes=total, tasks=ex.world_size,
+                              completions=step_dir / "completions", stream=terminal, enabled=progress):
+                ex.run()
+
+
+def _input_bytes(reader) -> int:
+    """Bytes a step's reader will consume: the listed input files, or the previous step's rank files."""
+    from data_prep.docio.reader import RobustJsonlReader
+
+    if isinstance(reader, RobustJsonlReader):
+        listed = Path(reader.paths_file).read_text(encoding="utf-8").split("\n") if reader.paths_file else []
+        return sum(os.path.getsize("/" + p) for p in listed if p)
+    root = Path(reader.data_folder.path)
+    return sum(f.stat().st_size for f in root.glob("*.jsonl.gz")) if root.is_dir() else 0
+
+
 def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_rejects: bool = False) -> dict | None:
     """Run rank ``rank`` of one step of :func:`data_prep.plan.filter_steps` (a Slurm array task).
 
@@ -234,6 +273,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     from data_prep.filters.quality import QualityCutStage
 
     paths = RunPaths(Path(out).resolve())
+    sources = _checked_sources(inputs, cfg, check_format, exclude=paths.out)
     if fresh and paths.out.exists():
         shutil.rmtree(paths.out)
     paths.work.mkdir(parents=True, exist_ok=True)
@@ -241,15 +281,9 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     fmt = io.get("format") or "auto"
     hub = fmt == "hub"
     if hub:
-        from data_prep.docio.sources import Source, check_source
-
-        if check_format:
-            for source in inputs:
-                check_source(Source(source, "hub"), hub_config=io.get("hub_config"),
-                             hub_split=io.get("hub_split") or "train")
         folder, paths_file, formats = "/", None, {}
     else:
-        folder, paths_file, formats = _input_listing(inputs, paths.work, check_format, exclude=paths.out, fmt=fmt)
+        folder, paths_file, formats = _input_listing(sources, paths.work)
     if start:
         write_manifest(paths.out, "filter", None)
     tasks = int(cfg["io"].get("tasks", 1))
@@ -275,7 +309,8 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
         else:
             reader = RobustJsonlReader(folder, paths.counts, int(io.get("max_doc_bytes", 2_000_000)),
                                        glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,
-                                       doc_progress=sys.stderr.isatty(), formats=formats)
+                                       formats=formats)
+            reader.rejects_dir = paths.rejects if keep_rejects else None
         pipeline: list[PipelineStep] = [reader]
         if kind == "dedup":
             # Dedup filters address documents by their index in the rank's stream, so each one must
@@ -342,19 +377,36 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     return executors, summary_step
 
 
-def _input_listing(inputs: list[str], work: Path, check_format: bool = False, exclude: Path | None = None,
-                   fmt: str = "auto") -> tuple[str, str, dict[str, str]]:
-    """One folder + a paths file covering every input file/directory (a stage output: its kept files;
-    ``exclude``, the run's own OUT when it lies inside an input directory, never), and the format of
-    every file that is not JSON Lines (:mod:`data_prep.docio.sources`)."""
-    from data_prep.docio.sources import check_source, expand_sources
+def _checked_sources(inputs: list[str], cfg: dict, check_format: bool = False, exclude: Path | None = None) -> list:
+    """Every input file/directory expanded with its format (a stage output: its kept files;
+    ``exclude``, the run's own OUT when it lies inside an input directory, never), each checked
+    against its format when ``check_format`` (:mod:`data_prep.docio.sources`). With ``--format hub``
+    the inputs are dataset ids: checked, and returned as an empty list (:class:`HubReader` reads them).
 
+    Raises :class:`DataError` naming the format expected for a file that is not of its format, and
+    for inputs that name no file."""
+    from data_prep.docio.sources import Source, check_source, expand_sources
+
+    io = cfg["io"]
+    fmt = io.get("format") or "auto"
+    if fmt == "hub":
+        if check_format:
+            for source in inputs:
+                check_source(Source(source, "hub"), hub_config=io.get("hub_config"),
+                             hub_split=io.get("hub_split") or "train")
+        return []
     sources = expand_sources(inputs, fmt, exclude=exclude)
     if not sources and not any(Path(i).is_dir() for i in inputs):
         raise DataError(f"no input files found in {inputs}")
     if check_format:
         for source in sources:
             check_source(source)
+    return sources
+
+
+def _input_listing(sources: list, work: Path) -> tuple[str, str, dict[str, str]]:
+    """One folder + a paths file listing the ``sources``' files (datatrove reads them from ``/``), and
+    the format of every file that is not JSON Lines."""
     names = [str(Path(s.path).resolve()).lstrip("/") for s in sources]
     paths_file = work / "inputs.txt"
     tmp = work / f".inputs.txt.{os.getpid()}.tmp"

@@ -21,6 +21,9 @@ SUBCOMMANDS = ("table", "list")
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="midm eval",
+        usage="midm eval --model HF_DIR --tasks NAMES [options]\n"
+              "       midm eval list\n"
+              "       midm eval table RESULTS.json … [--output FILE.md|FILE.html] [--allow-mixed]",
         description="Run benchmarks with lm-evaluation-harness (HF or vLLM backend) on a Hugging Face model "
                     "directory; LogicKor and Ko-MTBench are graded by an LLM judge (--judge). "
                     "Other forms: `midm eval list` (benchmarks, shots, metrics) and "
@@ -60,7 +63,7 @@ def _run_parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge-backoff", type=float, default=2.0, help="first back-off in seconds (doubles)")
     judge.add_argument("--judge-timeout", type=float, default=300.0, help="seconds per judge request")
     p.add_argument("--allow-code-execution", action="store_true", help="allow tasks that execute generated code (MBPP+)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of lm-eval's sampling and few-shot selection (default 0)")
     return p
 
 
@@ -83,7 +86,15 @@ def _table_parser() -> argparse.ArgumentParser:
 
 
 def _list_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog="midm eval list", description="List benchmarks with shots, metric and data.")
+    return argparse.ArgumentParser(
+        prog="midm eval list",
+        description="List the benchmarks: model card column, shots, metric, the Hugging Face Hub dataset(s) each "
+                    "reads (offline, `--data-dir DIR` must hold DIR/<hub id>) and the lm-eval tasks.")
+
+
+def build_parsers() -> list[argparse.ArgumentParser]:
+    """The three forms of ``midm eval``: a run, ``list`` and ``table`` (for help checks)."""
+    return [_run_parser(), _list_parser(), _table_parser()]
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -127,10 +138,12 @@ def _default_device() -> str:
 
 def cmd_list(argv: list[str]) -> int:
     _list_parser().parse_args(argv)
-    print(f"{'name':<22} {'card column':<14} {'shots':>5}  {'metric':<32} lm-eval tasks / note")
+    print(f"{'name':<22} {'card column':<14} {'shots':>5}  {'metric':<30} {'hub dataset (--data-dir DIR/<id>)':<34} "
+          "lm-eval tasks / note")
     for b in registry.BENCHMARKS.values():
         tasks = ",".join(b.lm_eval_tasks) or "(LLM judge: --judge URL --judge-model NAME)"
-        print(f"{b.name:<22} {b.title:<14} {b.num_fewshot:>5}  {b.results_key:<32} {tasks}")
+        hub = ",".join(b.hub_datasets) or "-"
+        print(f"{b.name:<22} {b.title:<14} {b.num_fewshot:>5}  {b.results_key:<30} {hub:<34} {tasks}")
     return 0
 
 

@@ -18,6 +18,7 @@ lm-eval does the work (prompting, log-likelihoods, generation, metrics). This mo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -266,7 +267,8 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
     summaries: dict[str, dict] = {}
     results: dict | None = None
     redirected: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="midm-eval-datasets-") as cache_dir:
+    with tempfile.TemporaryDirectory(prefix="midm-eval-datasets-") as cache_dir, \
+            _hub_unreachable_is_a_user_error(benchmarks, data_dir), _lm_eval_git_env():
         if harness:
             wanted = {t for b in harness for n in b.lm_eval_tasks for t in leaf_configs(manager, n)}
             redirected = (redirect_to_local(manager, data_dir, Path(cache_dir), only=wanted)
@@ -306,6 +308,40 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
     if output is not None:
         write_outputs(output, summary, results, judge_records)
     return summary
+
+
+@contextlib.contextmanager
+def _hub_unreachable_is_a_user_error(benchmarks: list[Benchmark], data_dir: Path | None):
+    """Without ``--data-dir`` the datasets come from the Hub; unreachable (offline, ``HF_HUB_OFFLINE=1``),
+    ``datasets`` raises ``ConnectionError("Couldn't reach '<id>' on the Hub (…)")``: say what to pass."""
+    try:
+        yield
+    except ConnectionError as err:
+        if data_dir is not None:
+            raise
+        ids = sorted({hub for b in benchmarks for hub in b.hub_datasets})
+        raise EvalError(f"the Hugging Face Hub is not reachable ({err}): run online, or pass --data-dir DIR "
+                        f"holding a copy of each dataset as DIR/<hub id> ({', '.join(ids)}; `midm eval list` "
+                        "names them per benchmark)") from None
+
+
+@contextlib.contextmanager
+def _lm_eval_git_env():
+    """lm-eval runs ``git describe`` for its ``git_hash``; outside a git work tree git prints ``fatal: not
+    a git repository``. Point it at this code's checkout for the run (:func:`midm.quiet.git_env_for_lm_eval`)."""
+    from midm.quiet import git_env_for_lm_eval
+
+    env = git_env_for_lm_eval()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _run_judged(judged: list[Benchmark], lm, judge, output: Path | None, *, data_dir: Path | None,

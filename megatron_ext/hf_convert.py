@@ -2,7 +2,7 @@
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
                          [--max-shard-size 5GB] [--overwrite]
-    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
+    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with (dist-checkpointing addresses every tensor

@@ -1,4 +1,4 @@
-"""Step metrics to stdout, ``metrics.jsonl`` and TensorBoard, plus the throughput/MFU estimate.
+"""Step metrics to stdout, ``metrics.jsonl``, TensorBoard and (optional) W&B, plus the throughput/MFU estimate.
 
 Only global rank 0 writes. On resume the JSONL is cut back to the resumed step, so the file always
 reads as one clean run even after a ``kill -9``.
@@ -27,11 +27,15 @@ def peak_tflops_per_device() -> float | None:
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: Path, enabled: bool, resume_step: int, tensorboard: bool):
+    """Writes each step's record to ``metrics.jsonl`` (always), TensorBoard (``tensorboard``) and W&B
+    (``wandb``: a :class:`megatron_ext.wandb_log.WandbLogger`, or None); only when ``enabled`` (rank 0)."""
+
+    def __init__(self, run_dir: Path, enabled: bool, resume_step: int, tensorboard: bool, wandb=None):
         self.enabled = enabled
         self.path = run_dir / METRICS_FILE
         self._tb = None
         self._file = None
+        self._wandb = wandb
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +63,8 @@ class MetricsLogger:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)) and value is not None:
                     self._tb.add_scalar(key, value, record["step"])
+        if self._wandb is not None:
+            self._wandb.log(record)
         if echo:
             parts = [f"step {record['step']:>6}"]
             for key in ("loss", "val_loss", "reward_accuracy", "margin", "val_reward_accuracy", "lr", "grad_norm",
@@ -73,6 +79,8 @@ class MetricsLogger:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.close()
 
 
 class Throughput:

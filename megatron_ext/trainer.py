@@ -30,6 +30,7 @@ from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
 from megatron_ext.checkpoint_integrity import resume_candidates
 from megatron_ext.data import MicroBatches, build_datasets, check_data, split_for_context_parallel
+from megatron_ext import wandb_log
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
 from megatron_ext.resume_check import (blend_record, check_fresh_start, check_initial_weights, check_resume,
@@ -58,6 +59,7 @@ class Trainer:
         env = parallel.detect_env()
         validate(recipe, world_size=env.world_size, has_gpu=torch.cuda.is_available())
         require_te_features(recipe)
+        wandb_log.check_available(recipe)
         self.check_data()  # fail on the login node / before process groups, not after
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
@@ -100,7 +102,8 @@ class Trainer:
         t = recipe.train
         self.train_batches, self.valid_batches = self.build_data()
         self.metrics = MetricsLogger(self.run_dir, enabled=parallel.is_rank0(), resume_step=self.step,
-                                     tensorboard=recipe.logging.tensorboard)
+                                     tensorboard=recipe.logging.tensorboard,
+                                     wandb=wandb_log.WandbLogger(recipe, self.run_dir, enabled=parallel.is_rank0()))
         self.throughput = Throughput(t.global_batch_size * recipe.data.seq_length * self.sequences_per_sample,
                                      flops_per_token(recipe.model, recipe.data.seq_length),
                                      torch.distributed.get_world_size())

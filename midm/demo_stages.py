@@ -102,7 +102,8 @@ def _input_data(ctx: DemoContext) -> str:
 # ----------------------------------------------------------------------------------------- data
 def stage_filter(ctx: DemoContext, label: str) -> dict:
     out = ctx.path("filtered")
-    run(ctx, label, "filter", ["data", "filter", _input_data(ctx), str(out), "--fresh", "--keep-rejects"],
+    # --verbose: datatrove's log (also in OUT/filter.log) into the demo's log, whose step lines are echoed
+    run(ctx, label, "filter", ["data", "filter", _input_data(ctx), str(out), "--fresh", "--keep-rejects", "--verbose"],
         show=_all_tasks_completed)
     stats = json.loads((out / STATS_FILE).read_text())
     return {"output": str(out), "stats": stats}

@@ -25,14 +25,21 @@ def describe(name: str, overrides: list[str]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="midm recipe", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """``midm recipe show|list|plan`` (torch-free)."""
+    parser = argparse.ArgumentParser(prog="midm recipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    show = sub.add_parser("show", help="print the resolved recipe as JSON")
+    show = sub.add_parser("show", help="print the resolved recipe as JSON",
+                          description="Print the recipe with every --set applied and validated, as JSON, with "
+                                      "num_parameters, flops_per_token and tokens_per_step.")
     show.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
     add_set_arg(show)
-    sub.add_parser("list", help="list recipe names")
-    plan = sub.add_parser("plan", help="memory per GPU and expected throughput on N GPUs (torch-free)")
+    sub.add_parser("list", help="list recipe names", description="List the registered recipe names, one a line.")
+    plan = sub.add_parser("plan", help="memory per GPU and expected throughput on N GPUs (torch-free)",
+                          description="Per-GPU memory of the recipe's layout term by term, the largest "
+                                      "micro-batch that fits, and the expected step time and tokens/s at --mfu; "
+                                      "--search ranks the TP/PP/VPP/CP/recompute layouts that fit.")
     plan.add_argument("name", help=f"one of: {', '.join(recipe_names())}")
     plan.add_argument("--gpus", type=int, required=True, help="number of GPUs (world size)")
     plan.add_argument("--gpu", default="h100-80gb", help="h100-80gb (default) or h200-141gb")
@@ -45,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--search", action="store_true", help="rank TP/PP/VPP/CP/recompute layouts that fit")
     plan.add_argument("--top", type=int, default=10, help="layouts to list with --search (default 10)")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "list":
         print("\n".join(recipe_names()))
         return 0

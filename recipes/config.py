@@ -174,6 +174,9 @@ class LoggingConfig:
     run_name: str = "run"
     log_interval: int = 1
     tensorboard: bool = True
+    # Weights & Biases project to log to as well (the [wandb] extra); None: off. WANDB_MODE=offline
+    # writes the run under <run dir>/wandb for a later `wandb sync`
+    wandb_project: str | None = None
 
 
 @dataclass

@@ -67,7 +67,7 @@ def render_chain(opts, stage: Stage, ctx: StageContext, program: list[Word], wid
         dep = f' --dependency=afterok:"$midm_job_{job.after}"' if job.after is not None else ""
         blocks.append(f"midm_job_{k}=$(midm_submit{dep} <<'{delimiter}'\n{job.script.rstrip()}\n{delimiter}\n)\n"
                       f'echo "[midm] step {job.step} ({job.tasks} task(s)): job $midm_job_{k}" >&2')
-    rendered.script = _fill(_template("chain.sh"), {"STAGE": stage.name, "RECIPE": ctx.recipe_name,
+    rendered.script = _fill(_template("chain.sh"), {"STAGE": stage.name, "RECIPE": ctx.recipe_name or "(none)",
                                                      "COUNT": str(len(jobs)), "JOBS": "\n".join(blocks),
                                                      "LAST": str(len(jobs) - 1)})
     rendered.jobs = jobs

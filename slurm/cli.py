@@ -20,14 +20,18 @@ from pathlib import Path
 
 from recipes.args import add_recipe_args
 from slurm.quoting import RenderError
-from slurm.render import LAUNCHERS, MPI_CHOICES, JobOptions, render
+from slurm.render import LAUNCHERS, MPI_CHOICES, RECIPE_OPTIONAL, JobOptions, render
 from slurm.stages import STAGES, Stage, dest
 
 
 def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str) -> None:
     p = sub.add_parser(stage.name, help=stage.summary, description=f"midm slurm {action} {stage.name}: "
                        f"{stage.summary}.")
-    add_recipe_args(p)
+    if stage.kind in RECIPE_OPTIONAL:
+        add_recipe_args(p, required=False, recipe_help="recipe whose logging.dir/run_name place the job's logs "
+                                                        "(optional: default runs/data/slurm)")
+    else:
+        add_recipe_args(p)
     res = p.add_argument_group("resources")
     res.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     res.add_argument("--gpus-per-node", type=int, default=None,
@@ -35,9 +39,9 @@ def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str
     res.add_argument("--ntasks-per-node", type=int, default=None,
                      help="tasks per node (default: one per GPU; set it for CPU runs)")
     res.add_argument("--cpus-per-task", type=int, default=None, help="CPUs per task (passed to srun as well)")
-    res.add_argument("--partition", default=None)
-    res.add_argument("--account", default=None)
-    res.add_argument("--qos", default=None)
+    res.add_argument("--partition", default=None, help="#SBATCH --partition (default: the cluster's default)")
+    res.add_argument("--account", default=None, help="#SBATCH --account to charge (default: none)")
+    res.add_argument("--qos", default=None, help="#SBATCH --qos (default: none)")
     res.add_argument("--time", default=None, help="time limit, e.g. 4:00:00 or 2-00:00:00")
     env = p.add_argument_group("environment")
     env.add_argument("--container", default=None, metavar="IMAGE",

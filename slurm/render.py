@@ -20,6 +20,7 @@ from slurm.stages import STAGES, Stage, StageContext, dest
 
 MPI_CHOICES = ("pmi2", "pmix", "pmix_v3", "pmix_v4", "pmix_v5", "none")
 LAUNCHERS = ("srun", "torchrun")
+RECIPE_OPTIONAL = ("data", "chain")  # stage kinds that run no model: --recipe only places the logs
 _TIME = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}|\d+-\d+|UNLIMITED|INFINITE")
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _ARRAY = re.compile(r"\d+(-\d+)?(:\d+)?(,\d+(-\d+)?(:\d+)?)*(%\d+)?")
@@ -30,7 +31,7 @@ class JobOptions:
     """Everything `midm slurm render|submit` accepts (defaults = the CLI's)."""
 
     stage: str
-    recipe: str
+    recipe: str | None
     overrides: list[str] = field(default_factory=list)
     nodes: int = 1
     gpus_per_node: int | None = None  # default: the stage's
@@ -192,11 +193,20 @@ def render(opts: JobOptions) -> Rendered:
     _check_options(opts, stage)
     workdir = Path(opts.workdir or Path.cwd()).resolve()
 
-    recipe = get_recipe(opts.recipe, opts.overrides)
-    log_cfg = recipe.logging
+    if opts.recipe is None:  # the data stages run no model: their run directory is runs/data
+        if stage.kind not in RECIPE_OPTIONAL:
+            raise RenderError(f"stage {stage.name} needs --recipe NAME (midm recipe list)")
+        if opts.overrides:
+            raise RenderError("--set changes a recipe field: give --recipe NAME with it")
+        from recipes.config import CheckpointConfig, LoggingConfig
+
+        recipe, log_cfg, ckpt_dir = None, LoggingConfig(run_name="data"), CheckpointConfig().dir
+    else:
+        recipe = get_recipe(opts.recipe, opts.overrides)
+        log_cfg, ckpt_dir = recipe.logging, recipe.checkpoint.dir
     logging_dir = _abs(log_cfg.dir, workdir)
     run_dir = logging_dir / log_cfg.run_name
-    checkpoint_dir = _abs(recipe.checkpoint.dir, workdir) if recipe.checkpoint.dir else run_dir / "checkpoints"
+    checkpoint_dir = _abs(ckpt_dir, workdir) if ckpt_dir else run_dir / "checkpoints"
     log_dir = run_dir / "slurm"
     derived = [f"logging.dir={logging_dir}", f"checkpoint.dir={checkpoint_dir}"]
 
@@ -208,8 +218,9 @@ def render(opts: JobOptions) -> Rendered:
         ctx.extra["dus_output"] = str(run_dir / "dus_init")
     if stage.derived_overrides is not None:
         derived += stage.derived_overrides(ctx)
-    recipe = get_recipe(opts.recipe, [*opts.overrides, *derived])
-    ctx.recipe, ctx.overrides = recipe, [*opts.overrides, *derived]
+    recipe = get_recipe(opts.recipe, [*opts.overrides, *derived]) if opts.recipe else None
+    ctx.recipe, ctx.overrides = recipe, [*opts.overrides, *derived] if opts.recipe else []
+    recipe_dict = recipe_to_dict(recipe) if recipe is not None else {}
 
     job_name = sbatch_value(f"midm-{stage.name}-{_plain(log_cfg.run_name)}", "job name")
     log_pattern = str(log_dir / ("%x-%A_%a.out" if opts.array and stage.kind != "chain" else "%x-%j.out"))
@@ -235,7 +246,7 @@ def render(opts: JobOptions) -> Rendered:
 
     def preamble(sbatch_lines: list[str]) -> str:
         return _fill(_template("preamble.sh"), {
-            "SBATCH": "\n".join(sbatch_lines), "STAGE": stage.name, "RECIPE": recipe.name,
+            "SBATCH": "\n".join(sbatch_lines), "STAGE": stage.name, "RECIPE": recipe.name if recipe else "(none)",
             "STAGE_Q": quote_word(stage.name), "RUN_DIR": quote_word(str(run_dir)), "LOG_DIR": quote_word(str(log_dir)),
             "WORKDIR": quote_word(str(workdir)), "PYTHON": quote_word(python),
             "CONTAINER_EXPORTS": "\n".join(exports), "ENV_FILE": quote_word(str(env_file)),
@@ -246,10 +257,10 @@ def render(opts: JobOptions) -> Rendered:
         from slurm.chain import render_chain
 
         return render_chain(opts, stage, ctx, program, widths, preamble, workdir, job_name,
-                            Rendered(script="", recipe_dict=recipe_to_dict(recipe), run_dir=run_dir, log_dir=log_dir,
+                            Rendered(script="", recipe_dict=recipe_dict, run_dir=run_dir, log_dir=log_dir,
                                      job_name=job_name, log_pattern=log_pattern))
     script = preamble(header) + _body(opts, stage, ctx, gpus, tasks_per_node, program, widths)
-    return Rendered(script, recipe_to_dict(recipe), run_dir, log_dir, job_name, log_pattern)
+    return Rendered(script, recipe_dict, run_dir, log_dir, job_name, log_pattern)
 
 
 def _plain(name: str) -> str:

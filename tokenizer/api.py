@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from midm.errors import MidmError
+
 META_FILE = "midm_tokenizer.json"
+
+
+class NotATokenizer(MidmError, FileNotFoundError):
+    """The path is not a directory written by ``midm tokenizer train`` (one line, exit 2 at the CLI)."""
 
 
 class MidmTokenizer:
@@ -22,7 +28,7 @@ class MidmTokenizer:
         meta_path, json_path = d / META_FILE, d / "tokenizer.json"
         missing = [p.name for p in (meta_path, json_path) if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"{d}: not a midm tokenizer directory (missing {', '.join(missing)}); "
+            raise NotATokenizer(f"{d}: not a midm tokenizer directory (missing {', '.join(missing)}); "
                                     "create one with `midm tokenizer train`")
         self.directory = d
         self.meta: dict = json.loads(meta_path.read_text(encoding="utf-8"))

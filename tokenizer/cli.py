@@ -9,19 +9,22 @@ from pathlib import Path
 from midm.errors import MidmError
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midm tokenizer", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a SentencePiece BPE tokenizer in Mi:dm's special-token layout",
                        description="Train on JSONL(.gz) (`text` field) or plain-text files/directories. Writes "
                                    "tokenizer.model, the HF files, midm_tokenizer.json and train_summary.json.")
-    t.add_argument("--input", nargs="+", required=True, metavar="FILE_OR_DIR")
+    t.add_argument("--input", nargs="+", required=True, metavar="FILE_OR_DIR",
+                   help="JSONL(.gz) with a `text` field or plain-text files, or directories of them (several allowed)")
     t.add_argument("--vocab-size", type=int, help="padded vocabulary size (131392 reproduces Mi:dm's ids)")
-    t.add_argument("--output", required=True, metavar="DIR")
+    t.add_argument("--output", required=True, metavar="DIR", help="directory to write the tokenizer into")
     t.add_argument("--config", metavar="FILE", help="YAML/JSON with TrainConfig keys (tokenizer/config.py)")
     t.add_argument("--ko-ratio", type=float, help="Korean share of Korean+English training characters")
-    t.add_argument("--pretokenize", choices=["none", "kiwi"])
+    t.add_argument("--pretokenize", choices=["none", "kiwi"],
+                   help="kiwi: split Korean at morpheme boundaries (Kiwi) before BPE; none: raw text "
+                        "(default: the config's, none)")
     t.add_argument("--verbose", action="store_true", help="show SentencePiece's own progress log")
     t.add_argument("--plain", action="store_true",
                    help="train the baseline instead: SentencePiece BPE defaults, no layout (writes DIR/plain.model)")
@@ -30,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="tokens/char, fertility, byte fallback, round trip vs baselines",
                        description="Writes eval.json, eval.md and eval.png into --output.")
-    e.add_argument("--tokenizer", required=True, metavar="DIR")
+    e.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory from `midm tokenizer train`")
     e.add_argument("--text", nargs="+", required=True, metavar="[LABEL=]FILE",
                    help="held-out JSONL(.gz) with `text` or plain text (one document per line)")
     e.add_argument("--baseline", default="tekken,mistral-32k",
@@ -42,9 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a Hugging Face tokenizer directory (with chat template)",
                        description="Writes tokenizer.json, tokenizer_config.json (Llama-3-style chat template), "
                                    "special_tokens_map.json, plus tokenizer.model and midm_tokenizer.json.")
-    x.add_argument("--tokenizer", required=True, metavar="DIR")
-    x.add_argument("--output", required=True, metavar="HF_DIR")
-    x.add_argument("--model-max-length", type=int, default=32768)
+    x.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory from `midm tokenizer train`")
+    x.add_argument("--output", required=True, metavar="HF_DIR", help="Hugging Face tokenizer directory to write")
+    x.add_argument("--model-max-length", type=int, default=32768,
+                   help="model_max_length in tokenizer_config.json (default 32768, Mi:dm 2.0's context)")
     return p
 
 
@@ -113,7 +117,7 @@ def _export(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from midm.errors import MidmError
 
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "export": _export}[args.command](args)
     except (MidmError, FileNotFoundError, ValueError, RuntimeError) as err:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -29,6 +30,7 @@ from datatrove.pipeline.readers.base import BaseDiskReader
 
 from data_prep.accounting import write_counts
 from data_prep.docio.records import GZIP_MAGIC, iter_lines, parse_record
+from data_prep.progress import ReadProgress
 
 INPUT_STAGE = "input"
 _GLOB = "**/*.jsonl*"
@@ -58,6 +60,11 @@ class RobustJsonlReader(BaseDiskReader):
         self.max_doc_bytes = max_doc_bytes
         self.formats = formats or {}
         self.counts: Counter = Counter()
+        self.progress_dir: str | None = None  # set by the filter run: OUT/_work/progress/<step>
+        self.rejects_dir: str | None = None  # set with --keep-rejects: unreadable records go to rejects/input/
+        self._progress = ReadProgress(None, 0)
+        self._bytes_done = 0
+        self._rank, self._rejects = 0, None
 
     def _parse(self, raw: bytes | None, filepath: str, line_no: int) -> Document | None:
         counts = self.counts
@@ -66,13 +73,26 @@ class RobustJsonlReader(BaseDiskReader):
         counts["records"] += 1
         if raw is None:
             counts["dropped:too_large"] += 1
+            self._reject(filepath, line_no, "too_large", None)
             return None
         data, reason = parse_record(raw)
         if data is None:
             counts[f"dropped:{reason}"] += 1
+            self._reject(filepath, line_no, reason, raw)
             return None
         counts["out"] += 1
         return _document(data, filepath, line_no)
+
+    def _reject(self, filepath: str, line_no: int, reason: str, raw: bytes | None) -> None:
+        """With ``--keep-rejects``: the unreadable record, as much of it as is text, under rejects/input/."""
+        if self.rejects_dir is None:
+            return
+        if self._rejects is None:  # opened on the first reject: no empty file when every record reads
+            self._rejects = _open_rejects(self.rejects_dir, self._rank)
+        record = {"id": f"{filepath}#{line_no}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+                  "file": filepath, "line": line_no + 1,
+                  "raw": None if raw is None else raw.decode("utf-8", "backslashreplace")}
+        self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1
@@ -93,13 +113,25 @@ class RobustJsonlReader(BaseDiskReader):
             lines = iter_lines(raw_f, gzip=compressed, max_line_bytes=self.max_doc_bytes, stats=self.counts)
             for line_no, raw in enumerate(lines):
                 doc = self._parse(raw, filepath, line_no)
+                self._progress.update(self._bytes_done + raw_f.tell(), self.counts["records"])
                 if doc is not None:
                     self.stat_update("documents")
                     yield doc
+            self._bytes_done += raw_f.tell()
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self.counts = Counter()
-        yield from super().run(data, rank, world_size)
+        self._progress, self._bytes_done = ReadProgress(self.progress_dir, rank), 0
+        self._rank, self._rejects = rank, None
+        if self.rejects_dir:  # a rank that is run again starts its rejects again
+            _rejects_path(self.rejects_dir, rank).unlink(missing_ok=True)
+        try:
+            yield from super().run(data, rank, world_size)
+        finally:
+            if self._rejects is not None:
+                self._rejects.close()
+                self._rejects = None
+        self._progress.update(self._bytes_done, self.counts["records"], final=True)
         counts = dict(self.counts)
         counts["in"] = counts.get("records", 0)
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
@@ -130,6 +162,17 @@ class HubReader(PipelineStep):
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
 
 
+def _rejects_path(rejects_dir: str, rank: int) -> Path:
+    return Path(rejects_dir) / INPUT_STAGE / f"{rank:05d}.jsonl.gz"
+
+
+def _open_rejects(rejects_dir: str, rank: int):
+    """``rejects/input/{rank:05d}.jsonl.gz`` (gzip, like the other stages' rejects), for writing."""
+    path = _rejects_path(rejects_dir, rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return gzip.open(path, "wb")
+
+
 class RankFileReader(BaseDiskReader):
     """Read exactly ``{rank:05d}.jsonl.gz`` of an intermediate folder (or nothing).
 
@@ -142,15 +185,22 @@ class RankFileReader(BaseDiskReader):
 
     def __init__(self, data_folder):
         super().__init__(data_folder, add_file_path=False)
+        self.progress_dir: str | None = None  # set by the filter run: OUT/_work/progress/<step>
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
+        progress = ReadProgress(self.progress_dir, self._rank)
+        n = 0
         with self.data_folder.open(filepath, "rb") as f:
             for line_no, raw in enumerate(gzip.GzipFile(fileobj=f) if filepath.endswith(".gz") else f):
                 data = json.loads(raw)
                 text = data.pop("text")
+                n += 1
+                progress.update(f.tell(), n)
                 yield Document(text=text, id=data.pop("id"), metadata=data)
+            progress.update(f.tell(), n, final=True)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         name = f"{rank:05d}.jsonl.gz"
+        self._rank = rank
         if self.data_folder.exists(name):
             yield from self.read_file(name)

@@ -16,4 +16,4 @@ def add_prefs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-fraction", type=float, default=0.02,
                    help="share of prompts held out for validation, chosen by prompt (default 0.02; 0 = none)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the validation split (default 1234)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on stderr)")

@@ -131,27 +131,33 @@ def main_tokenize(args) -> int:
     """
     from tokenizer import load_tokenizer
 
+    from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
+
     t0 = time.perf_counter()
-    sources = input_sources(args.input, args.text_key, getattr(args, "format", None) or "auto")
+    sources = input_sources(args.inputs, args.text_key, getattr(args, "format", None) or "auto")
     files = [Path(s.path) for s in sources]
-    out_prefix = str(Path(args.out_prefix).resolve())
-    shard_dir = Path(f"{out_prefix}.shards")
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    for stale in shard_dir.glob("*.tmp"):  # left by a run that was killed (kill -9) mid-unit
-        stale.unlink()
-    units = _resumable_plan(shard_dir, sources, args)
-    probe = list(itertools.islice((t for u in units for t in iter_unit_texts(u, args.text_key, Counter())), 64))
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)
+    out_prefix = str(Path(args.out_prefix).resolve())
+    check_output_dir(Path(out_prefix).parent, "OUT_PREFIX's folder")
+    shard_dir = Path(f"{out_prefix}.shards")
+    with removed_if_start_fails(shard_dir):  # a failed start leaves no half-made OUT_PREFIX.shards/
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        for stale in shard_dir.glob("*.tmp"):  # left by a run that was killed (kill -9) mid-unit
+            stale.unlink()
+        units = _resumable_plan(shard_dir, sources, args)
+        probe = list(itertools.islice((t for u in units for t in iter_unit_texts(u, args.text_key, Counter())), 64))
     prefixes = [str(shard_dir / f"{k:06d}") for k in range(len(units))]
     todo = [k for k, p in enumerate(prefixes) if not (Path(f"{p}.idx").exists() and Path(f"{p}.bin").exists())]
     total_bytes = sum(unit_bytes(units[k]) for k in todo)
     progress = _progress(total_bytes, not args.no_progress)
+    t_bar = time.perf_counter()
 
     def tick(done_bytes: int, done_docs: int) -> None:
         if progress is not None:
             progress.update(done_bytes - progress.n)
-            progress.set_postfix(docs=f"{done_docs:,}", refresh=False)
+            rate = done_docs / max(time.perf_counter() - t_bar, 1e-6)
+            progress.set_postfix_str(f"{done_docs:,} docs, {rate:,.0f} docs/s", refresh=False)
 
     skipped: Counter = Counter()
     new_docs = 0

@@ -22,8 +22,9 @@ from data_prep.errors import DataError
 Unit = tuple[str, int, "int | None", str]
 
 
-def input_sources(path: str, text_key: str = "text", fmt: str = "auto") -> list[Source]:
-    """The files behind IN (a stage output directory: its kept files) with their formats, each checked.
+def input_sources(paths: str | list[str], text_key: str = "text", fmt: str = "auto") -> list[Source]:
+    """The files behind each IN, in the order given (a stage output directory: its kept files), with
+    their formats, each checked.
 
     Raises :class:`DataError` naming the format expected for a file that is not of its format,
     and for ``--format hub`` (tokenize reads files: filter a Hub dataset first).
@@ -31,15 +32,16 @@ def input_sources(path: str, text_key: str = "text", fmt: str = "auto") -> list[
     if fmt == "hub":
         raise DataError("midm data tokenize reads files: run `midm data filter --format hub ID OUT` "
                         "(or `midm data filter --format hub ID OUT --stages normalize`) and tokenize OUT")
-    sources = expand_sources([path], fmt)
+    sources = expand_sources([paths] if isinstance(paths, str) else list(paths), fmt)
     for source in sources:
         check_source(source, text_key)
     return sources
 
 
-def input_files(path: str, text_key: str = "text") -> list[Path]:
-    """The JSON Lines files behind IN, each sniffed (the files of :func:`input_sources`)."""
-    return [Path(s.path) for s in input_sources(path, text_key, "jsonl")]
+def input_files(paths: str | list[str], text_key: str = "text") -> list[Path]:
+    """The JSON Lines files behind each IN, in the order given, each sniffed (the files of
+    :func:`input_sources`)."""
+    return [Path(s.path) for s in input_sources(paths, text_key, "jsonl")]
 
 
 def _whole(source: Source) -> bool:

@@ -46,7 +46,13 @@ def dtype_for(vocab_size: int):
 
 
 def _init_worker(tokenizer_dir: str, probe: list[str], done_bytes, done_docs, stop) -> None:
+    import signal
+
     from data_prep.tokenization.encoder import BatchEncoder
+
+    # Ctrl-C reaches the whole process group: the parent alone handles it (sets ``stop``), so no
+    # worker prints a KeyboardInterrupt traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     _STATE.update(encoder=BatchEncoder(tokenizer_dir, probe, quiet=True), done_bytes=done_bytes,
                   done_docs=done_docs, stop=stop)

@@ -2,7 +2,7 @@
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
                          [--max-shard-size 5GB] [--overwrite]
-    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set k=v …]
+    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with. Weights keep the dtype they are stored
@@ -28,11 +28,14 @@ from recipes.args import add_set_arg
 DTYPE_CHOICES = ("bf16", "fp16", "fp32")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="midm convert", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("to-hf", help="Megatron dist-checkpoint (any TP/PP) → HF LlamaForCausalLM safetensors")
+    a = sub.add_parser("to-hf", help="Megatron dist-checkpoint (any TP/PP) → HF LlamaForCausalLM safetensors",
+                       description="Write a Hugging Face LlamaForCausalLM directory (config.json, safetensors "
+                                   "shards, optionally the tokenizer) from a Megatron distributed checkpoint of any "
+                                   "TP/PP layout. Streams the weights: ≈ 3 GiB of host memory for the 11.5B Base.")
     a.add_argument("--checkpoint", required=True, type=Path, help="checkpoint root (follows `latest`) or iter_* dir")
     a.add_argument("--output", required=True, type=Path, help="HF model directory to write")
     a.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer directory to export with the model")
@@ -45,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-shard-size", default="5GB", help="safetensors shard size (e.g. 5GB, 500MB)")
     a.add_argument("--overwrite", action="store_true",
                    help="replace the model already in --output (default: refuse a non-empty --output)")
-    b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)")
+    b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)",
+                       description="Write a Megatron distributed checkpoint (TP=PP=1, iter_0000000 + latest, with "
+                                   "the recipe) from a Hugging Face LlamaForCausalLM directory; `midm train` and "
+                                   "`midm convert reshard` read it under any layout. Holds the weights once: "
+                                   "≈ 1.0 × the bf16 model + 1 GiB.")
     b.add_argument("--hf", required=True, type=Path, help="HF model directory")
     b.add_argument("--output", required=True, type=Path, help="checkpoint root to write (iter_0000000 + latest)")
     b.add_argument("--recipe", default=None, help="recipe for the non-model settings (default: the one whose "
@@ -53,16 +60,22 @@ def _parser() -> argparse.ArgumentParser:
     add_set_arg(b, "override a field of the recipe written with the checkpoint (repeatable)")
     b.add_argument("--padded-vocab-size", type=int, default=None,
                    help="Megatron vocab rows (default: the recipe's padded size when it fits)")
-    c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)")
-    c.add_argument("--checkpoint", required=True, type=Path)
-    c.add_argument("--output", required=True, type=Path)
-    c.add_argument("--tp", type=int, default=1)
-    c.add_argument("--pp", type=int, default=1)
+    c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)",
+                       description="Load CKPT (any layout) and save it again as CKPT2 under tensor-parallel size "
+                                   "--tp and pipeline-parallel size --pp. Run it with tp × pp processes, e.g. "
+                                   "`torchrun --nproc_per_node 4 -m midm convert reshard --checkpoint CKPT "
+                                   "--output CKPT2 --tp 2 --pp 2`.")
+    c.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
+                   help="checkpoint root (follows `latest`) or iter_* dir")
+    c.add_argument("--output", required=True, type=Path, metavar="CKPT2",
+                   help="checkpoint root to write (iter_* + latest)")
+    c.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the new checkpoint (default 1)")
+    c.add_argument("--pp", type=int, default=1, help="pipeline-parallel size of the new checkpoint (default 1)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from megatron_ext.hf_convert import _rank, from_hf, reshard, to_hf
 
     try:

@@ -1,4 +1,4 @@
-"""``midm dpo --recipe NAME --reference CKPT [--data DIR] [--set k=v …] [--resume …]`` — preference tuning (DPO).
+"""``midm dpo --recipe NAME --reference CKPT [--data DIR] [--set KEY=VALUE …] [--resume …]``: preference tuning.
 
 Direct Preference Optimization (Rafailov et al., arXiv 2305.18290) in the same Trainer as
 ``midm train``: same recipes, checkpoints, resume (``kill -9`` → identical losses), signals (exit 75

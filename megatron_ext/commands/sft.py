@@ -1,4 +1,4 @@
-"""``midm sft --recipe NAME [--data DIR] [--base CKPT] [--set k=v …] [--resume auto|none|PATH]``.
+"""``midm sft --recipe NAME [--data DIR] [--base CKPT] [--set KEY=VALUE …] [--resume auto|none|PATH]``.
 
 Supervised fine-tuning of a base checkpoint on ``midm data sft`` output: the same Trainer as
 ``midm train`` (checkpoints, ``--resume``, SIGUSR1/SIGTERM → checkpoint → exit 75, metrics,

@@ -1,4 +1,4 @@
-"""``midm train --recipe NAME [--set k=v …] [--resume auto|none|PATH]``.
+"""``midm train --recipe NAME [--set KEY=VALUE …] [--resume auto|none|PATH]``.
 
 The same entry point runs plain on a laptop, under ``torchrun`` (gloo on CPU, NCCL on GPUs) and
 one task per GPU under ``srun``. It is assembled from Megatron-Core's pieces: GPTModel, Megatron

@@ -26,7 +26,7 @@ from tests.conftest import REPO, TEST_DATA
 
 pytestmark = pytest.mark.slow
 READMES = ("README.md", "data_prep/README.md", "tokenizer/README.md")
-PREFIXES = ("midm data ", "midm tokenizer ")
+PREFIXES = ("midm data ", "midm tokenizer ", "torchrun --nproc_per_node 2 -m midm convert reshard ")
 
 # README text -> the command line that runs (None: not run here, and why)
 COMMANDS: dict[str, str | tuple[None, str]] = {
@@ -47,6 +47,11 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
     "midm tokenizer eval --tokenizer tok/ --text korean=heldout_ko.jsonl english=heldout_en.jsonl "
     "--baseline tekken,mistral-32k": "as written",
     "midm tokenizer export --tokenizer tok/ --output hf_tok/": "as written",
+    "torchrun --nproc_per_node 2 -m midm convert reshard --checkpoint runs/midm_mini/checkpoints "
+    "--output ckpt/mini_tp2 --tp 2 --pp 1":
+        (None, "needs a checkpoint: tests/megatron_ext/test_hf_convert.py::"
+               "test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights runs this line under torchrun with 2 "
+               "processes, its paths swapped for a converted tiny checkpoint"),
     # data_prep/README.md's table (synopses: required arguments, every flag at its default)
     "midm data filter IN… OUT [--format auto|jsonl|warc|parquet|hub] [--stages a,b] [--config F] "
     "[--executor local|slurm] [--keep-rejects] [--tasks N]":
@@ -61,7 +66,7 @@ COMMANDS: dict[str, str | tuple[None, str]] = {
     "midm data synth IN OUT --model M [--endpoint URL] [--task rewrite|qa|translate]":
         (None, "needs an OpenAI-compatible endpoint: tests/data_prep/test_synth.py runs it against the echo server"),
     "midm data mix CURRICULUM.yaml OUT_DIR": "midm data mix curriculum.yaml mix/",
-    "midm data tokenize IN OUT_PREFIX --tokenizer DIR [--workers N] [--format F]":
+    "midm data tokenize IN… OUT_PREFIX --tokenizer DIR [--workers N] [--format F]":
         "midm data tokenize filtered/ tokens/default --tokenizer tok/",
     # tokenizer/README.md (synopses)
     "midm tokenizer train --input FILES_OR_DIRS --vocab-size N --output DIR [--config FILE] [--ko-ratio R] "

@@ -265,10 +265,23 @@ def test_convert_cli_reports_bad_input(tmp_path):
     assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
 
 
+def readme_reshard_command() -> list[str]:
+    """README.md's `torchrun --nproc_per_node 2 -m midm convert reshard …` line, as argv after ``midm``."""
+    import re
+
+    line = next(line for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("torchrun --nproc_per_node 2 -m midm convert reshard "))
+    return re.split(r"\s+", line.split("#", 1)[0].split(" -m midm ", 1)[1].strip())
+
+
 @pytest.mark.slow
 def test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights(converted, tmp_path):
+    """TP=2 via the README's `midm convert reshard` command (its paths swapped for these), PP=2 via the API."""
     ckpt = converted / "mini_tied" / "ckpt"
-    run_python(["reshard", str(ckpt), str(tmp_path)], nproc=2)
+    argv = readme_reshard_command()
+    assert argv[:2] == ["convert", "reshard"] and argv[argv.index("--tp") + 1] == "2"
+    argv[argv.index("--checkpoint") + 1], argv[argv.index("--output") + 1] = str(ckpt), str(tmp_path / "tp2pp1")
+    run_python(["reshard", str(ckpt), str(tmp_path), json.dumps(argv[1:])], nproc=2)
     original = load_hf_dir(converted / "mini_tied" / "hf")
     original.pop("lm_head.weight", None)
     for layout in ("tp2pp1", "tp1pp2"):
@@ -303,14 +316,22 @@ def _worker_convert(root: Path) -> None:
                      tokenizer_dir=root / "tokenizer")
 
 
-def _worker_reshard(ckpt: Path, out: Path) -> None:
+def _worker_reshard(ckpt: Path, out: Path, cli_argv: list[str]) -> None:
     from megatron.core import parallel_state
 
-    from megatron_ext import hf_convert
+    from megatron_ext import hf_convert, parallel
+    from megatron_ext.commands.convert import main as convert_main
 
-    for tp, pp in ((2, 1), (1, 2)):
-        hf_convert.reshard(ckpt, out / f"tp{tp}pp{pp}", tp, pp)
-        parallel_state.destroy_model_parallel()
+    # `midm convert reshard` as the README runs it; its closing parallel.destroy() would end the gloo group
+    # this worker still needs (a group cannot be started twice under one torchrun), so only the model-parallel
+    # groups are torn down here
+    parallel.destroy, destroy = parallel_state.destroy_model_parallel, parallel.destroy
+    try:
+        assert convert_main(cli_argv) == 0
+    finally:
+        parallel.destroy = destroy
+    hf_convert.reshard(ckpt, out / "tp1pp2", 1, 2)
+    parallel_state.destroy_model_parallel()
     for layout in ("tp2pp1", "tp1pp2"):  # world of 2 at TP=PP=1: both ranks load, rank 0 writes
         hf_convert.to_hf(out / layout, out / f"hf_{layout}", dtype="fp32", vocab_size=300)
         parallel_state.destroy_model_parallel()
@@ -321,7 +342,7 @@ if __name__ == "__main__":  # the guard dist-checkpointing's writer processes ne
     if sys.argv[1] == "convert":
         _worker_convert(Path(sys.argv[2]))
     else:
-        _worker_reshard(Path(sys.argv[2]), Path(sys.argv[3]))
+        _worker_reshard(Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4]))
     from megatron_ext import parallel
 
     parallel.destroy()

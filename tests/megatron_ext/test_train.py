@@ -2,6 +2,7 @@
 and after SIGUSR1, TP/PP/DP equivalence with 2 gloo processes, resharded checkpoints, data errors."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -102,12 +103,24 @@ def _signal_the_whole_job(run_dir: Path, args: list[str], sig: int) -> int:
 WORKERS = ("--set", "data.num_workers=2")
 
 
-def test_sigusr1_to_the_job_checkpoints_exits_75_and_resumes(baseline, byte_prefix, tmp_path):
+def test_sigusr1_to_the_job_checkpoints_exits_75_and_resumes(baseline, byte_prefix, tmp_path, monkeypatch):
+    """Also W&B (``logging.wandb_project``, the [wandb] extra) offline: the run files are written and the
+    resumed run continues the same W&B run."""
     run_dir = tmp_path / "signalled"
-    args = tiny_args(byte_prefix, run_dir, *WORKERS)
+    wandb = importlib.util.find_spec("wandb") is not None
+    if wandb:
+        monkeypatch.setenv("WANDB_MODE", "offline")  # never the network
+        monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+        monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    args = tiny_args(byte_prefix, run_dir, *WORKERS, *(["--set", "logging.wandb_project=midm-test"] if wandb else []))
     _signal_the_whole_job(run_dir, args, signal.SIGUSR1)
     run_midm(args)  # --resume auto is the default
     assert losses(run_dir) == losses(baseline)
+    if wandb:
+        run_id = (run_dir / "wandb_run_id").read_text().strip()
+        runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+        assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs), runs  # one W&B run, resumed
+        assert all((r / f"run-{run_id}.wandb").stat().st_size > 0 for r in runs)
 
 
 def test_sigterm_to_the_job_checkpoints_and_exits_75(byte_prefix, tmp_path):

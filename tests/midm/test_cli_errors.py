@@ -28,6 +28,30 @@ def test_user_errors_are_one_line_exit_2(argv, message):
     assert lines[-1].startswith(f"midm {argv[0]}") and ": error: " in lines[-1] and message in lines[-1], proc.stderr
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["data", "filter", "{tmp}/nope.jsonl", "{tmp}/out"], "nope.jsonl: no such file or directory"),
+    (["data", "filter", "{corpus}", "{tmp}/a_file/out"], "a_file is a file, not a directory"),
+    (["data", "filter", "{tmp}/not_jsonl.txt", "{tmp}/out"], "expected JSON Lines"),
+    (["data", "tokenize", "{tmp}/nope.jsonl", "{tmp}/out/tok", "--tokenizer", "{tmp}"], "no such file or directory"),
+    (["data", "tokenize", "{corpus}", "{tmp}/out/tok", "--tokenizer", "{tmp}"], "not a midm tokenizer directory"),
+    (["tokenizer", "eval", "--tokenizer", "{tmp}/nope", "--text", "{corpus}"], "not a midm tokenizer directory"),
+    (["data", "filter", "{corpus}", "{tmp}/out", "--stages", "toxicity", "--config", "{tmp}/not_jsonl.txt"],
+     "must hold a YAML mapping"),
+])
+def test_bad_paths_are_one_line_exit_2_and_leave_nothing(argv, message, tmp_path):
+    """Every data-path mistake: exit 2, one line, and a failed start leaves no half-made output folder."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "not_jsonl.txt").write_text("plain text\n")
+    corpus = str(REPO / "tests" / "data" / "corpus")
+    argv = [a.format(tmp=tmp_path, corpus=corpus) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "midm", *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and ": error: " in lines[0] and message in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "not_jsonl.txt"]
+
+
 def test_the_error_base_is_import_light():
     code = "import midm.errors, recipes.args, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

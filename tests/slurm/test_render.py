@@ -189,7 +189,8 @@ def test_data_filter_renders_one_dependent_job_per_pipeline_step(tmp_path, offli
 
     marker = tmp_path / "pwned"
     hostile = f"raw/$(touch {marker})"
-    script = midm(["slurm", "render", "data-filter", "--recipe", "tiny", "--array", "4", "--input", hostile,
+    # no --recipe: a data stage runs no model (its logs go to runs/data/slurm)
+    script = midm(["slurm", "render", "data-filter", "--array", "4", "--input", hostile,
                    "--output", "filtered", "--cpus-per-task", "2", "--workdir", str(tmp_path)]).stdout
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     cfg = load_config(None)
@@ -209,7 +210,8 @@ def test_data_filter_renders_one_dependent_job_per_pipeline_step(tmp_path, offli
         assert sbatch_args == ["--parsable"] + ([f"--dependency=afterok:{1000 + k - 1}"] if k else []), step
         job = (record / f"script.{k}").read_text()
         directives = sbatch_directives(job)
-        assert f"--job-name=midm-data-filter-tiny-{step.name}" in directives
+        assert f"--job-name=midm-data-filter-data-{step.name}" in directives
+        assert f"--output={tmp_path}/runs/data/slurm/%x-" in " ".join(directives)
         assert ("--array=0-%d" % (step.tasks - 1) in directives) == (step.tasks > 1)
         assert "--kill-on-invalid-dep=yes" in directives and "--cpus-per-task=2" in directives
         rank = str(step.tasks - 1)
@@ -235,6 +237,15 @@ def test_data_filter_chain_rejects_per_shard_shapes(args, message, tmp_path):
     argv = [w for k, v in {**base, **extra}.items() for w in (k, v)]
     proc = midm(["slurm", "render", "data-filter", "--recipe", "tiny", *argv, "--workdir", str(tmp_path)], check=False)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_recipe_is_optional_only_for_data_stages(tmp_path):
+    proc = midm(["slurm", "render", "data-filter", "--input", "raw", "--output", "out", "--set", "train.steps=1",
+                 "--workdir", str(tmp_path)], check=False)
+    assert proc.returncode == 2 and "--set changes a recipe field: give --recipe NAME" in proc.stderr
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(io.StringIO()) as err:
+        slurm_main(["render", "pretrain", "--workdir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "required: --recipe" in err.getvalue()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_is_light_and_lists_subcommands():
-    code = ("import sys, tokenizer.cli as c; c._parser(); "
+    code = ("import sys, tokenizer.cli as c; c.build_parser(); "
             "heavy = {'sentencepiece', 'tokenizers', 'transformers', 'torch', 'kiwipiepy'} & set(sys.modules); "
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
