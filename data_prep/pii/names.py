@@ -45,7 +45,23 @@ LABELS = re.compile(r"(성명|이름|성함|담당자?|작성자?|작성|환자|
 AFTER_PAREN = re.compile(r"^\s*\((?:\d|만|[一-鿿]|[남여]|\w{0,4}[,)]|부친|모친|장남|장녀|배우자|본인)")
 _GENERIC_LABEL = re.compile(r"(?:[가-힣]{1,6}(?:자|인|사|원|장|관|측|님)|작성|응대|판사|주관|담당)\s*[:：]\s*$|^\s*\d{1,2}[.)]\s*$")
 _ROLE_BEFORE = re.compile(r"[가-힣]*(?:자|측|장|관|사|의원|교수|위원|담임|선생)(?:는|은)?\s*[(（]?\s*$")
-_PLACE_SUFFIX = re.compile(r"^(시|도|구|군|동|읍|면|리|로|길|역|대|산|강|천|항|만|청|원|소|국|부|처|과|팀|실|당|교|社)")
+_TITLE_AFTER_ORG = re.compile(  # 윤병세 외교부 장관, 김형완 인권정책연구소장: a title after one organisation word
+    r"^\s+(?:[가-힣]{1,12}(?:부|청|처|원|회|당|소|단|국|실|과|팀|교|대|위|사|센터|재단|협회|공사|그룹|은행|병원|연구소)\s+"
+    r"(?:장관|차관|청장|처장|원장|회장|위원장|위원|의원|대표|사장|이사장|총장|교수|소장|국장|실장|부장|과장|팀장|단장|센터장|연구원|기자|감독)"
+    r"|[가-힣]{2,10}(?:장관|차관|청장|처장|원장|회장|위원장|이사장|총장|소장|국장|실장|부장|과장|팀장|단장|센터장|교수|기자|감독))"
+    r"(?=[\s,.)은는이가을를의과와도께]|$)")
+_PLACE_LAST = set("시구동도리로길대산항")  # 원주시, 서초구, 연평도, 서강대 …: a place when Kiwi knows the stem
+_NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회")  # 진도군, 정의당, 경복궁, 천안함, 조계사 …: never a given name
+# syllables of loanwords that Korean given names (Sino-Korean syllables) do not use: 유튜브, 이집트, 모로코
+_LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀")
+
+
+def _has_surname(form: str) -> bool:
+    if not 2 <= len(form) <= 4 or not all("가" <= c <= "힣" for c in form):
+        return False
+    if form[:2] in SURNAMES_2 and len(form) in (3, 4):
+        return True
+    return form[0] in SURNAMES_1 and len(form) in (2, 3)
 
 
 def _looks_like_name(form: str) -> bool:
@@ -74,34 +90,55 @@ class NameAddressFinder:
             self._kiwi = Kiwi(num_workers=-1)
         return self._kiwi
 
-    _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,9}")
-    _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "의", "에게", "께", "께서", "와", "과", "도", "만", "이가", "이는",
-                  "이를", "이의", "이와", "이도", "에게서", "한테", "랑", "이랑", "로부터", "으로부터", "이에게", "이었", "이다",
-                  "입니다", "이며", "이고", "이한테")
+    _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,12}")
+    # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
+    # a title, or something that starts like a particle / copula
+    _REST = re.compile(r"^(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
+    _PERSONAL = re.compile(r"^\s*(?:씨|님|\(\s*\d)")  # 김수로 씨, 김성동(54): a person even if it reads like a place
+    _LIST_SEP = re.compile(r"^[\s,·/]*$")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict) -> list:
-        """Kiwi tokens (absolute offsets) of a window around [start, end), cut at whitespace.
+        """Kiwi tokens (absolute offsets, tag, oov) of a window around [start, end), cut at whitespace.
 
-        Kiwi is the expensive part of PII masking, so it only analyses the few windows where a
-        name/address candidate has already passed the cheap regex and context checks.
+        Kiwi is the expensive part of PII masking, so it only analyses windows around candidates
+        that have passed the cheap regex checks; :meth:`prepare_windows` merges overlapping windows
+        first so that each character is analysed at most once.
         """
+        for lo, hi, toks in cache.get("segments", ()):
+            if lo <= start and end <= hi:
+                return toks
+        lo, hi = self._window(text, start, end)
+        key = (lo, hi)
+        if key not in cache:
+            cache[key] = self._tokenize(text, lo, hi)
+        return cache[key]
+
+    @staticmethod
+    def _window(text: str, start: int, end: int) -> tuple[int, int]:
         lo = max(0, start - 24)
         sp = text.find(" ", lo, start)
         lo = sp + 1 if sp != -1 else lo
         hi = min(len(text), end + 24)
         sp = text.rfind(" ", end, hi)
-        hi = sp if sp != -1 else hi
-        key = (lo, hi)
-        if key not in cache:
-            cache[key] = [(t.start + lo, t.len, t.tag, bool(getattr(t, "oov", False)))
-                          for t in self.kiwi.tokenize(text[lo:hi])]
-        return cache[key]
+        return lo, (sp if sp != -1 else hi)
+
+    def _tokenize(self, text: str, lo: int, hi: int) -> list:
+        return [(t.start + lo, t.len, t.tag, bool(getattr(t, "oov", False))) for t in self.kiwi.tokenize(text[lo:hi])]
+
+    def prepare_windows(self, text: str, spans: list[tuple[int, int]], cache: dict) -> None:
+        """Tokenise the union of the candidates' windows once, as merged segments."""
+        merged: list[list[int]] = []
+        for lo, hi in sorted(self._window(text, s, e) for s, e in spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        cache.setdefault("segments", []).extend((lo, hi, self._tokenize(text, lo, hi)) for lo, hi in merged)
 
     def _vetoed(self, text: str, start: int, length: int, strong: bool, cache: dict) -> bool:
         first = [t for t in self.window_tokens(text, start, start + length, cache) if t[0] == start]
-        end = start + length
-        if any(s + n > end and tag.startswith("N") and not oov for s, n, tag, oov in first):
+        if any(n > length and tag.startswith("N") and not oov for s, n, tag, oov in first):
             return True  # Kiwi sees a longer word starting here
         if any(n == length and tag in self._COMMON_TAGS and not oov for s, n, tag, oov in first):
             return True  # a dictionary common word (정부, 이상, 주민 …), not a name
@@ -111,60 +148,131 @@ class NameAddressFinder:
         return common_prefix and not strong  # 전문성, 고유가 …: starts with a dictionary word
 
     def _kiwi_says_name(self, text: str, start: int, length: int, cache: dict) -> bool:
-        """Kiwi analyses exactly this 3–4-syllable span as one proper noun (its name model)."""
-        return any(s == start and n == length and tag == "NNP"
+        """Kiwi analyses exactly this span as one proper noun (NNP: its dictionary and name model)
+        or as one out-of-vocabulary noun (a name it has never seen: 노진구, 곽부성)."""
+        return any(s == start and n == length and (tag == "NNP" or (tag == "NNG" and oov))
                    for s, n, tag, oov in self.window_tokens(text, start, start + length, cache))
 
+    def _surname_then_syllables(self, text: str, start: int, length: int, cache: dict) -> bool:
+        """Kiwi splits the span into the surname as a proper noun + one-syllable nouns
+        (최/NNP 민/NNG 호/NNB): how it analyses a name it does not know."""
+        end = start + length
+        pieces = [t for t in self.window_tokens(text, start, end, cache) if start <= t[0] < end]
+        if not pieces or pieces[0][2] != "NNP" or pieces[-1][0] + pieces[-1][1] != end:
+            return False
+        return all(tag in ("NNP", "NNG", "NNB", "NR") and n == 1 for _, n, tag, _ in pieces[1:])
+
+    def _followed_by_particle(self, text: str, start: int, length: int, rest: str, cache: dict) -> bool:
+        """Nothing, a title, or what Kiwi analyses as a particle / copula / suffix follows the span."""
+        if not rest or any(rest.startswith(t) for t in TITLES):
+            return True
+        end = start + length
+        return any(s == end and (tag.startswith("J") or tag in ("VCP", "XSN"))
+                   for s, n, tag, oov in self.window_tokens(text, start, end, cache))
+
+    def _place(self, form: str, personal: bool, cache: dict) -> bool:
+        """Not a Korean personal name: ``정의당``, ``경복궁`` (an institution suffix), ``유튜브``
+        (loanword syllables), or — unless ``personal`` context says otherwise — ``서초구``,
+        ``원주시`` (a place Kiwi knows + a place suffix)."""
+        if form[-1] in _NOT_NAME_LAST or any(c in _LOAN for c in form[1:]):
+            return True
+        if personal or form[-1] not in _PLACE_LAST:
+            return False
+        key = ("place", form)
+        if key not in cache:
+            toks = self.kiwi.tokenize(form[:-1])
+            cache[key] = len(toks) == 1 and toks[0].tag == "NNP" and not getattr(toks[0], "oov", False)
+        return cache[key]
+
+    def _strong_context(self, text: str, start: int, end: int, rest: str) -> bool:
+        after = text[end:end + 30]
+        return (any(rest.startswith(t) for t in TITLES)
+                or any(after.lstrip().startswith(t) for t in TITLES)
+                or bool(_TITLE_AFTER_ORG.match(after))
+                or bool(LABELS.search(text[max(0, start - 20):start]))
+                or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
+                or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))
+                or bool(_ROLE_BEFORE.search(text[max(0, start - 10):start]))
+                or bool(AFTER_PAREN.match(after))
+                or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
+
     def names(self, text: str, cache: dict) -> Iterator[Span]:
+        """PERSON spans: surname-initial 2–4-syllable candidates, accepted by person context
+        (titles, role labels, ``(54)``) or Kiwi's own analysis, never when Kiwi knows the span
+        as a common word or it reads as a place / institution / loanword."""
         # pass 1 (regex only): candidates per Hangul chunk, alternatives in order 3, 4, 2 syllables
-        chunks: list[tuple[list[tuple[int, int, str]], bool]] = []
+        chunks: list[tuple[list[tuple[int, int, str, str, bool, bool]], bool]] = []
         for m in self._CHUNK.finditer(text):
             chunk, start = m.group(0), m.start()
-            alts: list[tuple[int, int, str]] = []
+            alts = []
             strong = False
             for length in (3, 4, 2):
                 form, rest = chunk[:length], chunk[length:]
-                if len(form) != length or not _looks_like_name(form):
+                if len(form) != length or not _has_surname(form):
                     continue
                 titled = any(rest.startswith(t) for t in TITLES)
-                if rest not in self._PARTICLES and not titled:
+                if not titled and not self._REST.match(rest):
                     continue
                 end = start + length
-                after = text[end:end + 12]
-                strong = strong or (
-                    titled
-                    or any(after.lstrip().startswith(t) for t in TITLES)
-                    or bool(LABELS.search(text[max(0, start - 20):start]))
-                    or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
-                    or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))
-                    or bool(_ROLE_BEFORE.search(text[max(0, start - 10):start]))
-                    or bool(AFTER_PAREN.match(after))
-                    or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'")
-                )
-                alts.append((start, length, form))
+                strong = strong or self._strong_context(text, start, end, rest)
+                personal = bool(self._PERSONAL.match(text[end:end + 6]))
+                alts.append((start, length, form, rest, _looks_like_name(form), personal))
             if alts:
                 chunks.append((alts, strong))
-        # pass 2: strong candidates, checked with Kiwi; pass 3: repeats of accepted names
+        if not chunks:
+            return
+        self.prepare_windows(text, [(a[0], a[0] + a[1]) for alts, _ in chunks for a in alts], cache)
+        # pass 2: strong candidates, checked with Kiwi
         accepted: set[str] = set()
         chosen: dict[int, tuple[int, int, bool]] = {}
         for alts, strong in chunks:
-            if strong:
-                for start, length, form in alts:
-                    if not self._vetoed(text, start, length, True, cache):
-                        accepted.add(form)
-                        chosen[start] = (start, length, True)
-                        break
-        for alts, strong in chunks:
-            if strong:
+            if not strong:
                 continue
-            for start, length, form in alts:
+            for start, length, form, rest, given_ok, personal in alts:
+                if self._vetoed(text, start, length, True, cache) or self._place(form, personal, cache):
+                    continue
+                if not self._followed_by_particle(text, start, length, rest, cache):
+                    continue
+                if given_ok or self._kiwi_says_name(text, start, length, cache) \
+                        or self._surname_then_syllables(text, start, length, cache):
+                    accepted.add(form)
+                    chosen[start] = (start, length, True)
+                    break
+        # pass 3: Kiwi's own analysis (3–4 syllables) and repeats of accepted names
+        for alts, strong in chunks:
+            if alts[0][0] in chosen:
+                continue
+            for start, length, form, rest, given_ok, personal in alts:
                 if length < 3 or self._vetoed(text, start, length, False, cache):
                     continue
-                if form in accepted or self._kiwi_says_name(text, start, length, cache):
+                if self._place(form, personal, cache) or not self._followed_by_particle(text, start, length, rest, cache):
+                    continue
+                if form in accepted or self._kiwi_says_name(text, start, length, cache) or (
+                        self._surname_then_syllables(text, start, length, cache)):
+                    accepted.add(form)
+                    chosen[start] = (start, length, False)
+                    break
+        # pass 4: enumerations — a candidate listed next to an accepted name (홍길동, 김수로 씨)
+        for alts, strong in chunks:
+            if alts[0][0] in chosen:
+                continue
+            for start, length, form, rest, given_ok, personal in alts:
+                if rest or self._vetoed(text, start, length, True, cache) or self._place(form, personal, cache):
+                    continue
+                if not (given_ok or self._kiwi_says_name(text, start, length, cache)):
+                    continue
+                if self._next_to_name(text, start, start + length, chosen):
                     chosen[start] = (start, length, False)
                     break
         for start, length, strong in sorted(chosen.values()):
             yield Span(start, start + length, "PERSON", 1.0 if strong else 0.8)
+
+    def _next_to_name(self, text: str, start: int, end: int, chosen: dict) -> bool:
+        for s, n, _ in chosen.values():
+            gap = text[s + n:start] if s < start else text[end:s]
+            if 0 < len(gap) <= 3 and self._LIST_SEP.match(gap):
+                return True
+        return False
 
     _SIDO = (r"서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
              r"대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"
