@@ -21,12 +21,12 @@ named parts Kiwi confirms as proper nouns (so ``연구 활동`` is not ``…구 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from data_prep.pii.patterns import Span
 
-SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절")
-SURNAMES_1 = set("김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예봉경사부가복태목형계피두감음빈동온호범좌팽승간상갈단견당화창")
+SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "어금", "망절")
+SURNAMES_1 = set("김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예봉경사부가복태목형계피두감음빈온호범좌팽승간상갈단견당화창")
 GIVEN = set("민서지현준우연영수진호훈은윤예린원도하혜재희경숙미정성동기태석철규상주아유나소빈율채다인용광명선혁찬환한승보건형순자옥애향란화식남일종근덕봉길춘열중웅완범겸후헌의효신래섭창택국익문욱세양모")
 TITLES = ("씨", "님", "군", "양", "과장", "부장", "차장", "대리", "사원", "주임", "팀장", "실장", "국장", "본부장", "이사",
           "대표", "사장", "부사장", "회장", "위원장", "위원", "의원", "장관", "차관", "청장", "처장", "시장", "구청장",
@@ -51,9 +51,24 @@ _TITLE_AFTER_ORG = re.compile(  # 윤병세 외교부 장관, 김형완 인권�
     r"|[가-힣]{2,10}(?:장관|차관|청장|처장|원장|회장|위원장|이사장|총장|소장|국장|실장|부장|과장|팀장|단장|센터장|교수|기자|감독))"
     r"(?=[\s,.)은는이가을를의과와도께]|$)")
 _PLACE_LAST = set("시구동도리로길대산항")  # 원주시, 서초구, 연평도, 서강대 …: a place when Kiwi knows the stem
-_NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회")  # 진도군, 정의당, 경복궁, 천안함, 조계사 …: never a given name
+_PLACE_BEFORE = re.compile(r"(?:[가-힣]{1,6}(?:시|도)|서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|"
+                           r"경북|경남|제주)\s+$")
+_PLACE_LAST_WEAK = set("동도")  # 화곡동, 백령도; names (김성동, 이현도) need person context
+_NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회각변고법어")  # 진도군, 정의당, 경복궁, 천안함, 국적법, 한국어 …
 # syllables of loanwords that Korean given names (Sino-Korean syllables) do not use: 유튜브, 이집트, 모로코
-_LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀")
+_LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀디텔앤")
+
+
+class _Cand(NamedTuple):
+    """A name candidate: span, the rest of its eojeol, strict given-name syllables, ``씨``/age after."""
+
+    start: int
+    length: int
+    form: str
+    rest: str
+    given_ok: bool
+    personal: bool
+    before: str  # up to 12 characters before it (for 안산시 단원구)
 
 
 def _has_surname(form: str) -> bool:
@@ -94,8 +109,9 @@ class NameAddressFinder:
     # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
     # a title, or something that starts like a particle / copula
     _REST = re.compile(r"^(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
+    _INFLECTED = {"XSV", "XSA", "VCP", "VV", "VA", "VX"}
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
-    _PERSONAL = re.compile(r"^\s*(?:씨|님|\(\s*\d)")  # 김수로 씨, 김성동(54): a person even if it reads like a place
+    _PERSONAL = re.compile(r"^\s*(?:씨|님|\(\s*\d{1,3}\s*[,)·세])")  # 김수로 씨, 김성동(54): a person even if it reads like a place
     _LIST_SEP = re.compile(r"^[\s,·/]*$")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict) -> list:
@@ -137,7 +153,12 @@ class NameAddressFinder:
         cache.setdefault("segments", []).extend((lo, hi, self._tokenize(text, lo, hi)) for lo, hi in merged)
 
     def _vetoed(self, text: str, start: int, length: int, strong: bool, cache: dict) -> bool:
-        first = [t for t in self.window_tokens(text, start, start + length, cache) if t[0] == start]
+        toks = self.window_tokens(text, start, start + length, cache)
+        exact = any(s == start and n == length for s, n, tag, oov in toks)  # (최성지+ㄴ: Kiwi's contraction)
+        if not exact and any(start < s < start + length and (tag[0] in "JE" or tag in self._INFLECTED)
+                             for s, n, tag, oov in toks):
+            return True  # a particle or ending inside the span: 선수의, 은은한, 주연인
+        first = [t for t in toks if t[0] == start]
         if any(n > length and tag.startswith("N") and not oov for s, n, tag, oov in first):
             return True  # Kiwi sees a longer word starting here
         if any(n == length and tag in self._COMMON_TAGS and not oov for s, n, tag, oov in first):
@@ -158,7 +179,8 @@ class NameAddressFinder:
         (최/NNP 민/NNG 호/NNB): how it analyses a name it does not know."""
         end = start + length
         pieces = [t for t in self.window_tokens(text, start, end, cache) if start <= t[0] < end]
-        if not pieces or pieces[0][2] != "NNP" or pieces[-1][0] + pieces[-1][1] != end:
+        surname = 2 if text[start:start + 2] in SURNAMES_2 else 1
+        if not pieces or pieces[0][2] != "NNP" or pieces[0][1] != surname or pieces[-1][0] + pieces[-1][1] != end:
             return False
         return all(tag in ("NNP", "NNG", "NNB", "NR") and n == 1 for _, n, tag, _ in pieces[1:])
 
@@ -170,7 +192,7 @@ class NameAddressFinder:
         return any(s == end and (tag.startswith("J") or tag in ("VCP", "XSN"))
                    for s, n, tag, oov in self.window_tokens(text, start, end, cache))
 
-    def _place(self, form: str, personal: bool, cache: dict) -> bool:
+    def _place(self, form: str, personal: bool, cache: dict, before: str = "") -> bool:
         """Not a Korean personal name: ``정의당``, ``경복궁`` (an institution suffix), ``유튜브``
         (loanword syllables), or — unless ``personal`` context says otherwise — ``서초구``,
         ``원주시`` (a place Kiwi knows + a place suffix)."""
@@ -178,6 +200,8 @@ class NameAddressFinder:
             return True
         if personal or form[-1] not in _PLACE_LAST:
             return False
+        if form[-1] in "시구동리" and _PLACE_BEFORE.search(before):
+            return True  # 안산시 단원구, 인천광역시 연수구
         key = ("place", form)
         if key not in cache:
             toks = self.kiwi.tokenize(form[:-1])
@@ -196,83 +220,84 @@ class NameAddressFinder:
                 or bool(AFTER_PAREN.match(after))
                 or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
 
-    def names(self, text: str, cache: dict) -> Iterator[Span]:
-        """PERSON spans: surname-initial 2–4-syllable candidates, accepted by person context
-        (titles, role labels, ``(54)``) or Kiwi's own analysis, never when Kiwi knows the span
-        as a common word or it reads as a place / institution / loanword."""
-        # pass 1 (regex only): candidates per Hangul chunk, alternatives in order 3, 4, 2 syllables
-        chunks: list[tuple[list[tuple[int, int, str, str, bool, bool]], bool]] = []
+    def _candidates(self, text: str) -> list[tuple[list[_Cand], bool]]:
+        """Pass 1 (regex only): per Hangul chunk, surname-initial alternatives of 3, 4, 2 syllables
+        followed by nothing / a particle-like ending / a title, and whether the chunk has person
+        context (a title after it, a role label before it …)."""
+        chunks = []
         for m in self._CHUNK.finditer(text):
             chunk, start = m.group(0), m.start()
-            alts = []
+            alts: list[_Cand] = []
             strong = False
             for length in (3, 4, 2):
                 form, rest = chunk[:length], chunk[length:]
                 if len(form) != length or not _has_surname(form):
                     continue
-                titled = any(rest.startswith(t) for t in TITLES)
-                if not titled and not self._REST.match(rest):
+                if not any(rest.startswith(t) for t in TITLES) and not self._REST.match(rest):
                     continue
                 end = start + length
                 strong = strong or self._strong_context(text, start, end, rest)
-                personal = bool(self._PERSONAL.match(text[end:end + 6]))
-                alts.append((start, length, form, rest, _looks_like_name(form), personal))
+                alts.append(_Cand(start, length, form, rest, _looks_like_name(form),
+                                  bool(self._PERSONAL.match(text[end:end + 6])), text[max(0, start - 12):start]))
             if alts:
                 chunks.append((alts, strong))
+        return chunks
+
+    def _rejected(self, text: str, c: _Cand, strong: bool, cache: dict) -> bool:
+        return (self._vetoed(text, c.start, c.length, strong, cache)
+                or self._place(c.form, c.personal, cache, c.before)
+                or not self._followed_by_particle(text, c.start, c.length, c.rest, cache))
+
+    def names(self, text: str, cache: dict) -> Iterator[Span]:
+        """PERSON spans (score 1.0 with person context, 0.8 from Kiwi's analysis alone)."""
+        chunks = self._candidates(text)
         if not chunks:
             return
-        self.prepare_windows(text, [(a[0], a[0] + a[1]) for alts, _ in chunks for a in alts], cache)
-        # pass 2: strong candidates, checked with Kiwi
+        self.prepare_windows(text, [(c.start, c.start + c.length) for alts, _ in chunks for c in alts], cache)
         accepted: set[str] = set()
         chosen: dict[int, tuple[int, int, bool]] = {}
+        # pass 2: person context + (given-name syllables, or Kiwi reads a name)
         for alts, strong in chunks:
-            if not strong:
-                continue
-            for start, length, form, rest, given_ok, personal in alts:
-                if self._vetoed(text, start, length, True, cache) or self._place(form, personal, cache):
+            for c in alts if strong else ():
+                if self._rejected(text, c, True, cache):
                     continue
-                if not self._followed_by_particle(text, start, length, rest, cache):
-                    continue
-                if given_ok or self._kiwi_says_name(text, start, length, cache) \
-                        or self._surname_then_syllables(text, start, length, cache):
-                    accepted.add(form)
-                    chosen[start] = (start, length, True)
+                if c.given_ok or self._kiwi_says_name(text, c.start, c.length, cache) \
+                        or self._surname_then_syllables(text, c.start, c.length, cache):
+                    accepted.add(c.form)
+                    chosen[c.start] = (c.start, c.length, True)
                     break
-        # pass 3: Kiwi's own analysis (3–4 syllables) and repeats of accepted names
-        for alts, strong in chunks:
-            if alts[0][0] in chosen:
-                continue
-            for start, length, form, rest, given_ok, personal in alts:
-                if length < 3 or self._vetoed(text, start, length, False, cache):
+        # pass 3: running prose — Kiwi's own analysis (3–4 syllables) or a repeat of an accepted name
+        for alts, _ in chunks:
+            for c in alts if alts[0].start not in chosen else ():
+                if c.length < 3 or self._rejected(text, c, False, cache):
                     continue
-                if self._place(form, personal, cache) or not self._followed_by_particle(text, start, length, rest, cache):
-                    continue
-                if form in accepted or self._kiwi_says_name(text, start, length, cache) or (
-                        self._surname_then_syllables(text, start, length, cache)):
-                    accepted.add(form)
-                    chosen[start] = (start, length, False)
+                if c.form[-1] in _PLACE_LAST_WEAK and not c.personal:
+                    continue  # 화곡동, 백령도 …: without person context a 동/도 ending is a place
+                if c.form in accepted or self._kiwi_says_name(text, c.start, c.length, cache) \
+                        or self._surname_then_syllables(text, c.start, c.length, cache):
+                    accepted.add(c.form)
+                    chosen[c.start] = (c.start, c.length, False)
                     break
-        # pass 4: enumerations — a candidate listed next to an accepted name (홍길동, 김수로 씨)
-        for alts, strong in chunks:
-            if alts[0][0] in chosen:
-                continue
-            for start, length, form, rest, given_ok, personal in alts:
-                if rest or self._vetoed(text, start, length, True, cache) or self._place(form, personal, cache):
+        # pass 4: enumerations — a bare candidate listed next to an accepted name (…, 김수로, 허준호)
+        for alts, _ in chunks:
+            for c in alts if alts[0].start not in chosen else ():
+                if c.rest or self._rejected(text, c, True, cache):
                     continue
-                if not (given_ok or self._kiwi_says_name(text, start, length, cache)):
-                    continue
-                if self._next_to_name(text, start, start + length, chosen):
-                    chosen[start] = (start, length, False)
+                gap = self._gap_to_name(text, c.start, c.start + c.length, chosen)
+                # a bare space next to a name is not a list (김재현 소방경) unless the syllables are a name's
+                if gap is not None and (c.given_ok or (gap.strip() and self._kiwi_says_name(text, c.start, c.length, cache))):
+                    chosen[c.start] = (c.start, c.length, False)
                     break
         for start, length, strong in sorted(chosen.values()):
             yield Span(start, start + length, "PERSON", 1.0 if strong else 0.8)
 
-    def _next_to_name(self, text: str, start: int, end: int, chosen: dict) -> bool:
+    def _gap_to_name(self, text: str, start: int, end: int, chosen: dict) -> str | None:
+        """The separator (``, `` / ``·`` / space) between [start, end) and an accepted name beside it."""
         for s, n, _ in chosen.values():
             gap = text[s + n:start] if s < start else text[end:s]
             if 0 < len(gap) <= 3 and self._LIST_SEP.match(gap):
-                return True
-        return False
+                return gap
+        return None
 
     _SIDO = (r"서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
              r"대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"
