@@ -35,7 +35,9 @@ TITLES = ("씨", "님", "군", "양", "과장", "부장", "차장", "대리", "�
           "소령", "대위", "중위", "소위", "병장", "상병", "일병", "이병", "하사", "중사", "상사", "전문의", "작가", "감독",
           "학생", "학부모", "목사", "신부", "스님", "할머니", "할아버지", "어머니", "아버지", "환자", "고객", "대표이사",
           "담임", "조교", "연구원", "전임", "책임", "수석", "선임", "공중보건의", "청소년지도사", "사회복지사", "간사",
-          "총장", "학장", "이사장", "부회장", "상무", "전무", "지점장", "점장", "매니저", "코치", "선수", "임산부", "여사")
+          "총장", "학장", "이사장", "부회장", "상무", "전무", "지점장", "점장", "매니저", "코치", "선수", "임산부", "여사",
+          "소방정", "소방령", "소방경", "소방위", "소방장", "소방교", "소방사", "총경", "경무관", "경장")
+_TITLE_SET = frozenset(TITLES)
 LABELS = re.compile(r"(성명|이름|성함|담당자?|작성자?|작성|환자|피의자|피고인?|원고|신청인|청구인|수신|참조|발신|보호자|대표자|"
                     r"대표이사|대표|응시자|지원자|임차인|임대인|매수인|매도인|배우자|수검자|입주자|민원인|고객명?|예금주|소유주|"
                     r"소유자|수취인|보유자|상속인|피상속인|사망자|면담자|평가자|감사관|위원장|근로자|사업주|선주|장남|장녀|차남|"
@@ -244,7 +246,8 @@ class NameAddressFinder:
         return chunks
 
     def _rejected(self, text: str, c: _Cand, strong: bool, cache: dict) -> bool:
-        return (self._vetoed(text, c.start, c.length, strong, cache)
+        return (c.form in _TITLE_SET  # 사무관, 소방경: the title itself, not the name before it
+                or self._vetoed(text, c.start, c.length, strong, cache)
                 or self._place(c.form, c.personal, cache, c.before)
                 or not self._followed_by_particle(text, c.start, c.length, c.rest, cache))
 
