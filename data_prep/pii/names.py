@@ -1,19 +1,26 @@
 """Person names and postal addresses: Kiwi morphology + gazetteer-style rules.
 
 Regular expressions alone cannot tell ``김도현 사무관`` (a person) from ``이번 회의`` or
-``강남`` (a district): both start with a common surname syllable. We segment with Kiwi and
-accept a 2–4-syllable proper-noun token (NNP, or an out-of-vocabulary noun) when
+``강남`` (a district): both start with a common surname syllable. Candidates are 2–4-syllable
+spans at the start of a Hangul run that begin with a Korean surname and are followed by nothing,
+a title or a particle-like ending (regex only); Kiwi then analyses the windows around them (merged,
+each character once). A candidate is a name when
 
-* it starts with a Korean surname and the rest looks like a given name, and
-* the document around it says "person": a title/honorific right after (``과장``, ``씨``,
-  ``교수`` …), a role label right before (``성명:``, ``담당자``, ``피고``, ``환자`` …), a
-  parenthesis with an age/number/Hanja after it, or the same string was already accepted
-  elsewhere in the document; or, for 3–4 syllables, Kiwi itself analyses exactly that span
-  as one proper noun (NNP) — this is what finds names in running prose.
+* the text around it says "person" — a title/honorific after it (``과장``, ``씨``, ``교수``, or
+  ``외교부 장관``), a role label before it (``성명:``, ``담당자``, ``피고`` …), a parenthesis
+  with an age/number/Hanja — and its syllables are given-name syllables or Kiwi reads a name; or
+* in running prose (3–4 syllables), Kiwi analyses exactly that span as one proper noun (NNP) or
+  an unknown noun, or as surname + one-syllable nouns (how it splits names it does not know); or
+* it repeats a name accepted elsewhere in the document, or stands in a list next to one.
 
-Dictionary words are vetoed whatever the context (Kiwi: a known common noun, or a longer word
-starting at the same place). Measured with ``benchmarks/data_pii.py``, which also reports
-recall on KLUE-NER dev person names, a set these rules were not tuned on.
+Never a name: what Kiwi knows as a common word (or a longer word starting there), a span with a
+particle/ending inside it (``선수의``), titles themselves, and what reads as a place, institution
+or loanword — a place Kiwi knows + 시/구/동/도… (``서초구``), a district after a city
+(``안산시 단원구``), 당/궁/법/어… endings (``정의당``, ``국적법``), 동/도 endings without person
+context (``화곡동``), loanword syllables (``유튜브``).
+
+Measured with ``benchmarks/data_pii.py`` (data_prep/README.md, "PII"): the rules were developed
+on ko_pii and KLUE-NER dev sentences 1–2,500; sentences 2,501–5,000 are the held-out report set.
 
 Addresses are matched as province/city → district → town/road → number sequences whose
 named parts Kiwi confirms as proper nouns (so ``연구 활동`` is not ``…구 …동``).
