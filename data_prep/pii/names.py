@@ -195,7 +195,7 @@ class NameAddressFinder:
 
     def _followed_by_particle(self, text: str, start: int, length: int, rest: str, cache: dict) -> bool:
         """Nothing, a title, or what Kiwi analyses as a particle / copula / suffix follows the span."""
-        if not rest or any(rest.startswith(t) for t in TITLES):
+        if not rest or rest.startswith(TITLES):
             return True
         end = start + length
         return any(s == end and (tag.startswith("J") or tag in ("VCP", "XSN"))
@@ -219,8 +219,8 @@ class NameAddressFinder:
 
     def _strong_context(self, text: str, start: int, end: int, rest: str) -> bool:
         after = text[end:end + 30]
-        return (any(rest.startswith(t) for t in TITLES)
-                or any(after.lstrip().startswith(t) for t in TITLES)
+        return (rest.startswith(TITLES)
+                or after.lstrip().startswith(TITLES)
                 or bool(_TITLE_AFTER_ORG.match(after))
                 or bool(LABELS.search(text[max(0, start - 20):start]))
                 or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
@@ -242,7 +242,7 @@ class NameAddressFinder:
                 form, rest = chunk[:length], chunk[length:]
                 if len(form) != length or not _has_surname(form):
                     continue
-                if not any(rest.startswith(t) for t in TITLES) and not self._REST.match(rest):
+                if not rest.startswith(TITLES) and not self._REST.match(rest):
                     continue
                 end = start + length
                 strong = strong or self._strong_context(text, start, end, rest)
@@ -252,8 +252,14 @@ class NameAddressFinder:
                 chunks.append((alts, strong))
         return chunks
 
+    @staticmethod
+    def _never(c: _Cand) -> bool:
+        """Cheap, Kiwi-free rejections: titles themselves (사무관, 소방경), institution suffixes,
+        loanword syllables."""
+        return c.form in _TITLE_SET or c.form[-1] in _NOT_NAME_LAST or any(ch in _LOAN for ch in c.form[1:])
+
     def _rejected(self, text: str, c: _Cand, strong: bool, cache: dict) -> bool:
-        return (c.form in _TITLE_SET  # 사무관, 소방경: the title itself, not the name before it
+        return (self._never(c)
                 or self._vetoed(text, c.start, c.length, strong, cache)
                 or self._place(c.form, c.personal, cache, c.before)
                 or not self._followed_by_particle(text, c.start, c.length, c.rest, cache))
@@ -263,7 +269,9 @@ class NameAddressFinder:
         chunks = self._candidates(text)
         if not chunks:
             return
-        self.prepare_windows(text, [(c.start, c.start + c.length) for alts, _ in chunks for c in alts], cache)
+        # Kiwi only where a candidate can still be accepted (2 syllables need context or a list)
+        self.prepare_windows(text, [(c.start, c.start + c.length) for alts, strong in chunks for c in alts
+                                    if not self._never(c) and (strong or c.length > 2 or not c.rest)], cache)
         accepted: set[str] = set()
         chosen: dict[int, tuple[int, int, bool]] = {}
         # pass 2: person context + (given-name syllables, or Kiwi reads a name)
