@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-LOCAL = {"midm", "recipes", "megatron_ext", "tokenizer", "data_prep", "evaluation", "slurm", "benchmarks", "tests",
-         "science_common", "science_dus", "tokenizer_common"}
+LOCAL = {"midm", "recipes", "megatron_ext", "tokenizer", "data_prep", "evaluation", "slurm", "benchmarks", "tests"}
+LOCAL |= {p.stem for p in (REPO / "benchmarks").glob("*.py")}  # benchmark scripts import their siblings
 SOURCE_DIRS = ("midm", "recipes", "megatron_ext", "tokenizer", "data_prep", "evaluation", "slurm", "benchmarks",
                "tests")
 

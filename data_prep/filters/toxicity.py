@@ -86,6 +86,6 @@ class ToxicityStage(MidmStage):
         if self.scorer is not None:
             p = self.scorer.prob(doc.text, "toxic")
             doc.metadata.setdefault("_midm", {})["toxicity"] = round(p, 4)
-            if p >= cfg.get("classifier_threshold", 0.97) and (hits or not cfg.get("classifier_needs_lexicon_hit", True)):
+            if p >= cfg.get("classifier_threshold", 0.35) and (hits or not cfg.get("classifier_needs_lexicon_hit", False)):
                 return "classifier"
         return None

@@ -1,19 +1,26 @@
 """Person names and postal addresses: Kiwi morphology + gazetteer-style rules.
 
 Regular expressions alone cannot tell ``김도현 사무관`` (a person) from ``이번 회의`` or
-``강남`` (a district): both start with a common surname syllable. We segment with Kiwi and
-accept a 2–4-syllable proper-noun token (NNP, or an out-of-vocabulary noun) when
+``강남`` (a district): both start with a common surname syllable. Candidates are 2–4-syllable
+spans at the start of a Hangul run that begin with a Korean surname and are followed by nothing,
+a title or a particle-like ending (regex only); Kiwi then analyses the windows around them (merged,
+each character once). A candidate is a name when
 
-* it starts with a Korean surname and the rest looks like a given name, and
-* the document around it says "person": a title/honorific right after (``과장``, ``씨``,
-  ``교수`` …), a role label right before (``성명:``, ``담당자``, ``피고``, ``환자`` …), a
-  parenthesis with an age/number/Hanja after it, or the same string was already accepted
-  elsewhere in the document; or, for 3–4 syllables, Kiwi itself analyses exactly that span
-  as one proper noun (NNP) — this is what finds names in running prose.
+* the text around it says "person" — a title/honorific after it (``과장``, ``씨``, ``교수``, or
+  ``외교부 장관``), a role label before it (``성명:``, ``담당자``, ``피고`` …), a parenthesis
+  with an age/number/Hanja — and its syllables are given-name syllables or Kiwi reads a name; or
+* in running prose (3–4 syllables), Kiwi analyses exactly that span as one proper noun (NNP) or
+  an unknown noun, or as surname + one-syllable nouns (how it splits names it does not know); or
+* it repeats a name accepted elsewhere in the document, or stands in a list next to one.
 
-Dictionary words are vetoed whatever the context (Kiwi: a known common noun, or a longer word
-starting at the same place). Measured with ``benchmarks/data_pii.py``, which also reports
-recall on KLUE-NER dev person names, a set these rules were not tuned on.
+Never a name: what Kiwi knows as a common word (or a longer word starting there), a span with a
+particle/ending inside it (``선수의``), titles themselves, and what reads as a place, institution
+or loanword — a place Kiwi knows + 시/구/동/도… (``서초구``), a district after a city
+(``안산시 단원구``), 당/궁/법/어… endings (``정의당``, ``국적법``), 동/도 endings without person
+context (``화곡동``), loanword syllables (``유튜브``).
+
+Measured with ``benchmarks/data_pii.py`` (data_prep/README.md, "PII"): the rules were developed
+on ko_pii and KLUE-NER dev sentences 1–2,500; sentences 2,501–5,000 are the held-out report set.
 
 Addresses are matched as province/city → district → town/road → number sequences whose
 named parts Kiwi confirms as proper nouns (so ``연구 활동`` is not ``…구 …동``).
@@ -21,12 +28,12 @@ named parts Kiwi confirms as proper nouns (so ``연구 활동`` is not ``…구 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from data_prep.pii.patterns import Span
 
-SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절")
-SURNAMES_1 = set("김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예봉경사부가복태목형계피두감음빈동온호범좌팽승간상갈단견당화창")
+SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "어금", "망절")
+SURNAMES_1 = set("김이박최정강조윤장임한오서신권황안송류유전홍고문양손배백허남심노하곽성차주우구민진나지엄채원천방공현함변염여추도소석선설마길연위표명기반왕금옥육인맹제모탁국어은편용예봉경사부가복태목형계피두감음빈온호범좌팽승간상갈단견당화창")
 GIVEN = set("민서지현준우연영수진호훈은윤예린원도하혜재희경숙미정성동기태석철규상주아유나소빈율채다인용광명선혁찬환한승보건형순자옥애향란화식남일종근덕봉길춘열중웅완범겸후헌의효신래섭창택국익문욱세양모")
 TITLES = ("씨", "님", "군", "양", "과장", "부장", "차장", "대리", "사원", "주임", "팀장", "실장", "국장", "본부장", "이사",
           "대표", "사장", "부사장", "회장", "위원장", "위원", "의원", "장관", "차관", "청장", "처장", "시장", "구청장",
@@ -35,7 +42,9 @@ TITLES = ("씨", "님", "군", "양", "과장", "부장", "차장", "대리", "�
           "소령", "대위", "중위", "소위", "병장", "상병", "일병", "이병", "하사", "중사", "상사", "전문의", "작가", "감독",
           "학생", "학부모", "목사", "신부", "스님", "할머니", "할아버지", "어머니", "아버지", "환자", "고객", "대표이사",
           "담임", "조교", "연구원", "전임", "책임", "수석", "선임", "공중보건의", "청소년지도사", "사회복지사", "간사",
-          "총장", "학장", "이사장", "부회장", "상무", "전무", "지점장", "점장", "매니저", "코치", "선수", "임산부", "여사")
+          "총장", "학장", "이사장", "부회장", "상무", "전무", "지점장", "점장", "매니저", "코치", "선수", "임산부", "여사",
+          "소방정", "소방령", "소방경", "소방위", "소방장", "소방교", "소방사", "총경", "경무관", "경장")
+_TITLE_SET = frozenset(TITLES)
 LABELS = re.compile(r"(성명|이름|성함|담당자?|작성자?|작성|환자|피의자|피고인?|원고|신청인|청구인|수신|참조|발신|보호자|대표자|"
                     r"대표이사|대표|응시자|지원자|임차인|임대인|매수인|매도인|배우자|수검자|입주자|민원인|고객명?|예금주|소유주|"
                     r"소유자|수취인|보유자|상속인|피상속인|사망자|면담자|평가자|감사관|위원장|근로자|사업주|선주|장남|장녀|차남|"
@@ -45,7 +54,38 @@ LABELS = re.compile(r"(성명|이름|성함|담당자?|작성자?|작성|환자|
 AFTER_PAREN = re.compile(r"^\s*\((?:\d|만|[一-鿿]|[남여]|\w{0,4}[,)]|부친|모친|장남|장녀|배우자|본인)")
 _GENERIC_LABEL = re.compile(r"(?:[가-힣]{1,6}(?:자|인|사|원|장|관|측|님)|작성|응대|판사|주관|담당)\s*[:：]\s*$|^\s*\d{1,2}[.)]\s*$")
 _ROLE_BEFORE = re.compile(r"[가-힣]*(?:자|측|장|관|사|의원|교수|위원|담임|선생)(?:는|은)?\s*[(（]?\s*$")
-_PLACE_SUFFIX = re.compile(r"^(시|도|구|군|동|읍|면|리|로|길|역|대|산|강|천|항|만|청|원|소|국|부|처|과|팀|실|당|교|社)")
+_TITLE_AFTER_ORG = re.compile(  # 윤병세 외교부 장관, 김형완 인권정책연구소장: a title after one organisation word
+    r"^\s+(?:[가-힣]{1,12}(?:부|청|처|원|회|당|소|단|국|실|과|팀|교|대|위|사|센터|재단|협회|공사|그룹|은행|병원|연구소)\s+"
+    r"(?:장관|차관|청장|처장|원장|회장|위원장|위원|의원|대표|사장|이사장|총장|교수|소장|국장|실장|부장|과장|팀장|단장|센터장|연구원|기자|감독)"
+    r"|[가-힣]{2,10}(?:장관|차관|청장|처장|원장|회장|위원장|이사장|총장|소장|국장|실장|부장|과장|팀장|단장|센터장|교수|기자|감독))"
+    r"(?=[\s,.)은는이가을를의과와도께]|$)")
+_PLACE_LAST = set("시구동도리로길대산항")  # 원주시, 서초구, 연평도, 서강대 …: a place when Kiwi knows the stem
+_PLACE_BEFORE = re.compile(r"(?:[가-힣]{1,6}(?:시|도)|서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|"
+                           r"경북|경남|제주)\s+$")
+_PLACE_LAST_WEAK = set("동도")  # 화곡동, 백령도; names (김성동, 이현도) need person context
+_NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회각변고법어")  # 진도군, 정의당, 경복궁, 천안함, 국적법, 한국어 …
+# syllables of loanwords that Korean given names (Sino-Korean syllables) do not use: 유튜브, 이집트, 모로코
+_LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀디텔앤")
+
+
+class _Cand(NamedTuple):
+    """A name candidate: span, the rest of its eojeol, strict given-name syllables, ``씨``/age after."""
+
+    start: int
+    length: int
+    form: str
+    rest: str
+    given_ok: bool
+    personal: bool
+    before: str  # up to 12 characters before it (for 안산시 단원구)
+
+
+def _has_surname(form: str) -> bool:
+    if not 2 <= len(form) <= 4 or not all("가" <= c <= "힣" for c in form):
+        return False
+    if form[:2] in SURNAMES_2 and len(form) in (3, 4):
+        return True
+    return form[0] in SURNAMES_1 and len(form) in (2, 3)
 
 
 def _looks_like_name(form: str) -> bool:
@@ -74,34 +114,61 @@ class NameAddressFinder:
             self._kiwi = shared_kiwi()
         return self._kiwi
 
-    _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,9}")
-    _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "의", "에게", "께", "께서", "와", "과", "도", "만", "이가", "이는",
-                  "이를", "이의", "이와", "이도", "에게서", "한테", "랑", "이랑", "로부터", "으로부터", "이에게", "이었", "이다",
-                  "입니다", "이며", "이고", "이한테")
+    _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,12}")
+    # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
+    # a title, or something that starts like a particle / copula
+    _REST = re.compile(r"^(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
+    _INFLECTED = {"XSV", "XSA", "VCP", "VV", "VA", "VX"}
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
+    _PERSONAL = re.compile(r"^\s*(?:씨|님|\(\s*\d{1,3}\s*[,)·세])")  # 김수로 씨, 김성동(54): a person even if it reads like a place
+    _LIST_SEP = re.compile(r"^[\s,·/]*$")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict) -> list:
-        """Kiwi tokens (absolute offsets) of a window around [start, end), cut at whitespace.
+        """Kiwi tokens (absolute offsets, tag, oov) of a window around [start, end), cut at whitespace.
 
-        Kiwi is the expensive part of PII masking, so it only analyses the few windows where a
-        name/address candidate has already passed the cheap regex and context checks.
+        Kiwi is the expensive part of PII masking, so it only analyses windows around candidates
+        that have passed the cheap regex checks; :meth:`prepare_windows` merges overlapping windows
+        first so that each character is analysed at most once.
         """
+        for lo, hi, toks in cache.get("segments", ()):
+            if lo <= start and end <= hi:
+                return toks
+        lo, hi = self._window(text, start, end)
+        key = (lo, hi)
+        if key not in cache:
+            cache[key] = self._tokenize(text, lo, hi)
+        return cache[key]
+
+    @staticmethod
+    def _window(text: str, start: int, end: int) -> tuple[int, int]:
         lo = max(0, start - 24)
         sp = text.find(" ", lo, start)
         lo = sp + 1 if sp != -1 else lo
         hi = min(len(text), end + 24)
         sp = text.rfind(" ", end, hi)
-        hi = sp if sp != -1 else hi
-        key = (lo, hi)
-        if key not in cache:
-            cache[key] = [(t.start + lo, t.len, t.tag, bool(getattr(t, "oov", False)))
-                          for t in self.kiwi.tokenize(text[lo:hi])]
-        return cache[key]
+        return lo, (sp if sp != -1 else hi)
+
+    def _tokenize(self, text: str, lo: int, hi: int) -> list:
+        return [(t.start + lo, t.len, t.tag, bool(getattr(t, "oov", False))) for t in self.kiwi.tokenize(text[lo:hi])]
+
+    def prepare_windows(self, text: str, spans: list[tuple[int, int]], cache: dict) -> None:
+        """Tokenise the union of the candidates' windows once, as merged segments."""
+        merged: list[list[int]] = []
+        for lo, hi in sorted(self._window(text, s, e) for s, e in spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        cache.setdefault("segments", []).extend((lo, hi, self._tokenize(text, lo, hi)) for lo, hi in merged)
 
     def _vetoed(self, text: str, start: int, length: int, strong: bool, cache: dict) -> bool:
-        first = [t for t in self.window_tokens(text, start, start + length, cache) if t[0] == start]
-        end = start + length
-        if any(s + n > end and tag.startswith("N") and not oov for s, n, tag, oov in first):
+        toks = self.window_tokens(text, start, start + length, cache)
+        exact = any(s == start and n == length for s, n, tag, oov in toks)  # (최성지+ㄴ: Kiwi's contraction)
+        if not exact and any(start < s < start + length and (tag[0] in "JE" or tag in self._INFLECTED)
+                             for s, n, tag, oov in toks):
+            return True  # a particle or ending inside the span: 선수의, 은은한, 주연인
+        first = [t for t in toks if t[0] == start]
+        if any(n > length and tag.startswith("N") and not oov for s, n, tag, oov in first):
             return True  # Kiwi sees a longer word starting here
         if any(n == length and tag in self._COMMON_TAGS and not oov for s, n, tag, oov in first):
             return True  # a dictionary common word (정부, 이상, 주민 …), not a name
@@ -111,62 +178,146 @@ class NameAddressFinder:
         return common_prefix and not strong  # 전문성, 고유가 …: starts with a dictionary word
 
     def _kiwi_says_name(self, text: str, start: int, length: int, cache: dict) -> bool:
-        """Kiwi analyses exactly this 3–4-syllable span as one proper noun (its name model)."""
-        return any(s == start and n == length and tag == "NNP"
+        """Kiwi analyses exactly this span as one proper noun (NNP: its dictionary and name model)
+        or as one out-of-vocabulary noun (a name it has never seen: 노진구, 곽부성)."""
+        return any(s == start and n == length and (tag == "NNP" or (tag == "NNG" and oov))
                    for s, n, tag, oov in self.window_tokens(text, start, start + length, cache))
 
-    def names(self, text: str, cache: dict) -> Iterator[Span]:
-        # pass 1 (regex only): candidates per Hangul chunk, alternatives in order 3, 4, 2 syllables
-        chunks: list[tuple[list[tuple[int, int, str]], bool]] = []
+    def _surname_then_syllables(self, text: str, start: int, length: int, cache: dict) -> bool:
+        """Kiwi splits the span into the surname as a proper noun + one-syllable nouns
+        (최/NNP 민/NNG 호/NNB): how it analyses a name it does not know."""
+        end = start + length
+        pieces = [t for t in self.window_tokens(text, start, end, cache) if start <= t[0] < end]
+        surname = 2 if text[start:start + 2] in SURNAMES_2 else 1
+        if not pieces or pieces[0][2] != "NNP" or pieces[0][1] != surname or pieces[-1][0] + pieces[-1][1] != end:
+            return False
+        return all(tag in ("NNP", "NNG", "NNB", "NR") and n == 1 for _, n, tag, _ in pieces[1:])
+
+    def _followed_by_particle(self, text: str, start: int, length: int, rest: str, cache: dict) -> bool:
+        """Nothing, a title, or what Kiwi analyses as a particle / copula / suffix follows the span."""
+        if not rest or rest.startswith(TITLES):
+            return True
+        end = start + length
+        return any(s == end and (tag.startswith("J") or tag in ("VCP", "XSN"))
+                   for s, n, tag, oov in self.window_tokens(text, start, end, cache))
+
+    def _place(self, form: str, personal: bool, cache: dict, before: str = "") -> bool:
+        """Not a Korean personal name: ``정의당``, ``경복궁`` (an institution suffix), ``유튜브``
+        (loanword syllables), or — unless ``personal`` context says otherwise — ``서초구``,
+        ``원주시`` (a place Kiwi knows + a place suffix)."""
+        if form[-1] in _NOT_NAME_LAST or any(c in _LOAN for c in form[1:]):
+            return True
+        if personal or form[-1] not in _PLACE_LAST:
+            return False
+        if form[-1] in "시구동리" and _PLACE_BEFORE.search(before):
+            return True  # 안산시 단원구, 인천광역시 연수구
+        key = ("place", form)
+        if key not in cache:
+            toks = self.kiwi.tokenize(form[:-1])
+            cache[key] = len(toks) == 1 and toks[0].tag == "NNP" and not getattr(toks[0], "oov", False)
+        return cache[key]
+
+    def _strong_context(self, text: str, start: int, end: int, rest: str) -> bool:
+        after = text[end:end + 30]
+        return (rest.startswith(TITLES)
+                or after.lstrip().startswith(TITLES)
+                or bool(_TITLE_AFTER_ORG.match(after))
+                or bool(LABELS.search(text[max(0, start - 20):start]))
+                or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
+                or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))
+                or bool(_ROLE_BEFORE.search(text[max(0, start - 10):start]))
+                or bool(AFTER_PAREN.match(after))
+                or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
+
+    def _candidates(self, text: str) -> list[tuple[list[_Cand], bool]]:
+        """Pass 1 (regex only): per Hangul chunk, surname-initial alternatives of 3, 4, 2 syllables
+        followed by nothing / a particle-like ending / a title, and whether the chunk has person
+        context (a title after it, a role label before it …)."""
+        chunks = []
         for m in self._CHUNK.finditer(text):
             chunk, start = m.group(0), m.start()
             if chunk[0] not in SURNAMES_1 and chunk[:2] not in SURNAMES_2:
-                continue  # no alternative can pass _looks_like_name
-            alts: list[tuple[int, int, str]] = []
+                continue  # no alternative can pass _has_surname
+            alts: list[_Cand] = []
             strong = False
             for length in (3, 4, 2):
                 form, rest = chunk[:length], chunk[length:]
-                if len(form) != length or not _looks_like_name(form):
+                if len(form) != length or not _has_surname(form):
                     continue
-                titled = rest.startswith(TITLES)
-                if rest not in self._PARTICLES and not titled:
+                if not rest.startswith(TITLES) and not self._REST.match(rest):
                     continue
                 end = start + length
-                after = text[end:end + 12]
-                strong = strong or (
-                    titled
-                    or after.lstrip().startswith(TITLES)
-                    or bool(LABELS.search(text[max(0, start - 20):start]))
-                    or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
-                    or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))
-                    or bool(_ROLE_BEFORE.search(text[max(0, start - 10):start]))
-                    or bool(AFTER_PAREN.match(after))
-                    or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'")
-                )
-                alts.append((start, length, form))
+                strong = strong or self._strong_context(text, start, end, rest)
+                alts.append(_Cand(start, length, form, rest, _looks_like_name(form),
+                                  bool(self._PERSONAL.match(text[end:end + 6])), text[max(0, start - 12):start]))
             if alts:
                 chunks.append((alts, strong))
-        # pass 2: strong candidates, checked with Kiwi; pass 3: repeats of accepted names
+        return chunks
+
+    @staticmethod
+    def _never(c: _Cand) -> bool:
+        """Cheap, Kiwi-free rejections: titles themselves (사무관, 소방경), institution suffixes,
+        loanword syllables."""
+        return c.form in _TITLE_SET or c.form[-1] in _NOT_NAME_LAST or any(ch in _LOAN for ch in c.form[1:])
+
+    def _rejected(self, text: str, c: _Cand, strong: bool, cache: dict) -> bool:
+        return (self._never(c)
+                or self._vetoed(text, c.start, c.length, strong, cache)
+                or self._place(c.form, c.personal, cache, c.before)
+                or not self._followed_by_particle(text, c.start, c.length, c.rest, cache))
+
+    def names(self, text: str, cache: dict) -> Iterator[Span]:
+        """PERSON spans (score 1.0 with person context, 0.8 from Kiwi's analysis alone)."""
+        chunks = self._candidates(text)
+        if not chunks:
+            return
+        # Kiwi only where a candidate can still be accepted (2 syllables need context or a list)
+        self.prepare_windows(text, [(c.start, c.start + c.length) for alts, strong in chunks for c in alts
+                                    if not self._never(c) and (strong or c.length > 2 or not c.rest)], cache)
         accepted: set[str] = set()
         chosen: dict[int, tuple[int, int, bool]] = {}
+        # pass 2: person context + (given-name syllables, or Kiwi reads a name)
         for alts, strong in chunks:
-            if strong:
-                for start, length, form in alts:
-                    if not self._vetoed(text, start, length, True, cache):
-                        accepted.add(form)
-                        chosen[start] = (start, length, True)
-                        break
-        for alts, strong in chunks:
-            if strong:
-                continue
-            for start, length, form in alts:
-                if length < 3 or self._vetoed(text, start, length, False, cache):
+            for c in alts if strong else ():
+                if self._rejected(text, c, True, cache):
                     continue
-                if form in accepted or self._kiwi_says_name(text, start, length, cache):
-                    chosen[start] = (start, length, False)
+                if c.given_ok or self._kiwi_says_name(text, c.start, c.length, cache) \
+                        or self._surname_then_syllables(text, c.start, c.length, cache):
+                    accepted.add(c.form)
+                    chosen[c.start] = (c.start, c.length, True)
+                    break
+        # pass 3: running prose — Kiwi's own analysis (3–4 syllables) or a repeat of an accepted name
+        for alts, _ in chunks:
+            for c in alts if alts[0].start not in chosen else ():
+                if c.length < 3 or self._rejected(text, c, False, cache):
+                    continue
+                if c.form[-1] in _PLACE_LAST_WEAK and not c.personal:
+                    continue  # 화곡동, 백령도 …: without person context a 동/도 ending is a place
+                if c.form in accepted or self._kiwi_says_name(text, c.start, c.length, cache) \
+                        or self._surname_then_syllables(text, c.start, c.length, cache):
+                    accepted.add(c.form)
+                    chosen[c.start] = (c.start, c.length, False)
+                    break
+        # pass 4: enumerations — a bare candidate listed next to an accepted name (…, 김수로, 허준호)
+        for alts, _ in chunks:
+            for c in alts if alts[0].start not in chosen else ():
+                if c.rest or self._rejected(text, c, True, cache):
+                    continue
+                gap = self._gap_to_name(text, c.start, c.start + c.length, chosen)
+                # a bare space next to a name is not a list (김재현 소방경) unless the syllables are a name's
+                if gap is not None and (c.given_ok or (gap.strip() and self._kiwi_says_name(text, c.start, c.length, cache))):
+                    chosen[c.start] = (c.start, c.length, False)
                     break
         for start, length, strong in sorted(chosen.values()):
             yield Span(start, start + length, "PERSON", 1.0 if strong else 0.8)
+
+    def _gap_to_name(self, text: str, start: int, end: int, chosen: dict) -> str | None:
+        """The separator (``, `` / ``·`` / space) between [start, end) and an accepted name beside it."""
+        for s, n, _ in chosen.values():
+            gap = text[s + n:start] if s < start else text[end:s]
+            if 0 < len(gap) <= 3 and self._LIST_SEP.match(gap):
+                return gap
+        return None
 
     _SIDO = (r"서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
              r"대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"

@@ -9,6 +9,7 @@ import pytest
 from data_prep.cli import main
 from data_prep.pii import PII_TOKENS, PiiDetector, mask_text
 from data_prep.pii import checksums as ck
+from tests.conftest import SHARED_DATA
 from tests.data_prep.conftest import read_output, write_jsonl
 
 SPECIAL_TOKENS = Path(__file__).resolve().parents[1] / "data" / "data_prep" / "midm2_pii_tokens.json"
@@ -56,6 +57,34 @@ def test_names_need_context_and_addresses_need_structure(det):
     # common words starting with surname syllables, districts in prose, research "연구 활동"
     clean = "정부는 이번 연구 활동에서 전문성이 필요한 분야의 주민 의견을 모았다. 강남은 붐볐다."
     assert det.detect(clean) == []
+
+
+def test_names_in_running_prose_lists_and_titles_but_not_places(det):
+    """Kiwi's analysis finds names without a title; lists, a title after an organisation and
+    ``씨``/age make context; places, institutions, loanwords and titles themselves are not names."""
+    found = {text: [v for k, v in sorted(types_in(det, text)) if k == "PERSON"] for text in (
+        "결승전에서 박서진은 두 골을 넣었고 한지호가 도움을 기록했다.",
+        "출연: 김민재, 이서윤, 정하늘",
+        "윤재민 교육부 차관이 이날 브리핑했다.",
+        "가수 김수로 씨가 무대에 올랐다.",
+        "김재현 소방경이 출동했다.")}
+    assert list(found.values()) == [["박서진", "한지호"], ["김민재", "이서윤", "정하늘"], ["윤재민"], ["김수로"],
+                                    ["김재현"]]
+    for clean in ("서초구 주민들이 모였다.", "본인은 안산시 단원구에서 왔다.", "정의당은 논평을 냈다.",
+                  "경복궁에서 행사가 열렸다.", "유튜브에서 화제다.", "한국어 교육 지원", "선수의 연기가 좋았다.",
+                  "「국적법」 제6조", "화곡동에 산다."):
+        assert det.detect(clean) == [], clean
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "benchmarks" / "klue_dev").is_dir(), reason="needs ../shared/data")
+def test_names_on_klue_ner_development_sentences(det):
+    """Person names on 500 KLUE-NER dev sentences from the development half (the held-out half
+    is for benchmarks/data_pii.py only): recall and precision stay where the rules put them."""
+    from benchmarks.data_pii import _klue_sentences, klue_person
+
+    sentences = _klue_sentences(SHARED_DATA / "benchmarks" / "klue_dev" / "klue-ner-v1.1_dev.tsv")[:500]
+    scores = klue_person(det, sentences)
+    assert scores["recall_korean_full_names"] >= 0.8 and scores["precision"] >= 0.88, scores
 
 
 def test_checksums():

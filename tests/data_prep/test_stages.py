@@ -64,6 +64,12 @@ def test_toxicity_stage_drops_toxic_documents(tmp_path):
         assert stage.process(_doc(text)) == reason, key
     clean = _doc(CLEAN)
     assert stage.process(clean) is None and clean.metadata["_midm"]["toxicity"] < 0.5
+    # abuse without a single lexicon term is the classifier's alone (the old precision-only
+    # default let it through); edited prose passes
+    assert stage.process(_doc("얼굴도 못생긴게 나대지 좀 마라 보기 싫다")) == "classifier"
+    prose = _doc("행정안전부는 오는 3월부터 주민등록 등본을 온라인으로 발급받을 수 있도록 제도를 개선한다고 "
+                 "밝혔다. 이번 조치로 민원인의 방문 부담이 줄어들 것으로 기대된다.")
+    assert stage.process(prose) is None and prose.metadata["_midm"]["toxicity"] < 0.1
 
 
 def test_toxicity_stage_in_the_pipeline(tmp_path):
