@@ -74,11 +74,18 @@ class NameAddressFinder:
             self._kiwi = shared_kiwi()
         return self._kiwi
 
-    _CHUNK = re.compile(r"(?<![가-힣])[가-힣]{2,9}")
+    # a Hangul run's first 2–9 syllables, only where it starts with a surname (the regex does the
+    # filtering that used to be a Python test per run: most runs start elsewhere)
+    _CHUNK = re.compile(r"(?<![가-힣])(?=[" + "".join(sorted(SURNAMES_1)) + "]|" + "|".join(SURNAMES_2)
+                        + r")[가-힣]{2,9}")
     _PARTICLES = ("", "이", "가", "은", "는", "을", "를", "의", "에게", "께", "께서", "와", "과", "도", "만", "이가", "이는",
                   "이를", "이의", "이와", "이도", "에게서", "한테", "랑", "이랑", "로부터", "으로부터", "이에게", "이었", "이다",
                   "입니다", "이며", "이고", "이한테")
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
+
+    # context on each side of a candidate that Kiwi sees (then cut at whitespace): 12 instead of 24
+    # halves Kiwi's characters; measured, 3,184 of 3,188 documents keep the same spans (README)
+    window_chars = 12
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict) -> list:
         """Kiwi tokens (absolute offsets) of a window around [start, end), cut at whitespace.
@@ -86,10 +93,10 @@ class NameAddressFinder:
         Kiwi is the expensive part of PII masking, so it only analyses the few windows where a
         name/address candidate has already passed the cheap regex and context checks.
         """
-        lo = max(0, start - 24)
+        lo = max(0, start - self.window_chars)
         sp = text.find(" ", lo, start)
         lo = sp + 1 if sp != -1 else lo
-        hi = min(len(text), end + 24)
+        hi = min(len(text), end + self.window_chars)
         sp = text.rfind(" ", end, hi)
         hi = sp if sp != -1 else hi
         key = (lo, hi)
