@@ -96,7 +96,7 @@ def test_short_profile_switches_dup_ngram_rules_off():
     stage.setup()
     assert stage.ngram_sizes(stage.rules_for("ko", True, None))["dup_ns"] == ()
     assert stage.ngram_sizes(stage.rules_for("ko", False, None))["dup_ns"] == (5, 6, 7, 8, 9, 10)
-    echo = "그 배우는 정말 연기를 잘 한다. 감독의 연출도 좋았고 음악과 촬영도 훌륭해서 끝까지 재미있게 봤다. 그 배우는 정말 연기를 잘 한다."
+    echo = "그 배우는 정말 연기를 잘 해서 보는 내내 감탄했다. 감독의 연출도 좋았고 음악도 훌륭했다. 그 배우는 정말 연기를 잘 해서 보는 내내 감탄했다."
     assert len(echo) < stage.config["short_doc_chars"]
     assert stage.process(_ko(echo)) is None
     stats = compute_stats(echo, Segmenter().words(echo, "ko"), frozenset(), stopwords_found=9, clean_words=True)
