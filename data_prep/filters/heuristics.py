@@ -3,7 +3,8 @@
 Thresholds are not one-size-fits-all: DESIGN.md measured FineWeb-2's Korean settings dropping
 85 % of short movie reviews through the top-n-gram rules. So rules are grouped in *profiles*
 chosen per document: ``default`` ← the language's profile (``ko``/``en``) ← ``short``
-(documents under ``short_doc_chars``) ← the profile named for the document's source
+(documents under ``short_doc_chars``) ← ``short_<lang>`` (e.g. ``short_ko``: Korean words are
+eojeols, so word-relative limits differ) ← the profile named for the document's source
 (``profiles_by_source`` on the metadata field ``source_field``). Each rule that fires is a
 drop reason of its own, so the stats say exactly which rule removed what.
 """
@@ -16,7 +17,7 @@ from datatrove.data import Document
 
 from data_prep.filters.base import MidmStage
 from data_prep.filters.langid import hangul_ratio
-from data_prep.filters.text_stats import DocStats, Segmenter, compute_stats
+from data_prep.filters.text_stats import DocStats, Segmenter, compute_stats, ko_function_words
 
 
 def _merge(base: dict, over: dict | None) -> dict:
@@ -93,7 +94,7 @@ class HeuristicsStage(MidmStage):
             profiles = self.config.get("profiles", {})
             rules = _merge(profiles.get("default", {}), profiles.get(lang))
             if short:
-                rules = _merge(rules, profiles.get("short"))
+                rules = _merge(_merge(rules, profiles.get("short")), profiles.get(f"short_{lang}"))
             src_profile = self.config.get("profiles_by_source", {}).get(source) if source else None
             if src_profile:
                 rules = _merge(rules, profiles.get(src_profile))
@@ -107,12 +108,19 @@ class HeuristicsStage(MidmStage):
         source = doc.metadata.get(source_field)
         short = len(doc.text) < self.config.get("short_doc_chars", 500)
         rules = self.rules_for(lang, short, source if isinstance(source, str) else None)
-        sample = self.segmenter.sample(doc.text, lang)
-        words = self.segmenter.words(sample, lang)
-        stats = compute_stats(doc.text, words, self.stopwords.get(lang, frozenset()),
-                              rules.get("short_line_chars", 30), word_text=sample, **self.ngram_sizes(rules))
+        stopwords = self.stopwords.get(lang, frozenset())
+        found = len(stopwords & ko_function_words(doc.text)) if lang == "ko" else None
+        stats = compute_stats(doc.text, self.segmenter.words(doc.text, lang), stopwords,
+                              rules.get("short_line_chars", 30), stopwords_found=found, clean_words=lang == "ko",
+                              **self.ngram_sizes(rules))
         self.counts["words"] += stats.n_words
-        return check_rules(stats, rules)
+        reason = check_rules(stats, rules)
+        if reason == "no_stopwords" and lang == "ko":
+            # the surface count is a lower bound: Kiwi decides (a few percent of documents)
+            self.counts["kiwi_docs"] += 1
+            stats.stopwords_found = max(found, self.segmenter.kiwi_stopwords(doc.text, stopwords))
+            reason = check_rules(stats, rules)
+        return reason
 
     @staticmethod
     def ngram_sizes(rules: dict) -> dict[str, tuple[int, ...]]:

@@ -2,14 +2,20 @@
 
 DESIGN.md measured datatrove's Gopher repetition filter at minutes per long Korean statute: it
 re-tokenises and rescans the document once per n. Here each document is segmented **once**
-(Kiwi morphemes for Korean, regex words for English), words are mapped to integer ids, and
-every n-gram statistic comes from vectorised rolling hashes over that id array:
+(whitespace words — eojeol — for Korean, regex words for English, both one C-level regex pass),
+words are mapped to integer ids, and every n-gram statistic comes from vectorised rolling hashes
+over that id array:
 
 * top n-gram character fraction (n = 2..4): characters covered by the most frequent n-gram;
 * duplicated n-gram character fraction (n = 5..10): characters of words inside any n-gram
   that occurs more than once, each character counted once (Gopher's definition);
 
 plus line/paragraph duplication, punctuation and symbol ratios. Cost is O(words) per n.
+
+Kiwi morphemes are needed for one Korean statistic only, the stop-word (function-morpheme)
+count, and only when it decides: :func:`ko_function_words` finds the unambiguous particles and
+``있`` forms with one regex pass, and the heuristics stage asks Kiwi (:meth:`Segmenter.kiwi_stopwords`)
+only for documents that this cheap count would reject (README "Throughput" has the measurements).
 """
 from __future__ import annotations
 
@@ -20,6 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\s\w]", re.UNICODE)
+# Korean words: eojeols, also cut at punctuation ("다행이에요.회복해서!" is two words)
+_EOJEOL = re.compile(r"[^\W_]+")
+# Korean function morphemes that are unambiguous on the surface: a case particle closing an
+# eojeol, 것/수 as bound nouns, 있 as a verb stem (measured against Kiwi: README "Throughput")
+_KO_FUNCTION = (
+    re.compile(r"(?<=[가-힣])(을|를|은|는|에서|으로|에|와|과|의)(?![가-힣])"),
+    re.compile(r"(?<![가-힣])(것|수)(?=[이을은도]?(?![가-힣]))"),
+    re.compile(r"(?<![가-힣])(있)(?=[다는어고었을으습지])"),
+)
 _TERMINAL = tuple(".!?…。！？\"'”’)」』")
 # Korean sentence-final endings count as terminated lines even without punctuation
 _KO_FINAL = re.compile(r"(다|요|죠|까|니다|습니다|세요|네|군|라|자)[.!?…~]*$")
@@ -63,9 +78,8 @@ def ngram_stats(words: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) 
     """Gopher's n-gram repetition statistics in O(len(words)) per n, vectorised."""
     if not words:
         return {}, {}
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), dtype=np.uint64, count=len(words))
-    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    ids = np.unique(np.array(words), return_inverse=True)[1].astype(np.uint64) + np.uint64(1)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     total = float(lens.sum()) or 1.0
     top, dup = {}, {}
     for n in top_ns:
@@ -106,12 +120,22 @@ def _dup_frac(items: list[str]) -> tuple[float, float]:
     return dup_items / len(items), dup_chars / max(1, sum(map(len, items)))
 
 
-class Segmenter:
-    """Kiwi morphemes for Korean, regex words for everything else; built lazily per worker.
+def ko_function_words(text: str) -> set[str]:
+    """The distinct Korean function morphemes (Kiwi forms) visible without analysis, one regex pass each.
 
-    Kiwi (~65 KB/s per core) is the most expensive step of the whole filter, so Korean word
-    statistics are computed on the first ``kiwi_max_chars`` characters (cut at a line break);
-    line- and paragraph-level statistics always use the whole document.
+    A lower bound of what Kiwi finds among the stop words (a particle form such as ``이``/``가``/
+    ``도`` also ends many nouns, so those are left to Kiwi); used to skip Kiwi when it suffices.
+    """
+    return {m for p in _KO_FUNCTION for m in p.findall(text)}
+
+
+class Segmenter:
+    """Eojeol (whitespace) words for Korean, regex words for everything else; Kiwi on demand.
+
+    Kiwi (cong model, ~30–35 k characters per CPU-second measured here) used to segment every
+    Korean document and was most of the filter's time; now it only confirms a stop-word rejection,
+    on the first ``kiwi_max_chars`` characters (cut at a line break). Line- and paragraph-level
+    statistics always use the whole document.
     """
 
     def __init__(self, kiwi_max_chars: int = 4000):
@@ -126,32 +150,41 @@ class Segmenter:
         return text[: cut if cut > self.kiwi_max_chars // 2 else self.kiwi_max_chars]
 
     def words(self, text: str, lang: str) -> list[str]:
-        if lang != "ko":
-            return [w for w in _EN_WORD.findall(text)]
+        """Words of ``text``: eojeols without edge punctuation (``ko``) or regex words/punctuation."""
+        return _EOJEOL.findall(text) if lang == "ko" else _EN_WORD.findall(text)
+
+    def kiwi_stopwords(self, text: str, stopwords: frozenset[str]) -> int:
+        """How many of ``stopwords`` occur as Kiwi morpheme forms in the sample of Korean ``text``."""
         if self._kiwi is None:
             from data_prep.kiwi_shared import shared_kiwi
 
             self._kiwi = shared_kiwi()
-        text = self.sample(text, lang)
-        return [tok.form if tok.tag not in _PUNCT_TAGS else f"\x00{tok.form}" for tok in self._kiwi.tokenize(text)]
+        forms = {tok.form for tok in self._kiwi.tokenize(self.sample(text, "ko")) if tok.tag not in _PUNCT_TAGS}
+        return len(stopwords & forms)
 
 
 def compute_stats(text: str, words_raw: list[str], stopwords: frozenset[str], short_line_chars: int = 30,
-                  word_text: str | None = None, top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> DocStats:
+                  word_text: str | None = None, top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10),
+                  stopwords_found: int | None = None, clean_words: bool = False) -> DocStats:
     """``words_raw`` marks punctuation tokens with a leading NUL (they are not words).
 
     ``word_text`` is the part of ``text`` the words came from (word-relative ratios use it).
     ``top_ns``/``dup_ns``: the n-gram sizes to compute (the heuristics stage asks only for the
-    ones its rules check; the others are absent from the dicts).
+    ones its rules check; the others are absent from the dicts). ``stopwords_found``: a count
+    made elsewhere (Korean: :func:`ko_function_words` or Kiwi) instead of matching ``words``.
+    ``clean_words``: ``words_raw`` are all alphanumeric runs (Korean eojeols), nothing to drop.
     """
     word_text = text if word_text is None else word_text
-    words = [w for w in words_raw if not w.startswith("\x00") and not (len(w) == 1 and not w.isalnum())]
+    words = words_raw if clean_words else [
+        w for w in words_raw if not w.startswith("\x00") and not (len(w) == 1 and not w.isalnum())]
     lines = [ln for ln in text.split("\n") if ln.strip()]
     paras = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     n_words = len(words) or 1
     n_lines = len(lines) or 1
     symbols = word_text.count("#") + word_text.count("...") + word_text.count("…")
-    alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+    # an alphanumeric word without a letter is numeric (str.isalnum = isalpha or isnumeric …)
+    alpha = (len(words) - sum(map(str.isnumeric, words))) if clean_words else sum(
+        1 for w in words if any(c.isalpha() for c in w))
     dup_line, dup_line_chars = _dup_frac(lines)
     dup_para, dup_para_chars = _dup_frac(paras)
     top, dup = ngram_stats(words, top_ns, dup_ns)
@@ -161,7 +194,7 @@ def compute_stats(text: str, words_raw: list[str], stopwords: frozenset[str], sh
         mean_word_len=sum(map(len, words)) / n_words,
         alpha_word_frac=alpha / n_words,
         symbol_word_ratio=symbols / n_words,
-        stopwords_found=len(stopwords.intersection(words)),
+        stopwords_found=len(stopwords.intersection(words)) if stopwords_found is None else stopwords_found,
         bullet_line_frac=sum(1 for ln in lines if _BULLET.match(ln)) / n_lines,
         ellipsis_line_frac=sum(1 for ln in lines if ln.rstrip().endswith(("...", "…"))) / n_lines,
         terminal_line_frac=terminal / n_lines,

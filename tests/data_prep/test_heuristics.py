@@ -4,9 +4,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from datatrove.data import Document
+
 from data_prep.config import load_config
 from data_prep.filters.heuristics import HeuristicsStage, check_rules
-from data_prep.filters.text_stats import Segmenter, compute_stats, ngram_stats
+from data_prep.filters.text_stats import Segmenter, compute_stats, ko_function_words, ngram_stats
 
 
 def naive_top(words, n):
@@ -53,8 +55,8 @@ def test_rules_per_profile():
         assert set(only.top_ngram_char_frac) | set(only.dup_ngram_char_frac) == set(sum(sizes.values(), ()))
         assert check_rules(only, rules) == check_rules(s, rules)
     review = "배우들 연기가 정말 좋았고 음악도 훌륭했어요... 다시 보고 싶네요"
-    s = compute_stats(review, seg.words(review, "ko"), stage.stopwords["ko"])
-    assert check_rules(s, stage.rules_for("ko", True, None)) is None
+    assert seg.words(review, "ko")[:3] == ["배우들", "연기가", "정말"]  # eojeols, no Kiwi
+    assert stage.process(Document(text=review, id="r", metadata={"_midm": {"lang": "ko"}})) is None
     english = ("The committee reviewed the proposal and decided that the funding should be extended to "
                "the next year, with a report to be delivered in the spring.\n") * 1
     s = compute_stats(english, seg.words(english, "en"), stage.stopwords["en"])
@@ -65,3 +67,38 @@ def test_rules_per_profile():
     s = compute_stats("최고!", seg.words("최고!", "ko"), stage.stopwords["ko"])
     assert check_rules(s, stage.rules_for("ko", True, "nsmc")) is None
     assert check_rules(s, stage.rules_for("ko", True, None)) == "too_short_chars"
+
+
+def _ko(text: str) -> Document:
+    return Document(text=text, id="x", metadata={"_midm": {"lang": "ko"}})
+
+
+def test_kiwi_only_confirms_stopword_rejections():
+    """The surface particle count is a lower bound of Kiwi's: Kiwi runs only where it would reject."""
+    stage = HeuristicsStage("/tmp/unused", load_config(None)["heuristics"])
+    stage.setup()
+    sw = stage.stopwords["ko"]
+    statute = "제1조(목적) 이 법은 국민의 권리와 의무를 정함을 목적으로 한다."
+    assert {"은", "의", "와", "을", "으로"} <= ko_function_words(statute) & sw
+    assert stage.process(_ko(statute)) is None and stage.counts["kiwi_docs"] == 0
+    # no unambiguous particle on the surface: Kiwi is asked, finds 가 (subject particle), keeps it
+    comment = "진짜 배우가 최고다 ㅋㅋ"
+    assert not ko_function_words(comment) & sw
+    assert stage.process(_ko(comment)) is None and stage.counts["kiwi_docs"] == 1
+    # … and where Kiwi finds none either, the document is dropped for it
+    assert stage.process(_ko("대박 대박 최고 최고 짱짱")) == "no_stopwords" and stage.counts["kiwi_docs"] == 2
+
+
+def test_short_profile_switches_dup_ngram_rules_off():
+    """``max_dup_ngram_char_frac: null`` in ``short`` removes the language's limits (``{}`` merged
+    into them and changed nothing); long documents keep them."""
+    stage = HeuristicsStage("/tmp/unused", load_config(None)["heuristics"])
+    stage.setup()
+    assert stage.ngram_sizes(stage.rules_for("ko", True, None))["dup_ns"] == ()
+    assert stage.ngram_sizes(stage.rules_for("ko", False, None))["dup_ns"] == (5, 6, 7, 8, 9, 10)
+    echo = "그 배우는 정말 연기를 잘 해서 보는 내내 감탄했다. 감독의 연출도 좋았고 음악도 훌륭했다. 그 배우는 정말 연기를 잘 해서 보는 내내 감탄했다."
+    assert len(echo) < stage.config["short_doc_chars"]
+    assert stage.process(_ko(echo)) is None
+    stats = compute_stats(echo, Segmenter().words(echo, "ko"), frozenset(), stopwords_found=9, clean_words=True)
+    # … whose duplicated 5-grams are over the Korean limit that `{}` used to leave in force
+    assert stats.dup_ngram_char_frac[5] > stage.rules_for("ko", False, None)["max_dup_ngram_char_frac"][5]

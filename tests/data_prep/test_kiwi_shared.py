@@ -15,7 +15,8 @@ SAMPLE = ["김도현 사무관이 서울특별시 종로구 세종대로 209에�
 
 def test_stages_share_one_kiwi_per_process(monkeypatch):
     seg, det = Segmenter(), PiiDetector()
-    words = [seg.words(t, "ko") for t in SAMPLE]
+    sw = frozenset(["이", "가", "을", "를", "은", "는", "의", "에", "에서", "로", "으로", "와", "과", "하", "되"])
+    words = [seg.kiwi_stopwords(t, sw) for t in SAMPLE]
     masked = [det.detect(t) for t in SAMPLE]
     shared = kiwi_shared.shared_kiwi()
     assert seg._kiwi is shared and det.finder.kiwi is shared
@@ -25,7 +26,7 @@ def test_stages_share_one_kiwi_per_process(monkeypatch):
     assert fresh is not shared and kiwi_shared.shared_kiwi() is fresh
     # … and a Kiwi of its own gives the same words and the same PII spans as the shared one
     seg2, det2 = Segmenter(), PiiDetector()
-    assert [seg2.words(t, "ko") for t in SAMPLE] == words
+    assert [seg2.kiwi_stopwords(t, sw) for t in SAMPLE] == words
     assert [det2.detect(t) for t in SAMPLE] == masked
     assert seg2._kiwi is fresh and det2.finder.kiwi is fresh
     assert any(s.type == "PERSON" for s in masked[0]) and any(s.type == "ADDRESS" for s in masked[0])
