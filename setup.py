@@ -37,7 +37,7 @@ EXTRAS = {
     "demo": ["matplotlib>=3.8", "markdown>=3.5", "datasets>=3.0"],
     # logging.wandb_project: Weights & Biases beside TensorBoard/JSONL (imported only when it is set)
     "wandb": ["wandb>=0.19"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "dill>=0.3.8"],
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "dill>=0.3.8"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name not in ("gpu", "vllm") for dep in deps})
 

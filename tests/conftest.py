@@ -14,6 +14,32 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s (still part of make test)")
 
 
+# The suite runs on two pytest-xdist workers (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder).
+# One group per module keeps each module's expensive module-scoped fixtures (trained tiny models,
+# converted checkpoints) on one worker instead of building them twice; every test of tests/slurm/
+# shares one group because they share one session-scoped Slurm cluster (two clusters on one host
+# would fight over the node name). The longest module (the reduced demo) is sent first, then the
+# modules with the most `slow` tests, so the two workers end close together.
+FIRST = ("tests/midm/test_demo.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    slow: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        slow[module] = slow.get(module, 0) + (item.get_closest_marker("slow") is not None)
+        group = "slurm" if module.startswith("tests/slurm/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
+    order = {m: i for i, m in enumerate(dict.fromkeys(i.nodeid.split("::")[0] for i in items))}
+
+    def rank(item):
+        module = item.nodeid.split("::")[0]
+        first = FIRST.index(module) if module in FIRST else len(FIRST)
+        return first, -slow[module], order[module]
+
+    items.sort(key=rank)  # stable: tests keep their order inside a module
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models on a 2-core box: extra intra-op threads only spin (measured ~9x slower)."""

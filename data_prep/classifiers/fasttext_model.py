@@ -25,8 +25,14 @@ def prepare(text: str, max_chars: int = 2000) -> str:
 def train(examples: list[tuple[str, str]], out_path: str | Path, *, epoch: int = 15, dim: int = 32,
           minn: int = 1, maxn: int = 3, word_ngrams: int = 2, lr: float = 0.5, cutoff: int = 25000,
           seed: int = 0) -> Path:
-    """``examples``: (label, text). Writes a quantised model to ``out_path`` (``.ftz``)."""
-    import fasttext
+    """``examples``: (label, text). Writes a quantised model to ``out_path`` (``.ftz``).
+
+    fastText trains in a fresh (spawned) process: its SGD diverged to "Encountered NaN" on the very
+    same data in a process where Kiwi (kiwipiepy's SIMD code) had run before, so the result must not
+    depend on what the calling process did earlier. Raises RuntimeError as fastText does.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     rng = random.Random(seed)
     rows = [f"__label__{label} {prepare(text)}" for label, text in examples if prepare(text)]
@@ -36,12 +42,18 @@ def train(examples: list[tuple[str, str]], out_path: str | Path, *, epoch: int =
     with tempfile.TemporaryDirectory() as tmp:
         train_file = os.path.join(tmp, "train.txt")
         Path(train_file).write_text("\n".join(rows) + "\n", encoding="utf-8")
-        model = fasttext.train_supervised(input=train_file, epoch=epoch, dim=dim, minn=minn, maxn=maxn,
-                                          wordNgrams=word_ngrams, lr=lr, thread=1, seed=seed, verbose=0,
-                                          bucket=200000)
-        model.quantize(input=train_file, qnorm=True, retrain=True, cutoff=cutoff, thread=1, verbose=0)
-    model.save_model(str(out_path))
+        params = dict(epoch=epoch, dim=dim, minn=minn, maxn=maxn, wordNgrams=word_ngrams, lr=lr, seed=seed)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(_train_quantize, train_file, str(out_path), params, cutoff).result()
     return out_path
+
+
+def _train_quantize(train_file: str, out_path: str, params: dict, cutoff: int) -> None:
+    import fasttext
+
+    model = fasttext.train_supervised(input=train_file, thread=1, verbose=0, bucket=200000, **params)
+    model.quantize(input=train_file, qnorm=True, retrain=True, cutoff=cutoff, thread=1, verbose=0)
+    model.save_model(out_path)
 
 
 class FastTextScorer:
