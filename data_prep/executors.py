@@ -59,5 +59,9 @@ def make_executor(pipeline: list, *, tasks: int, logging_dir: str, opts: ExecOpt
     from datatrove.executor.local import LocalPipelineExecutor
 
     workers = opts.workers if opts.workers > 0 else min(tasks, os.cpu_count() or 1)
+    # forkserver, not fork: a forked worker inherits the caller's threads and native state (Kiwi's and
+    # torch's thread pools, the progress poller, an xdist worker's I/O threads); one such worker died
+    # mid-task and datatrove's Pool then waited forever for its rank. forkserver children start from a
+    # clean server process and receive the pickled pipeline (as the Slurm path's array tasks do).
     return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
-                                 logging_dir=logging_dir, start_method="fork")
+                                 logging_dir=logging_dir, start_method="forkserver")

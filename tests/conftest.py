@@ -23,6 +23,7 @@ def pytest_configure(config):
 FIRST = ("tests/midm/test_demo.py",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     slow: dict[str, int] = {}
     for item in items:
