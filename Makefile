@@ -26,7 +26,7 @@ venv: $(STAMP)
 # TEST_WORKERS=0 runs in one process. Grouping and order: tests/conftest.py.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests

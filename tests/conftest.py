@@ -14,23 +14,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s (still part of make test)")
 
 
-# The suite runs on two pytest-xdist workers (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder).
-# One group per module keeps each module's expensive module-scoped fixtures (trained tiny models,
-# converted checkpoints) on one worker instead of building them twice; every test of tests/slurm/
-# shares one group because they share one session-scoped Slurm cluster (two clusters on one host
-# would fight over the node name). The longest module (the reduced demo) is sent first, then the
-# modules with the most `slow` tests, so the two workers end close together.
+# The suite runs on two pytest-xdist workers (`make test`: -n 2 --dist loadfile --no-loadscope-reorder).
+# loadfile keeps each module on one worker, so its expensive module-scoped fixtures (trained tiny models,
+# converted checkpoints) are built once, not once per worker. (`--dist loadgroup` would be the tool to
+# also keep tests/slurm/ together, but with pytest 9.2 xdist 3.8's group suffix no longer reaches the
+# node id — checked here: every group was split — so the two tests/slurm files may each start their own
+# one-node cluster; they use free ports and their own directories.) The longest module (the reduced
+# demo) is sent first, then the modules with the most `slow` tests, so the two workers end close together.
 FIRST = ("tests/midm/test_demo.py",)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     slow: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
         slow[module] = slow.get(module, 0) + (item.get_closest_marker("slow") is not None)
-        group = "slurm" if module.startswith("tests/slurm/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
     order = {m: i for i, m in enumerate(dict.fromkeys(i.nodeid.split("::")[0] for i in items))}
 
     def rank(item):

@@ -100,8 +100,11 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_tmp(tmp_path, tokenizer_dir):
     prefix = tmp_path / "out" / "x"
     argv = [sys.executable, "-m", "midm", "data", "tokenize", str(tmp_path / "in"), str(prefix),
             "--tokenizer", str(tokenizer_dir), "--workers", "2"]
+    # As from a terminal: SIGINT at its default. A pytest-xdist worker (execnet) ignores SIGINT, and an
+    # ignored SIGINT is inherited — Python then never raises KeyboardInterrupt, as for `cmd &` in a script.
     proc = subprocess.Popen(argv + ["--batch-docs", "1"], env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(Path(f"{prefix}.shards").glob("*.idx")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
