@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("filter",
                        help="run the 8-stage filter (url,normalize,langid,heuristics,dedup,toxicity,pii,quality)",
-                       description="Filter JSON Lines documents through the 8 stages (or --stages) on datatrove and "
-                                   "write the kept ones to OUT/*.jsonl.gz, with OUT/stats.json accounting for every "
+                       description="Filter documents (JSON Lines, WARC HTML responses, Parquet, Hub datasets) "
+                                   "through the 8 stages (or --stages) on datatrove and write the kept ones to OUT/*.jsonl.gz, with OUT/stats.json accounting for every "
                                    "record (read = kept + Σ dropped by stage and reason). Resumes completed tasks.")
     _add_filter_io(p)
     p.add_argument("--stages", help="comma-separated subset, e.g. normalize,langid,pii (default: all in the config)")
