@@ -48,7 +48,7 @@ def is_gzip(path: str | Path) -> bool:
         return fh.read(3) == GZIP_MAGIC
 
 
-def _resync(fh: BinaryIO, data: bytes) -> bytes:
+def next_gzip_member(fh: BinaryIO, data: bytes) -> bytes:
     """Bytes from the next gzip member header on (empty at end of file)."""
     while True:
         at = data.find(GZIP_MAGIC)
@@ -79,7 +79,7 @@ def _gzip_blocks(fh: BinaryIO, stats: Counter) -> Iterator[bytes | None]:
         except zlib.error:
             stats["damaged_gzip_member"] += 1
             yield None
-            pending = _resync(fh, pending[1:])
+            pending = next_gzip_member(fh, pending[1:])
             inflater, in_member = zlib.decompressobj(wbits=31), False
             continue
         in_member = True

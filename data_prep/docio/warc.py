@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from data_prep.docio.html import decode_html, extract_main_text, is_html_type
-from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC
+from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC, next_gzip_member
 
 DOC_TYPES = ("response", "conversion")
 _TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
@@ -65,7 +65,7 @@ def _members(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[str, bytes]]:
                 chunk = inflater.decompress(pending, max_bytes + 1 - size if size <= max_bytes else 1 << 20)
             except zlib.error:
                 status = "damaged"
-                pending = _next_member(fh, pending[1:])
+                pending = next_gzip_member(fh, pending[1:])
                 break
             if size <= max_bytes:
                 out.append(chunk)
@@ -80,18 +80,6 @@ def _members(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[str, bytes]]:
                 if not pending:
                     status = "truncated"
         yield status, b"".join(out)[: max_bytes + 1]
-
-
-def _next_member(fh: BinaryIO, data: bytes) -> bytes:
-    """Bytes from the next gzip member header on (empty at end of file)."""
-    while True:
-        at = data.find(GZIP_MAGIC)
-        if at >= 0:
-            return data[at:]
-        more = fh.read(BLOCK_BYTES)
-        if not more:
-            return b""
-        data = data[-(len(GZIP_MAGIC) - 1):] + more
 
 
 def _header(record, name: str) -> str | None:
