@@ -118,7 +118,7 @@ def test_build_accounts_for_every_record_and_splits_by_prompt(chat_tokenizer_dir
 def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(out), "--tokenizer", str(chat_tokenizer_dir),
-                      "--seq-length", "128", "--no-progress"]) == 0
+                      "--seq-length", "128"]) == 0  # default: progress bar on
     brief = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert brief["records_read"] == brief["kept"] == 4 and brief["balanced"]
     assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(PREFS), "--tokenizer",

@@ -165,7 +165,7 @@ def test_real_common_crawl_records_and_tokenize_from_warc_and_parquet(tmp_path):
     expect = build_warc(warc, real_pages=False)
     for inp, fmt, docs in ((tmp_path / "fw.parquet", None, 3), (warc, "warc", 4), (out, None, 2)):
         prefix = tmp_path / "tokens" / inp.stem
-        args = ["tokenize", str(inp), str(prefix), "--tokenizer", str(tok), "--no-progress"]
+        args = ["tokenize", str(inp), str(prefix), "--tokenizer", str(tok)]  # default: progress on
         assert main(args + (["--format", fmt] if fmt else [])) == 0, inp
         summary = json.loads(Path(f"{prefix}.summary.json").read_text())
         assert summary["documents"] == docs, (inp, summary)
