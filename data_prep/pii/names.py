@@ -3,8 +3,9 @@
 Regular expressions alone cannot tell ``김도현 사무관`` (a person) from ``이번 회의`` or
 ``강남`` (a district): both start with a common surname syllable. Candidates are 2–4-syllable
 spans at the start of a Hangul run that begin with a Korean surname and are followed by nothing,
-a title or a particle-like ending (regex only); Kiwi then analyses the windows around them (merged,
-each character once). A candidate is a name when
+a title or a particle-like ending (regex only); Kiwi then analyses the word each one starts (alone,
+cached per process: the same words recur), and the text around it when a title follows it.
+A candidate is a name when
 
 * the text around it says "person" — a title/honorific after it (``과장``, ``씨``, ``교수``, or
   ``외교부 장관``), a role label before it (``성명:``, ``담당자``, ``피고`` …), a parenthesis
@@ -66,7 +67,7 @@ _PLACE_LAST_WEAK = set("동도")  # 화곡동, 백령도; names (김성동, 이�
 _NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회각변고법어")  # 진도군, 정의당, 경복궁, 천안함, 국적법, 한국어 …
 # syllables of loanwords that Korean given names (Sino-Korean syllables) do not use: 유튜브, 이집트, 모로코
 _WS = re.compile(r"\s")
-_WORD_MAX = 40  # longer "words" (text without spaces) are analysed in a window instead
+_UNIT_MAX = 16  # characters of a candidate's word that Kiwi analyses (a chunk is ≤ 12 syllables)
 _CONTEXT_WIDTH = 12  # characters each side of a titled candidate that Kiwi reads with it
 
 _LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀디텔앤")
@@ -105,7 +106,12 @@ def _looks_like_name(form: str) -> bool:
 
 
 class NameAddressFinder:
-    """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily."""
+    """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily.
+
+    ``cache_words`` bounds each per-process memo (Kiwi analyses per word, verdicts per word,
+    candidate lengths per chunk; a full memo is emptied). The memos only save time: spans are the
+    same with any size, including 0-entry-effective tiny ones (tested).
+    """
 
     def __init__(self, cache_words: int = 500_000) -> None:
         self._kiwi = None
@@ -113,7 +119,7 @@ class NameAddressFinder:
         self._words: dict[str, tuple] = {}
         self._places: dict[str, bool] = {}
         self._chunk_lengths: dict[str, tuple[int, ...]] = {}
-        self._word_verdicts: dict[tuple[str, int], tuple[int, ...]] = {}
+        self._word_verdicts: dict[str, tuple[int, ...]] = {}
 
     @property
     def kiwi(self):
@@ -135,16 +141,16 @@ class NameAddressFinder:
     _LIST_SEP = re.compile(r"^[\s,·/]*$")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict, context: bool = False) -> list:
-        """Kiwi tokens ``(absolute start, length, tag, oov)`` of the word (eojeol) holding [start, end).
+        """Kiwi tokens ``(absolute start, length, tag, oov)`` around the candidate [start, end).
 
-        A name, its particle or title, and what would veto it (``선수의``, ``이번에``) sit inside
-        one whitespace-delimited word, so the word is analysed on its own and the analysis is kept
-        in a per-process cache keyed by the word: the same words recur across documents, and Kiwi
-        (~15 µs per character, ~0.4 ms per call here) is most of PII masking's cost. Words longer
-        than :data:`_WORD_MAX` characters (text without spaces) are analysed in a ±24-character
-        window cut at whitespace instead, once per document. ``context=True`` (a candidate with person
-        context, rare) asks for that window whatever the word's length: a word alone can read
-        differently (``가수 이현도 씨`` is a name in context, 이/현도 alone).
+        A name, its particle or title, and what would veto it (``선수의``, ``이번에``) sit in the
+        word that starts with it, so by default Kiwi analyses that word alone — from ``start`` (a
+        Hangul run's first syllable) to the next whitespace, at most :data:`_UNIT_MAX` characters —
+        and the analysis is kept in a per-process cache keyed by that string: the same words recur
+        across documents, and Kiwi (~16 µs per character here) is most of PII masking's cost.
+        ``context=True`` (a candidate followed by a title, rare) asks for a window of
+        :data:`_CONTEXT_WIDTH` characters each side, cut at whitespace, once per document: a word
+        alone can read differently (``가수 이현도 씨`` is a name in context, 이/현도 alone).
         """
         if context:
             lo, hi = self._window(text, start, end, _CONTEXT_WIDTH)
@@ -152,23 +158,14 @@ class NameAddressFinder:
             if key not in cache:
                 cache[key] = self._tokenize(text, lo, hi)
             return cache[key]
-        lo, hi = self._word_bounds(text, start, end)
-        key = ("w", lo, hi)
-        toks = cache.get(key)
-        if toks is None:
-            if hi - lo <= _WORD_MAX:
-                toks = [(s + lo, n, tag, oov) for s, n, tag, oov in self.word_tokens(text[lo:hi])]
-            else:
-                wlo, whi = self._window(text, start, end)
-                toks = self._tokenize(text, wlo, whi)
-            cache[key] = toks
-        return toks
+        unit = self._unit(text, start, end)
+        return [(s + start, n, tag, oov) for s, n, tag, oov in self.word_tokens(unit)]
 
     @staticmethod
-    def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-        lo = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start), text.rfind("\t", 0, start)) + 1
-        m = _WS.search(text, max(end, lo))
-        return lo, (m.start() if m else len(text))
+    def _unit(text: str, start: int, end: int) -> str:
+        """The analysis unit of a candidate: ``text[start:]`` up to whitespace, ≤ _UNIT_MAX chars."""
+        m = _WS.search(text, end, start + _UNIT_MAX)
+        return text[start:m.start() if m else max(end, min(len(text), start + _UNIT_MAX))]
 
     def word_tokens(self, word: str) -> tuple:
         """Kiwi's analysis of one word alone, ``((start, length, tag, oov), ...)``, cached."""
@@ -279,19 +276,17 @@ class NameAddressFinder:
     def _survivors(self, text: str, start: int, chunk: str, lengths: tuple[int, ...], cache: dict) -> tuple[int, ...]:
         """The lengths whose candidate passes the checks that only need its word's analysis
         (:meth:`_never`, :meth:`_vetoed` as with person context, :meth:`_followed_by_particle`),
-        memoised per (word, offset in the word)."""
-        lo, hi = self._word_bounds(text, start, start + len(chunk))
-        key = (text[lo:hi], start - lo) if hi - lo <= _WORD_MAX else None
-        surv = self._word_verdicts.get(key) if key else None
+        memoised per analysis unit (:meth:`_unit`)."""
+        key = self._unit(text, start, start + len(chunk))
+        surv = self._word_verdicts.get(key)
         if surv is None:
             surv = tuple(n for n in lengths if not (
                 self._never_form(chunk[:n])
                 or self._vetoed(text, start, n, True, cache)
                 or not self._followed_by_particle(text, start, n, chunk[n:], cache)))
-            if key:
-                if len(self._word_verdicts) >= self.cache_words:
-                    self._word_verdicts.clear()
-                self._word_verdicts[key] = surv
+            if len(self._word_verdicts) >= self.cache_words:
+                self._word_verdicts.clear()
+            self._word_verdicts[key] = surv
         return surv
 
     def _cands(self, text: str, start: int, chunk: str, lengths: tuple[int, ...]) -> list[_Cand]:
@@ -409,7 +404,13 @@ class NameAddressFinder:
         r"|,?\s+\d{1,5}호)?(?:\s?\([가-힣A-Za-z0-9 ,]{2,30}\))?)"
     )
 
+    # every address has a province/city name or a 시/군/구 word followed by more of the address:
+    # one C-level search skips the long pattern on texts that have neither (most of a web corpus)
+    _ADDR_HINT = re.compile(r"[가-힣](?:시|군|구)\s|" + _SIDO)
+
     def addresses(self, text: str, cache: dict) -> Iterator[Span]:
+        if not self._ADDR_HINT.search(text):
+            return
         for m in self._ADDR.finditer(text):
             sido, sgg, rest = m.group("sido"), m.group("sgg"), (m.group("rest") or "").strip()
             if not sgg and not (sido and rest):

@@ -76,6 +76,33 @@ def test_names_in_running_prose_lists_and_titles_but_not_places(det):
         assert det.detect(clean) == [], clean
 
 
+def test_name_memos_change_speed_not_spans():
+    """Kiwi reads each candidate's word once per process; a finder whose memos hold one entry
+    (emptied all the time) finds the same spans, and a repeated word costs no second analysis."""
+    from data_prep.pii.names import NameAddressFinder
+
+    texts = ["결승전에서 박서진은 두 골을 넣었고 한지호가 도움을 기록했다. 이번 연구 활동에서 정부는 주민 의견을 모았다.",
+             "가수 김수로 씨가 무대에 올랐다. 박서진은 한지호와 함께 귀국했다.",
+             "출연: 김민재, 이서윤, 정하늘 / 서울특별시 강서구 화곡로 287",
+             "결승전에서 박서진은 두 골을 넣었고 한지호가 도움을 기록했다."]
+    big, tiny = NameAddressFinder(), NameAddressFinder(cache_words=1)
+    assert [big.find(t) for t in texts] == [tiny.find(t) for t in texts]
+    assert [texts[0][s.start:s.end] for s in big.find(texts[0]) if s.type == "PERSON"] == ["박서진", "한지호"]
+    calls = []
+    real = big.kiwi
+
+    class Counting:
+        def tokenize(self, text):
+            calls.append(text)
+            return real.tokenize(text)
+
+    big._kiwi = Counting()
+    big.find(texts[3])  # every word of it was read for texts[0]
+    assert calls == []
+    big.find("박서진은 새 팀으로 옮겼다.")
+    assert calls == []  # "박서진은" again: memoised with its verdict
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "benchmarks" / "klue_dev").is_dir(), reason="needs ../shared/data")
 def test_names_on_klue_ner_development_sentences(det):
     """Person names on 500 KLUE-NER dev sentences from the development half (the held-out half
