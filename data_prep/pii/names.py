@@ -118,8 +118,7 @@ class NameAddressFinder:
         self.cache_words = cache_words
         self._words: dict[str, tuple] = {}
         self._places: dict[str, bool] = {}
-        self._chunk_lengths: dict[str, tuple[int, ...]] = {}
-        self._word_verdicts: dict[str, tuple[int, ...]] = {}
+        self._word_verdicts: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     @property
     def kiwi(self):
@@ -130,8 +129,10 @@ class NameAddressFinder:
         return self._kiwi
 
     # the first 2–12 syllables of a Hangul run that starts with a surname syllable
-    _SURNAME_CHUNK = re.compile(r"(?<![가-힣])[" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
-                                + r"][가-힣]{1,11}")
+    # at the first syllable of a Hangul run that is a surname: group 1 the chunk (its first 2–12
+    # syllables), group 2 the analysis unit (up to 16 characters to the next whitespace, see _unit)
+    _SURNAME_CHUNK = re.compile(r"(?<![가-힣])(?=([" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
+                                + r"][가-힣]{1,11}))(?=(\S{1,16}))")
     # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
     # a title, or something that starts like a particle / copula
     _REST = re.compile(r"(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
@@ -139,6 +140,8 @@ class NameAddressFinder:
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
     _PERSONAL = re.compile(r"\s*(?:씨|님|\(\s*\d{1,3}\s*[,)·세])")  # 김수로 씨, 김성동(54): a person even if it reads like a place
     _LIST_SEP = re.compile(r"^[\s,·/]*$")
+    # a title or 씨/님/(age) right after a chunk: 이현도 씨, 김학규 시장, 김성동(54)
+    _TITLE_NEXT = re.compile(r"\s*(?:\(\s*\d{1,3}\s*[,)·세]|" + "|".join(sorted(TITLES, key=len, reverse=True)) + ")")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict, context: bool = False) -> list:
         """Kiwi tokens ``(absolute start, length, tag, oov)`` around the candidate [start, end).
@@ -163,7 +166,8 @@ class NameAddressFinder:
 
     @staticmethod
     def _unit(text: str, start: int, end: int) -> str:
-        """The analysis unit of a candidate: ``text[start:]`` up to whitespace, ≤ _UNIT_MAX chars."""
+        """The analysis unit of a candidate: ``text[start:]`` up to whitespace, ≤ _UNIT_MAX chars
+        (never less than [start, end); ``_SURNAME_CHUNK``'s group 2 is the same string)."""
         m = _WS.search(text, end, start + _UNIT_MAX)
         return text[start:m.start() if m else max(end, min(len(text), start + _UNIT_MAX))]
 
@@ -261,33 +265,24 @@ class NameAddressFinder:
                 or bool(AFTER_PAREN.match(after))
                 or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
 
-    def _lengths(self, chunk: str) -> tuple[int, ...]:
-        """Candidate lengths (3, 4, 2 syllables) of a chunk: surname-initial and followed by
-        nothing / a particle-like ending / a title inside the chunk (regex only; memoised)."""
-        lengths = self._chunk_lengths.get(chunk)
-        if lengths is None:
-            if len(self._chunk_lengths) >= self.cache_words:
-                self._chunk_lengths.clear()
-            lengths = self._chunk_lengths[chunk] = tuple(
-                n for n in (3, 4, 2) if len(chunk) >= n and _has_surname(chunk[:n])
-                and (self._REST.match(chunk, n) or chunk.startswith(TITLES, n)))
-        return lengths
+    def _verdict(self, text: str, start: int, chunk: str, unit: str, cache: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(lengths, survivors)`` of a chunk, memoised per analysis unit (:meth:`_unit`).
 
-    def _survivors(self, text: str, start: int, chunk: str, lengths: tuple[int, ...], cache: dict) -> tuple[int, ...]:
-        """The lengths whose candidate passes the checks that only need its word's analysis
-        (:meth:`_never`, :meth:`_vetoed` as with person context, :meth:`_followed_by_particle`),
-        memoised per analysis unit (:meth:`_unit`)."""
-        key = self._unit(text, start, start + len(chunk))
-        surv = self._word_verdicts.get(key)
-        if surv is None:
-            surv = tuple(n for n in lengths if not (
-                self._never_form(chunk[:n])
-                or self._vetoed(text, start, n, True, cache)
-                or not self._followed_by_particle(text, start, n, chunk[n:], cache)))
-            if len(self._word_verdicts) >= self.cache_words:
-                self._word_verdicts.clear()
-            self._word_verdicts[key] = surv
-        return surv
+        ``lengths``: its candidate lengths (3, 4, 2 syllables) — surname-initial and followed by
+        nothing / a particle-like ending / a title inside the chunk (regex only). ``survivors``:
+        those that pass the checks needing only the unit's analysis (:meth:`_never`, :meth:`_vetoed`
+        as with person context, :meth:`_followed_by_particle`). Both depend on the unit alone.
+        """
+        lengths = tuple(n for n in (3, 4, 2) if len(chunk) >= n and _has_surname(chunk[:n])
+                        and (self._REST.match(chunk, n) or chunk.startswith(TITLES, n)))
+        surv = tuple(n for n in lengths if not (
+            self._never_form(chunk[:n])
+            or self._vetoed(text, start, n, True, cache)
+            or not self._followed_by_particle(text, start, n, chunk[n:], cache)))
+        if len(self._word_verdicts) >= self.cache_words:
+            self._word_verdicts.clear()
+        verdict = self._word_verdicts[unit] = (lengths, surv)
+        return verdict
 
     def _cands(self, text: str, start: int, chunk: str, lengths: tuple[int, ...]) -> list[_Cand]:
         before = text[max(0, start - 12):start]
@@ -330,14 +325,13 @@ class NameAddressFinder:
         around it too (``가수 이현도 씨``: 이/현도 alone, a name in context).
         """
         live: list[tuple[list[_Cand], list[_Cand], bool]] = []  # (alternatives, survivors, person context)
+        verdicts = self._word_verdicts
         for m in self._SURNAME_CHUNK.finditer(text):
-            chunk, start = m.group(0), m.start()
-            lengths = self._lengths(chunk)
-            if not lengths:
-                continue
-            surv = self._survivors(text, start, chunk, lengths, cache)
-            if not surv and not (text.startswith(TITLES, m.end()) or self._PERSONAL.match(text, m.end())
-                                 or text[m.end():m.end() + 12].lstrip().startswith(TITLES)):
+            chunk, unit = m.groups()
+            start = m.start()
+            verdict = verdicts.get(unit) or self._verdict(text, start, chunk, unit, cache)
+            lengths, surv = verdict
+            if not surv and not (lengths and self._TITLE_NEXT.match(text, start + len(chunk))):
                 continue  # nothing survives its word's analysis, and no title follows the chunk
             alts = self._cands(text, start, chunk, lengths)
             keep = [c for c in alts if c.length in surv and not self._place(c.form, c.personal, cache, c.before)]
