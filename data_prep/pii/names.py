@@ -316,6 +316,27 @@ class NameAddressFinder:
             c.given_ok or self._kiwi_says_name(text, c.start, c.length, cache, context)
             or self._surname_then_syllables(text, c.start, c.length, cache, context))
 
+    def _prose_name(self, text: str, c: _Cand, accepted: set[str], cache: dict) -> bool:
+        """A candidate in running prose is a name: not rejected, and a repeat of an accepted name,
+        Kiwi reads a name, or — given-name syllables only — Kiwi splits it into short nouns one of
+        which it knows as a name (한/MM 혜진/NNP, 김성/NNP 균/NNG: how it reads a name alone)."""
+        return not self._rejected(text, c, False, cache) and (
+            c.form in accepted or self._kiwi_says_name(text, c.start, c.length, cache)
+            or self._surname_then_syllables(text, c.start, c.length, cache)
+            or (c.given_ok and self._name_pieces(text, c.start, c.length, cache)))
+
+    _PIECE_TAGS = frozenset(("NNP", "NNG", "NNB", "NR", "MM", "MAG"))
+
+    def _name_pieces(self, text: str, start: int, length: int, cache: dict) -> bool:
+        """The span is exactly 2–3 pieces of 1–2 syllables, nouns/determiners/adverbs, one a
+        proper noun (NNP)."""
+        end = start + length
+        pieces = [t for t in self.window_tokens(text, start, end, cache) if start <= t[0] < end]
+        if not 2 <= len(pieces) <= 3 or pieces[0][0] != start or pieces[-1][0] + pieces[-1][1] != end:
+            return False
+        return (all(tag in self._PIECE_TAGS and n <= 2 for _, n, tag, _ in pieces)
+                and any(tag == "NNP" for _, _, tag, _ in pieces))
+
     def names(self, text: str, cache: dict) -> Iterator[Span]:
         """PERSON spans (score 1.0 with person context, 0.8 from Kiwi's analysis alone).
 
@@ -354,12 +375,9 @@ class NameAddressFinder:
         # pass 3: running prose — Kiwi's own analysis (3–4 syllables) or a repeat of an accepted name
         for alts, keep, _ in live:
             for c in keep if alts[0].start not in chosen else ():
-                if c.length < 3 or self._rejected(text, c, False, cache):
-                    continue
-                if c.form[-1] in _PLACE_LAST_WEAK and not c.personal:
+                if c.length < 3 or (c.form[-1] in _PLACE_LAST_WEAK and not c.personal):
                     continue  # 화곡동, 백령도 …: without person context a 동/도 ending is a place
-                if c.form in accepted or self._kiwi_says_name(text, c.start, c.length, cache) \
-                        or self._surname_then_syllables(text, c.start, c.length, cache):
+                if self._prose_name(text, c, accepted, cache):
                     accepted.add(c.form)
                     chosen[c.start] = (c.start, c.length, False)
                     break
