@@ -75,7 +75,8 @@ def _add_stage_parser(sub: argparse._SubParsersAction, stage: Stage, action: str
         group = p.add_argument_group(f"{stage.name} arguments")
         for arg in stage.args:
             group.add_argument(arg.flag, dest=f"stage_{dest(arg.flag)}", default=None, required=arg.required,
-                               metavar=dest(arg.flag).upper(), help=arg.help)
+                               metavar=None if arg.choices else dest(arg.flag).upper(), choices=arg.choices,
+                               help=arg.help)
     if action == "submit":
         p.add_argument("--dry-run", action="store_true", help="check and print the script; submit nothing")
         p.add_argument("--sbatch", default="sbatch", help=argparse.SUPPRESS)

@@ -170,7 +170,13 @@ def _stage_words(opts: JobOptions, stage: Stage, workdir: Path) -> tuple[dict[st
         value = opts.stage_args.get(name)
         if value is None:
             continue
-        text = str(_abs(value, workdir)) if arg.is_path else str(value)
+        if arg.requires and opts.stage_args.get(arg.requires[0]) != arg.requires[1]:
+            raise RenderError(f"{arg.flag} goes with --{arg.requires[0].replace('_', '-')} {arg.requires[1]}")
+        if arg.choices and str(value) not in arg.choices:
+            raise RenderError(f"{arg.flag} must be one of {', '.join(arg.choices)} (got {value!r})")
+        # a Hub dataset id is not a path: --format hub keeps --input as given
+        is_path = arg.is_path and not (name == "input" and opts.stage_args.get("format") == "hub")
+        text = str(_abs(value, workdir)) if is_path else str(value)
         word, used = shard_word(text, arg.flag)
         if word != text and stage.kind == "chain":
             raise RenderError(f"{stage.name} runs every step over all of its input (global dedup and quality cut): "

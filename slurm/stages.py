@@ -30,6 +30,8 @@ class StageArg:
     help: str
     required: bool = False
     is_path: bool = True  # relative paths are made absolute against the submit directory
+    choices: tuple[str, ...] | None = None  # argparse choices (checked when the script is rendered)
+    requires: tuple[str, str] | None = None  # (flag dest, value) this flag only goes with
 
 
 @dataclass
@@ -139,9 +141,9 @@ def _workers(ctx: StageContext) -> list[Word]:
 def _data_filter(ctx: StageContext) -> list[Word]:
     # slurm.chain appends --tasks N --step S --rank R: each array task runs one rank of one step
     argv: list[Word] = ["data", "filter", ctx.arg("input"), ctx.arg("output")]
-    for name in ("stages", "config"):
+    for name in ("stages", "config", "format", "hub_config", "hub_split"):
         if ctx.args.get(name) is not None:
-            argv += [f"--{name}", ctx.args[name]]
+            argv += ["--" + name.replace("_", "-"), ctx.args[name]]
     return argv
 
 
@@ -187,7 +189,14 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           args=(StageArg("--input", "input file or directory (all of it: every step sees every shard)", required=True),
                 StageArg("--output", "output directory", required=True),
                 StageArg("--stages", "comma-separated filter stages", is_path=False),
-                StageArg("--config", "filter config YAML deep-merged over data_prep/configs/filter.yaml")),
+                StageArg("--config", "filter config YAML deep-merged over data_prep/configs/filter.yaml"),
+                StageArg("--format", "input format, as `midm data filter --format` (default auto: by extension, "
+                         "else the first bytes; hub: --input is a Hub dataset id, kept as given)", is_path=False,
+                         choices=("auto", "jsonl", "warc", "parquet", "hub")),
+                StageArg("--hub-config", "with --format hub: dataset config (e.g. kor_Hang)", is_path=False,
+                         requires=("format", "hub")),
+                StageArg("--hub-split", "with --format hub: split (default train)", is_path=False,
+                         requires=("format", "hub"))),
           default_gpus_per_node=0),
     Stage("data-tokenize", "data", "tokenize into Megatron .bin/.idx (one shard per array task)", _data_tokenize,
           args=(StageArg("--input", "input path; {shard} or {shard:05d} = the array index", required=True),

@@ -230,6 +230,7 @@ def test_data_filter_renders_one_dependent_job_per_pipeline_step(tmp_path, offli
     (["--array", "0-7%2"], "takes a task count N"),
     (["--input", "raw/{shard}"], "{shard} in --input/--output is for data-tokenize"),
     (["--stages", "nope"], "unknown stage"),
+    (["--hub-config", "kor_Hang"], "--hub-config goes with --format hub"),
 ])
 def test_data_filter_chain_rejects_per_shard_shapes(args, message, tmp_path):
     base = {"--input": "raw", "--output": "out"}
@@ -237,6 +238,25 @@ def test_data_filter_chain_rejects_per_shard_shapes(args, message, tmp_path):
     argv = [w for k, v in {**base, **extra}.items() for w in (k, v)]
     proc = midm(["slurm", "render", "data-filter", "--recipe", "tiny", *argv, "--workdir", str(tmp_path)], check=False)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_data_filter_forwards_the_input_format(tmp_path):
+    """--format reaches every step's `midm data filter`; a local input becomes absolute, a Hub id
+    (--format hub) stays as given."""
+    def filter_lines(*argv):
+        script = midm(["slurm", "render", "data-filter", "--output", "out", *argv, "--workdir", str(tmp_path)]).stdout
+        return [ln.split("-m midm ", 1)[1] for ln in script.splitlines() if "-m midm data filter" in ln]
+
+    warc = filter_lines("--input", "crawl/CC-MAIN-2024.warc.gz", "--format", "warc")
+    assert warc and all(ln.startswith(f"data filter {tmp_path}/crawl/CC-MAIN-2024.warc.gz {tmp_path}/out --format warc ")
+                        for ln in warc)
+    hub = filter_lines("--input", "HuggingFaceFW/fineweb-2", "--format", "hub", "--hub-config", "kor_Hang",
+                       "--hub-split", "train")
+    assert hub and all(ln.startswith(f"data filter HuggingFaceFW/fineweb-2 {tmp_path}/out --format hub "
+                                     "--hub-config kor_Hang --hub-split train ") for ln in hub)
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(io.StringIO()) as err:
+        slurm_main(["render", "data-filter", "--input", "raw", "--output", "out", "--format", "xml"])
+    assert exit_info.value.code == 2 and "invalid choice: 'xml'" in err.getvalue()
 
 
 def test_recipe_is_optional_only_for_data_stages(tmp_path):
