@@ -29,6 +29,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
 
 from data_prep.accounting import write_counts
+from data_prep.docio.drops import DropLog
 from data_prep.docio.records import GZIP_MAGIC, iter_lines, parse_record
 from data_prep.progress import ReadProgress
 
@@ -64,7 +65,7 @@ class RobustJsonlReader(BaseDiskReader):
         self.rejects_dir: str | None = None  # set with --keep-rejects: unreadable records go to rejects/input/
         self._progress = ReadProgress(None, 0)
         self._bytes_done = 0
-        self._rank, self._rejects = 0, None
+        self._rank, self._rejects, self._file = 0, None, ""
 
     def _parse(self, raw: bytes | None, filepath: str, line_no: int) -> Document | None:
         counts = self.counts
@@ -94,6 +95,17 @@ class RobustJsonlReader(BaseDiskReader):
                   "raw": None if raw is None else raw.decode("utf-8", "backslashreplace")}
         self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
+    def _source_drop(self, reason: str, n: int, where: dict) -> None:
+        """With ``--keep-rejects``: where a WARC/Parquet record the input stage dropped was (its
+        WARC-Record-ID and URL, or its Parquet row / row group), under rejects/input/."""
+        if self._rejects is None:
+            self._rejects = _open_rejects(self.rejects_dir, self._rank)
+        name = where.get("warc_record_id") or where.get("url") or (
+            f"row {where['row']}" if "row" in where else f"row group {where.get('row_group')}")
+        record = {"id": f"{self._file}#{name}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+                  "records": n, **{k: v for k, v in where.items() if v is not None}, "file": self._file}
+        self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1
         fmt = self.formats.get(filepath, "jsonl")
@@ -101,6 +113,7 @@ class RobustJsonlReader(BaseDiskReader):
             from data_prep.docio.sources import Source, iter_source_records
 
             path = self.data_folder.resolve_paths(filepath)
+            self._file = filepath
             for n, record in enumerate(iter_source_records(Source(path, fmt), self.counts,
                                                            max_bytes=max(self.max_doc_bytes, 1 << 20))):
                 self.counts["out"] += 1
@@ -120,7 +133,7 @@ class RobustJsonlReader(BaseDiskReader):
             self._bytes_done += raw_f.tell()
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        self.counts = Counter()
+        self.counts = DropLog(self._source_drop) if self.rejects_dir else Counter()
         self._progress, self._bytes_done = ReadProgress(self.progress_dir, rank), 0
         self._rank, self._rejects = rank, None
         if self.rejects_dir:  # a rank that is run again starts its rejects again

@@ -21,6 +21,7 @@ import decimal
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
+from data_prep.docio.drops import drop
 from data_prep.errors import DataError
 
 BATCH_ROWS = 1024
@@ -50,10 +51,10 @@ def rows_to_records(rows: Iterable[dict], counts: Counter, where: str, text_key:
         counts["records"] += 1
         text = row.get(text_key)
         if not isinstance(text, str):
-            counts["dropped:missing_text"] += 1
+            drop(counts, "missing_text", file=where, row=n, id=_jsonable(row.get("id")))
             continue
         if not text or text.isspace():
-            counts["dropped:empty"] += 1
+            drop(counts, "empty", file=where, row=n, id=_jsonable(row.get("id")))
             continue
         record = {k: _jsonable(v) for k, v in row.items() if k not in (text_key, "id")}
         doc_id = row.get("id")
@@ -97,7 +98,7 @@ def iter_parquet(path: str, counts: Counter, text_key: str = "text") -> Iterator
                 done += len(rows)
         except (OSError, pa.ArrowException):
             counts["records"] += n_rows - done
-            counts["dropped:damaged_row_group"] += n_rows - done
+            drop(counts, "damaged_row_group", n_rows - done, file=path, row_group=group, first_row=row + done)
         row += n_rows
 
 

@@ -36,11 +36,13 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from data_prep.docio.drops import drop
 from data_prep.docio.html import decode_html, extract_main_text, is_html_type
 from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC, next_gzip_member
 
 DOC_TYPES = ("response", "conversion")
 _TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
+_RECORD_ID = re.compile(rb"\r?\nWARC-Record-ID:\s*(<[^>\r\n]{1,200}>)", re.IGNORECASE)
 
 
 def _members(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[str, bytes]]:
@@ -87,51 +89,52 @@ def _header(record, name: str) -> str | None:
     return value.strip().strip("<>") if value and name == "WARC-Target-URI" else (value or None)
 
 
-def _document(record, counts: Counter, max_bytes: int) -> dict | None:
+def _document(record, counts: Counter, max_bytes: int, path: str = "") -> dict | None:
     """One ``response``/``conversion`` record → a document, or None with its drop counted."""
     counts["records"] += 1
-    body = record.content_stream().read(max_bytes + 1)
-    if len(body) > max_bytes:
-        counts["dropped:too_large"] += 1
-        return None
-    if getattr(record.raw_stream, "limit", 0):  # fewer bytes than Content-Length: a cut record
-        counts["dropped:truncated_warc"] += 1
-        return None
     meta = {"url": _header(record, "WARC-Target-URI"), "warc_date": _header(record, "WARC-Date")}
     doc_id = _header(record, "WARC-Record-ID") or f"{meta['url']}@{meta['warc_date']}"
+    where = {"file": path, "warc_record_id": doc_id, "url": meta["url"]}
+    body = record.content_stream().read(max_bytes + 1)
+    if len(body) > max_bytes:
+        drop(counts, "too_large", **where)
+        return None
+    if getattr(record.raw_stream, "limit", 0):  # fewer bytes than Content-Length: a cut record
+        drop(counts, "truncated_warc", **where)
+        return None
     if record.rec_type == "conversion":  # WET: the text is already extracted, UTF-8
         try:
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError:
-            counts["dropped:decode_error"] += 1
+            drop(counts, "decode_error", **where)
             return None
         if not text:
-            counts["dropped:extraction_empty"] += 1
+            drop(counts, "extraction_empty", **where)
             return None
         return {"id": doc_id, "text": text, **meta}
     http = record.http_headers
     if http is None:
-        counts["dropped:not_html"] += 1
+        drop(counts, "not_html", **where)
         return None
     if not http.get_statuscode().startswith("2"):
-        counts["dropped:http_status"] += 1
+        drop(counts, "http_status", **where)
         return None
     content_type = http.get_header("Content-Type")
     if not is_html_type(_header(record, "WARC-Identified-Payload-Type") or content_type, body):
-        counts["dropped:not_html"] += 1
+        drop(counts, "not_html", **where)
         return None
     html, charset = decode_html(body, content_type)
     if html is None:
-        counts["dropped:decode_error"] += 1
+        drop(counts, "decode_error", **where)
         return None
     text = extract_main_text(html)
     if not text:
-        counts["dropped:extraction_empty"] += 1
+        drop(counts, "extraction_empty", **where)
         return None
     return {"id": doc_id, "text": text, **meta, "charset": charset}
 
 
-def _records(stream: BinaryIO, counts: Counter, max_bytes: int) -> Iterator[dict]:
+def _records(stream: BinaryIO, counts: Counter, max_bytes: int, path: str = "") -> Iterator[dict]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -140,20 +143,21 @@ def _records(stream: BinaryIO, counts: Counter, max_bytes: int) -> Iterator[dict
             if record.rec_type not in DOC_TYPES:
                 counts[f"warc_skipped:{record.rec_type}"] += 1
                 continue
-            doc = _document(record, counts, max_bytes)
+            doc = _document(record, counts, max_bytes, path)
             if doc is not None:
                 yield doc
     except (ArchiveLoadFailed, ValueError, EOFError, OSError, zlib.error):
-        _count_cut(b"", counts)  # unparsable or cut off mid-record: lost, counted, the file goes on (gzip)
+        _count_cut(b"", counts, path)  # unparsable or cut off mid-record: lost, counted, the file goes on (gzip)
 
 
-def _count_cut(partial: bytes, counts: Counter) -> None:
+def _count_cut(partial: bytes, counts: Counter, path: str = "", reason: str = "truncated_warc") -> None:
     """A record that cannot be read whole: by its type when legible, else a ``truncated_warc`` response."""
     match = _TYPE.search(partial[:8192])
     kind = match.group(1).decode("ascii").lower() if match else "response"
     if kind in DOC_TYPES:
         counts["records"] += 1
-        counts["dropped:truncated_warc"] += 1
+        found = _RECORD_ID.search(partial[:8192])
+        drop(counts, reason, file=path, warc_record_id=found.group(1).decode("ascii", "replace") if found else None)
     else:
         counts[f"warc_skipped:{kind}"] += 1
 
@@ -168,21 +172,15 @@ def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000) -> Iterato
         compressed = fh.read(3) == GZIP_MAGIC
         fh.seek(0)
         if not compressed:
-            yield from _records(fh, counts, max_bytes)
+            yield from _records(fh, counts, max_bytes, path)
             return
         for status, data in _members(fh, max_bytes + (1 << 16)):
             if status == "ok":
-                yield from _records(io.BytesIO(data), counts, max_bytes)
+                yield from _records(io.BytesIO(data), counts, max_bytes, path)
             elif status == "too_large":
-                match = _TYPE.search(data[:8192])
-                kind = match.group(1).decode("ascii").lower() if match else "response"
-                if kind in DOC_TYPES:
-                    counts["records"] += 1
-                    counts["dropped:too_large"] += 1
-                else:
-                    counts[f"warc_skipped:{kind}"] += 1
+                _count_cut(data, counts, path, "too_large")
             else:
-                _count_cut(data, counts)
+                _count_cut(data, counts, path)
 
 
 def sniff_warc(path: str) -> str | None:

@@ -110,7 +110,8 @@ def test_warc_and_parquet_through_filter_with_one_accounting(tmp_path):
     build_parquet(tmp_path / "in" / "kor_Hang" / "000_00000.parquet", fineweb2_rows())
     (tmp_path / "in" / "more.jsonl").write_text(json.dumps({"text": "JSON Lines 문서도 함께 읽힙니다."}) + "\nnot json\n")
     out = tmp_path / "out"
-    assert main(["filter", str(tmp_path / "in"), str(out), "--stages", "normalize", "--tasks", "1"]) == 0
+    assert main(["filter", str(tmp_path / "in"), str(out), "--stages", "normalize", "--tasks", "1",
+                 "--keep-rejects"]) == 0
     stats = _stats(out)
     want_warc = {}
     for outcome in expect.values():
@@ -124,6 +125,17 @@ def test_warc_and_parquet_through_filter_with_one_accounting(tmp_path):
     assert stats["records_read"] == n_records == stats["kept"] + stats["dropped_total"]
     assert stats["stages"]["input"]["stats"]["warc_skipped:request"] == len(expect)  # requests are not documents
     assert stats["stages"]["input"]["stats"]["warc_skipped:warcinfo"] == 1
+    # --keep-rejects: every input drop is listed, WARC ones by record id and URL, Parquet ones by row
+    rejects = [json.loads(ln) for ln in gzip.open(out / "rejects" / "input" / "00000.jsonl.gz", "rt", encoding="utf-8")]
+    by_reason: dict[str, int] = {}
+    for r in rejects:
+        by_reason[r["_midm_reject"]["reason"]] = by_reason.get(r["_midm_reject"]["reason"], 0) + r.get("records", 1)
+    assert by_reason == dropped, (by_reason, dropped)
+    warc_rejects = {r["url"]: r["_midm_reject"]["reason"] for r in rejects if r.get("url")}
+    assert warc_rejects == {u: o for u, o in expect.items() if o not in ("kept", "truncated_warc")}
+    cut = [r for r in rejects if r["_midm_reject"]["reason"] == "truncated_warc"]
+    assert len(cut) == 1 and cut[0]["warc_record_id"].startswith("<urn:uuid:") and cut[0]["file"].endswith(".warc.gz")
+    assert sorted(r["row"] for r in rejects if r["file"].endswith(".parquet")) == [2, 3]  # None text, blank text
 
     docs = {d.get("url") or d["id"]: d for d in read_output(out)}
     assert set(u for u, o in expect.items() if o == "kept") <= set(docs)
