@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="IN … OUT_PREFIX",
                    help=".jsonl/.jsonl.gz, .warc(.gz) or .parquet files or directories of them (a `midm data filter` "
                         "OUT means its kept shards), then the output prefix (writes OUT_PREFIX.bin/.idx)")
-    _add_format(p, hub=False)
+    _add_format(p)
     p.add_argument("--tokenizer", required=True,
                    help="tokenizer DIR from `midm tokenizer train` (tokenizer.json inside)")
     p.add_argument("--workers", type=int, default=1, help="tokenizing processes (default 1)")

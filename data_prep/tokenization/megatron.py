@@ -99,8 +99,10 @@ def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
     resumed run never merges shards of different inputs.
     """
     size = unit_size(sources, max(1, int(args.shard_mb * 1e6)), args.workers)
-    files = [Path(s.path) for s in sources]
-    inputs = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns, s.format] for f, s in zip(files, sources)]
+    hub_config, hub_split = getattr(args, "hub_config", None), getattr(args, "hub_split", None) or "train"
+    inputs = [[s.path, hub_config, hub_split, "hub"] if s.format == "hub" else
+              [str(Path(s.path).resolve()), Path(s.path).stat().st_size, Path(s.path).stat().st_mtime_ns, s.format]
+              for s in sources]
     plan_file = shard_dir / "plan.json"
     if plan_file.exists():
         try:
@@ -114,7 +116,7 @@ def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
         print(f"tokenize: {shard_dir} holds shards of another input or tokenizer; starting over", file=sys.stderr)
         for f in shard_dir.iterdir():
             f.unlink()
-    units = plan_units(sources, size)
+    units = plan_units(sources, size, hub_parts=args.workers, hub_config=hub_config, hub_split=hub_split)
     record = {"inputs": inputs, "tokenizer": str(Path(args.tokenizer).resolve()), "text_key": args.text_key,
               "unit_bytes": size, "units": units}
     tmp = shard_dir / "plan.json.tmp"
@@ -134,8 +136,12 @@ def main_tokenize(args) -> int:
     from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
 
     t0 = time.perf_counter()
-    sources = input_sources(args.inputs, args.text_key, getattr(args, "format", None) or "auto")
-    files = [Path(s.path) for s in sources]
+    fmt = getattr(args, "format", None) or "auto"
+    if (getattr(args, "hub_config", None) or getattr(args, "hub_split", None)) and fmt != "hub":
+        raise DataError("--hub-config / --hub-split go with --format hub")
+    sources = input_sources(args.inputs, args.text_key, fmt, getattr(args, "hub_config", None),
+                            getattr(args, "hub_split", None))
+    files = [s.path if s.format == "hub" else Path(s.path) for s in sources]
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)
     out_prefix = str(Path(args.out_prefix).resolve())
@@ -150,7 +156,8 @@ def main_tokenize(args) -> int:
     prefixes = [str(shard_dir / f"{k:06d}") for k in range(len(units))]
     todo = [k for k, p in enumerate(prefixes) if not (Path(f"{p}.idx").exists() and Path(f"{p}.bin").exists())]
     total_bytes = sum(unit_bytes(units[k]) for k in todo)
-    progress = _progress(total_bytes, not args.no_progress)
+    # a Hub stream's size is unknown: then the bar counts documents only
+    progress = _progress(None if any(units[k][3] == "hub" for k in todo) else total_bytes, not args.no_progress)
     t_bar = time.perf_counter()
 
     def tick(done_bytes: int, done_docs: int) -> None:

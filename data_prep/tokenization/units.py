@@ -2,7 +2,9 @@
 
 A unit is ``(file, start, end, format)``: a byte range of a plain JSONL file ending on a line
 boundary (workers seek there themselves, so no text travels between processes), or a whole gzip,
-WARC or Parquet file (``end`` is None: a compressed stream cannot be entered in the middle).
+WARC or Parquet file (``end`` is None: a compressed stream cannot be entered in the middle). A Hub
+dataset (``--format hub``) is split into ``parts`` streams, one unit each:
+``(dataset id, part, parts, "hub", config, split)`` (``datasets.distributed.split_dataset_by_node``).
 JSONL texts are read through :mod:`data_prep.docio.records`, WARC (HTML responses → main text)
 and Parquet through :mod:`data_prep.docio.sources`: a damaged or unusable record is counted by
 reason and skipped, the same reasons as in ``midm data filter``'s ``input`` stage.
@@ -17,24 +19,21 @@ import orjson
 
 from data_prep.docio.records import is_gzip, iter_lines, parse_record
 from data_prep.docio.sources import Source, check_source, expand_sources, iter_source_records
-from data_prep.errors import DataError
 
-Unit = tuple[str, int, "int | None", str]
+Unit = tuple  # (path, start, end, format) or (dataset id, part, parts, "hub", config, split)
 
 
-def input_sources(paths: str | list[str], text_key: str = "text", fmt: str = "auto") -> list[Source]:
-    """The files behind each IN, in the order given (a stage output directory: its kept files), with
-    their formats, each checked.
+def input_sources(paths: str | list[str], text_key: str = "text", fmt: str = "auto",
+                  hub_config: str | None = None, hub_split: str | None = None) -> list[Source]:
+    """The inputs behind each IN, in the order given (a stage output directory: its kept files), with
+    their formats, each checked (a Hub dataset: loaded, its ``text_key`` column checked).
 
-    Raises :class:`DataError` naming the format expected for a file that is not of its format,
-    and for ``--format hub`` (tokenize reads files: filter a Hub dataset first).
+    Raises :class:`DataError` naming the format expected for a file that is not of its format, or
+    saying why a Hub dataset cannot be loaded.
     """
-    if fmt == "hub":
-        raise DataError("midm data tokenize reads files: run `midm data filter --format hub ID OUT` "
-                        "(or `midm data filter --format hub ID OUT --stages normalize`) and tokenize OUT")
     sources = expand_sources([paths] if isinstance(paths, str) else list(paths), fmt)
     for source in sources:
-        check_source(source, text_key)
+        check_source(source, text_key, hub_config, hub_split or "train")
     return sources
 
 
@@ -55,11 +54,16 @@ def unit_size(sources: list[Source], shard_bytes: int, workers: int) -> int:
     return max(1, min(shard_bytes, max(1 << 20, plain // (4 * max(1, workers)))))
 
 
-def plan_units(sources: list[Source], shard_bytes: int) -> list[Unit]:
+def plan_units(sources: list[Source], shard_bytes: int, hub_parts: int = 1, hub_config: str | None = None,
+               hub_split: str | None = None) -> list[Unit]:
     """(file, start, end, format): byte ranges of plain JSONL ending on line boundaries; gzip, WARC
-    and Parquet files are one unit each."""
+    and Parquet files are one unit each; a Hub dataset ``hub_parts`` units (one stream each)."""
     units: list[Unit] = []
     for source in sources:
+        if source.format == "hub":
+            parts = max(1, hub_parts)
+            units += [(source.path, k, parts, "hub", hub_config, hub_split or "train") for k in range(parts)]
+            continue
         f = Path(source.path)
         if _whole(source):
             units.append((str(f), 0, None, source.format))
@@ -78,8 +82,11 @@ def plan_units(sources: list[Source], shard_bytes: int) -> list[Unit]:
 
 
 def unit_bytes(unit: Unit) -> int:
-    """Input bytes of a unit (compressed bytes for gzip): the progress bar's measure."""
-    path, start, end, _ = unit
+    """Input bytes of a unit (compressed bytes for gzip): the progress bar's measure; 0 for a Hub
+    stream (its size is not known up front)."""
+    path, start, end, fmt = unit[:4]
+    if fmt == "hub":
+        return 0
     return (Path(path).stat().st_size if end is None else end) - start
 
 
@@ -91,7 +98,14 @@ def iter_unit_texts(unit: Unit, key: str, counts: Counter, max_line_bytes: int |
     few thousand lines). The common case — a JSON object with a non-blank string ``key`` — is
     decided inline; anything else goes through :func:`parse_record` for its reason.
     """
-    path, start, end, fmt = unit
+    path, start, end, fmt = unit[:4]
+    if fmt == "hub":
+        from data_prep.docio.tables import iter_hub
+
+        hub_config, hub_split = unit[4:6]
+        for record in iter_hub(path, counts, hub_config, hub_split, key, rank=start, world_size=end):
+            yield record["text"]
+        return
     if fmt != "jsonl":
         yield from _other_texts(path, fmt, key, counts, max_line_bytes, on_position)
         return

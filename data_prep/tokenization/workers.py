@@ -11,13 +11,11 @@ it, where ``multiprocessing.Pool`` could hang in ``terminate()`` with its worker
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

@@ -205,6 +205,18 @@ def test_hub_dataset_from_a_local_hub_layout_directory(tmp_path, monkeypatch):
     assert stats["records_read"] == 5 and stats["kept"] == 3 and stats["balanced"]
     assert stats["dropped"]["input"] == {"empty": 1, "missing_text": 1}
     assert {d["dump"] for d in read_output(out)} == {"CC-MAIN-2024-10"}
+    # tokenize streams it too: two workers, one part of the stream each, the same documents
+    tok = train_test_tokenizer(tmp_path / "tok")
+    for workers in ("1", "2"):
+        prefix = tmp_path / f"hub_tokens_{workers}"
+        assert main(["tokenize", str(repo), str(prefix), "--tokenizer", str(tok), "--format", "hub",
+                     "--hub-config", "kor_Hang", "--workers", workers]) == 0
+        summary = json.loads(Path(f"{prefix}.summary.json").read_text())
+        assert summary["documents"] == 3 and summary["records_read"] == 5 and summary["shards"] == int(workers)
+        assert summary["skipped"] == {"empty": 1, "missing_text": 1} and summary["inputs"] == [str(repo)]
+    one, two = (Path(f"{tmp_path}/hub_tokens_{w}.bin").read_bytes() for w in ("1", "2"))
+    assert sorted(one) == sorted(two) and len(one) > 0  # the same tokens (part order may differ)
+    assert main(["tokenize", str(repo), str(tmp_path / "x"), "--tokenizer", str(tok), "--hub-config", "kor_Hang"]) == 2
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
