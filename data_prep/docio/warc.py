@@ -15,7 +15,8 @@ stage with a reason —
 * ``too_large``         the payload is over ``max_bytes`` (not held in memory);
 * ``truncated_warc``    the record's gzip member is cut off or does not inflate, or the record
   holds fewer bytes than its ``Content-Length``, or warcio cannot parse it; a ``.warc.gz`` reader
-  goes on at the next gzip member (a plain ``.warc`` ends there).
+  goes on at the next gzip member (a plain ``.warc`` ends there, and so does a ``.warc.gz``
+  compressed as one stream rather than record by record — read with warcio as a stream).
 
 Other record types (``request``, ``metadata``, ``warcinfo``, ``revisit`` …) are not documents:
 they are counted under ``warc_skipped:<type>``, outside the identity. A cut-off member whose
@@ -29,6 +30,7 @@ A kept record becomes ``{"id": WARC-Record-ID, "text", "url", "warc_date", "char
 """
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import zlib
@@ -42,6 +44,7 @@ from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC, next_gzip_member
 
 DOC_TYPES = ("response", "conversion")
 _TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
+_NEXT_RECORD = re.compile(rb"\r\n\r\nWARC/1\.[01]\r\n")  # a second record's start inside one gzip member
 _RECORD_ID = re.compile(rb"\r?\nWARC-Record-ID:\s*(<[^>\r\n]{1,200}>)", re.IGNORECASE)
 
 
@@ -146,7 +149,9 @@ def _records(stream: BinaryIO, counts: Counter, max_bytes: int, path: str = "") 
             doc = _document(record, counts, max_bytes, path)
             if doc is not None:
                 yield doc
-    except (ArchiveLoadFailed, ValueError, EOFError, OSError, zlib.error):
+    # warcio's errors on a cut or garbled record are not all its own (AttributeError on a header
+    # cut in half, IndexError …): any of them ends this member or stream, counted, never the run
+    except (ArchiveLoadFailed, ValueError, EOFError, OSError, zlib.error, AttributeError, IndexError, KeyError):
         _count_cut(b"", counts, path)  # unparsable or cut off mid-record: lost, counted, the file goes on (gzip)
 
 
@@ -174,11 +179,20 @@ def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000) -> Iterato
         if not compressed:
             yield from _records(fh, counts, max_bytes, path)
             return
-        for status, data in _members(fh, max_bytes + (1 << 16)):
+        for k, (status, data) in enumerate(_members(fh, max_bytes + (1 << 16))):
             if status == "ok":
                 yield from _records(io.BytesIO(data), counts, max_bytes, path)
+            elif status == "too_large" and k == 0 and _NEXT_RECORD.search(data):
+                # not one record per member but the whole file in one gzip stream (``gzip x.warc``):
+                # inflated as a stream (warcio refuses such a file) and parsed record by record;
+                # damage then ends the file
+                with gzip.open(path, "rb") as stream:
+                    yield from _records(stream, counts, max_bytes, path)
+                return
             elif status == "too_large":
                 _count_cut(data, counts, path, "too_large")
+            elif status == "truncated" and _NEXT_RECORD.search(data):
+                yield from _records(io.BytesIO(data), counts, max_bytes, path)  # whole records, then the cut one
             else:
                 _count_cut(data, counts, path)
 

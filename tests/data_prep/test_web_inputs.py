@@ -187,6 +187,32 @@ def test_real_common_crawl_records_and_tokenize_from_warc_and_parquet(tmp_path):
     assert summary["records_read"] == len(expect)
 
 
+def test_warc_gzipped_as_one_stream_reads_record_by_record(tmp_path):
+    """`gzip crawl.warc` (one stream, not one member per record) bigger than the per-record limit:
+    streamed by warcio, every page kept, not one `too_large` record; cut short, the rest counted."""
+    from collections import Counter
+
+    from warcio.warcwriter import WARCWriter
+
+    from data_prep.docio.warc import iter_warc
+
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=False)
+    for k in range(60):
+        _record(w, f"http://ko.example/{k}", _page(KO * 3 + f"<p>{k}</p>").encode("utf-8"), "text/html; charset=utf-8")
+    whole = gzip.compress(buf.getvalue())
+    assert len(buf.getvalue()) > 4000 + (1 << 16)  # over what one member may inflate to at max_bytes=4000
+    (tmp_path / "one.warc.gz").write_bytes(whole)
+    counts = Counter()
+    urls = [d["url"] for d in iter_warc(str(tmp_path / "one.warc.gz"), counts, max_bytes=4000)]
+    assert urls == [f"http://ko.example/{k}" for k in range(60)]
+    assert counts["records"] == 60 and counts["warc_skipped:request"] == 60 and not counts["dropped:too_large"]
+    (tmp_path / "cut.warc.gz").write_bytes(whole[: len(whole) // 2])
+    counts = Counter()
+    kept = list(iter_warc(str(tmp_path / "cut.warc.gz"), counts, max_bytes=4000))
+    assert 0 < len(kept) < 60 and counts["records"] == len(kept) + counts["dropped:truncated_warc"]
+
+
 def test_hub_dataset_from_a_local_hub_layout_directory(tmp_path, monkeypatch):
     """`--format hub` on a directory laid out as on the Hub (FineWeb-2: data/<config>/train/*.parquet,
     configs named in README.md), offline."""
