@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from data_prep.cli import main
 from tests.conftest import REPO
