@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from data_prep.cli import main
 from tests.conftest import REPO
 from tests.data_prep.conftest import SAMPLES, read_output
