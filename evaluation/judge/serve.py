@@ -14,12 +14,13 @@ hand. ``--fail-first N`` answers the first N chat requests with HTTP 503 (to exe
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from midm.openai_http import ChatServerState, start
 
 
 class ChatModel:
@@ -58,63 +59,28 @@ class ChatModel:
         return text, int(ids.shape[1]), int(len(out)), finish
 
 
-class ServerState:
+class ServerState(ChatServerState):
+    """:class:`midm.openai_http.ChatServerState` + the model and every generated reply, in order."""
+
     def __init__(self, model: ChatModel, name: str, fail_first: int = 0):
-        self.model, self.name, self.fail_first = model, name, fail_first
-        self.requests: list[dict[str, Any]] = []   # every chat request body, in arrival order
-        self.replies: list[str] = []               # every generated reply, in order
-        self.lock = threading.Lock()
+        super().__init__(name, fail_first)
+        self.model, self.name = model, name
+        self.replies: list[str] = []
 
 
-def _handler(state: ServerState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet
-            pass
+def _reply(state: ServerState):
+    def reply(body: dict[str, Any], n: int) -> dict[str, Any]:
+        text, n_prompt, n_out, finish = state.model.chat(
+            body["messages"], temperature=float(body.get("temperature", 1.0)), max_tokens=body.get("max_tokens"),
+            seed=body.get("seed"))
+        with state.lock:
+            state.replies.append(text)
+        return {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", state.name),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out}}
 
-        def _send(self, code: int, obj: dict) -> None:
-            data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": state.name, "object": "model"}]})
-            else:
-                self._send(404, {"error": {"message": "not found"}})
-
-        def do_POST(self):
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(404, {"error": {"message": "not found"}})
-                return
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                messages = body["messages"]
-                assert isinstance(messages, list) and all("role" in m and "content" in m for m in messages)
-            except (ValueError, KeyError, AssertionError):
-                self._send(400, {"error": {"message": "body must be JSON with messages [{role, content}]"}})
-                return
-            with state.lock:
-                state.requests.append(body)
-                fail = len(state.requests) <= state.fail_first
-            if fail:
-                self._send(503, {"error": {"message": "warming up"}})
-                return
-            text, n_prompt, n_out, finish = state.model.chat(
-                messages, temperature=float(body.get("temperature", 1.0)), max_tokens=body.get("max_tokens"),
-                seed=body.get("seed"))
-            with state.lock:
-                state.replies.append(text)
-            self._send(200, {"id": f"chatcmpl-{len(state.requests)}", "object": "chat.completion",
-                             "created": int(time.time()), "model": body.get("model", state.name),
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                          "finish_reason": finish}],
-                             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
-                                       "total_tokens": n_prompt + n_out}})
-
-    return Handler
+    return reply
 
 
 def serve(model_dir: Path, *, host: str = "127.0.0.1", port: int = 0, name: str | None = None,
@@ -124,9 +90,7 @@ def serve(model_dir: Path, *, host: str = "127.0.0.1", port: int = 0, name: str 
     ``default_max_tokens`` applies to requests without ``max_tokens``."""
     state = ServerState(ChatModel(model_dir, device=device, default_max_tokens=default_max_tokens),
                         name or model_dir.name, fail_first)
-    server = ThreadingHTTPServer((host, port), _handler(state))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, state
+    return start(host, port, state, _reply(state)), state
 
 
 def main(argv: list[str] | None = None) -> int:

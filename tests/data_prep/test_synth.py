@@ -47,12 +47,12 @@ def test_concurrency_retries_cache_and_resume(tmp_path: Path, server):
     assert sorted(r["source_id"] for r in rows) == sorted(f"d{i}" for i in range(12))
     assert all(r["text"].startswith("## 요약 설명") and r["task"] == "rewrite" for r in rows)
     # a fresh output with the same cache costs no request at all
-    served = state.requests
+    served = len(state.requests)
     out2 = tmp_path / "again.jsonl"
     assert main(["synth", str(inp), str(out2), "--endpoint", endpoint, "--model", "echo", "--max-tokens", "64",
                  "--cache", f"{out}.cache.sqlite"]) == 0
     third = json.loads(Path(f"{out2}.summary.json").read_text())
-    assert state.requests == served and third["cache_hits"] == 12 and third["requests"] == 0
+    assert len(state.requests) == served and third["cache_hits"] == 12 and third["requests"] == 0
     assert third["cached_completion_tokens"] == first["completion_tokens"] + second["completion_tokens"]
 
 
