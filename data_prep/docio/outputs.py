@@ -7,6 +7,7 @@ is left as it was: it may hold a resumable run).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,3 +46,24 @@ def removed_if_start_fails(path: str | Path) -> Iterator[Path]:
         if top is not None:
             shutil.rmtree(top, ignore_errors=True)
         raise
+
+
+@contextmanager
+def staged_dir(out: str | Path) -> Iterator[Path]:
+    """A fresh ``.OUT.tmp-<pid>`` folder beside ``out`` to write a whole output into: when the block
+    ends normally it replaces ``out`` (a previous output of the same command, which the caller has
+    checked) by one rename, so readers see the old output or the new one, never a mix; on any
+    exception (or Ctrl-C) it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)

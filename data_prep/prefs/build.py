@@ -31,7 +31,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Iterator
 
 from data_prep.accounting import STATS_FILE
+from data_prep.docio.outputs import staged_dir
 from data_prep.prefs.indexed import IndexedWriter, token_dtype
 from data_prep.prefs.records import DROP_REASONS, Pair, PairError, parse_line
 from midm.errors import MidmError
@@ -179,11 +179,7 @@ def build(inputs: list[str], out: str | Path, tokenizer_dir: str, *, seq_length:
     files = input_files(inputs)
     tokenizer = _tokenizer(tokenizer_dir)
     dtype = token_dtype(tokenizer.padded_vocab_size)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_dir(out) as tmp:  # replaces a previous `midm data prefs` output (checked above) when done
         splits = {name: _Split(tmp / name, dtype) for name in SPLITS}
         dropped = dict.fromkeys(DROP_REASONS, 0)
         examples: dict[str, str] = {}
@@ -227,12 +223,6 @@ def build(inputs: list[str], out: str | Path, tokenizer_dir: str, *, seq_length:
                  "seconds": round(time.perf_counter() - started, 3)}
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         (tmp / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)  # a previous `midm data prefs` output (checked above)
-    os.replace(tmp, out)
     return stats
 
 

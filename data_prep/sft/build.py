@@ -26,7 +26,6 @@ import gzip
 import json
 import os
 import random
-import shutil
 import sys
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.accounting import STATS_FILE
+from data_prep.docio.outputs import staged_dir
 from data_prep.sft.chat import ChatFormatError, load_chat_tokenizer, render_turns
 from data_prep.sft.records import DROP_REASONS, RecordError, parse_line
 from data_prep.sft.shards import FORMAT, INDEX_FILE, VERSION, SFTDataError, token_dtype, write_shard
@@ -157,40 +157,34 @@ def build(paths: list[str], out: str | Path, tokenizer_dir: str, *, seq_length: 
     n_valid = min(len(kept) - 1, max(1, round(valid_fraction * len(kept)))) if valid_fraction > 0 else 0
     splits = {"train": sorted(order[n_valid:]), "valid": sorted(order[:n_valid])}
 
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    dtype = token_dtype(tok.padded_vocab_size)
-    index = {"format": FORMAT, "version": VERSION, "seq_length": seq_length, "packed": packed,
-             "bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id,
-             "eot_id": tok.piece_to_id("<|eot_id|>"), "vocab_size": tok.vocab_size,
-             "padded_vocab_size": tok.padded_vocab_size, "tokenizer": os.fspath(tokenizer_dir), "splits": {}}
-    split_stats = {}
-    for name, members in splits.items():
-        if not members:
-            continue
-        convs = [kept[i] for i in members]
-        samples = pack([len(c[0]) for c in convs], seq_length) if packed else [[i] for i in range(len(convs))]
-        rng.shuffle(samples)
-        shards = [write_shard(tmp / f"{name}-{k // shard_samples:05d}", convs, samples[k:k + shard_samples], dtype)
-                  for k in range(0, len(samples), shard_samples)]
-        tokens = sum(s["tokens"] for s in shards)
-        index["splits"][name] = {"shards": shards}
-        split_stats[name] = {"conversations": len(convs), "samples": len(samples), "tokens": tokens,
-                             "target_tokens": sum(s["target_tokens"] for s in shards),
-                             "fill": round(tokens / (len(samples) * seq_length), 4)}
-    (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    dropped_total = sum(dropped.values())
-    stats = {"conversations_read": read, "kept": len(kept), "truncated": truncated,
-             "dropped": {r: dropped[r] for r in DROP_REASONS if dropped[r]}, "dropped_total": dropped_total,
-             "balanced": read == len(kept) + dropped_total, "drop_examples": examples,
-             "seq_length": seq_length, "packed": packed, "overlong": overlong, "splits": split_stats,
-             "inputs": [os.fspath(f) for f in files], "seconds": round(time.perf_counter() - started, 3)}
-    (tmp / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)  # a previous `midm data sft` output (checked above)
-    os.replace(tmp, out)
+    with staged_dir(out) as tmp:  # replaces a previous `midm data sft` output (checked above) when done
+        dtype = token_dtype(tok.padded_vocab_size)
+        index = {"format": FORMAT, "version": VERSION, "seq_length": seq_length, "packed": packed,
+                 "bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id,
+                 "eot_id": tok.piece_to_id("<|eot_id|>"), "vocab_size": tok.vocab_size,
+                 "padded_vocab_size": tok.padded_vocab_size, "tokenizer": os.fspath(tokenizer_dir), "splits": {}}
+        split_stats = {}
+        for name, members in splits.items():
+            if not members:
+                continue
+            convs = [kept[i] for i in members]
+            samples = pack([len(c[0]) for c in convs], seq_length) if packed else [[i] for i in range(len(convs))]
+            rng.shuffle(samples)
+            shards = [write_shard(tmp / f"{name}-{k // shard_samples:05d}", convs, samples[k:k + shard_samples], dtype)
+                      for k in range(0, len(samples), shard_samples)]
+            tokens = sum(s["tokens"] for s in shards)
+            index["splits"][name] = {"shards": shards}
+            split_stats[name] = {"conversations": len(convs), "samples": len(samples), "tokens": tokens,
+                                 "target_tokens": sum(s["target_tokens"] for s in shards),
+                                 "fill": round(tokens / (len(samples) * seq_length), 4)}
+        (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        dropped_total = sum(dropped.values())
+        stats = {"conversations_read": read, "kept": len(kept), "truncated": truncated,
+                 "dropped": {r: dropped[r] for r in DROP_REASONS if dropped[r]}, "dropped_total": dropped_total,
+                 "balanced": read == len(kept) + dropped_total, "drop_examples": examples,
+                 "seq_length": seq_length, "packed": packed, "overlong": overlong, "splits": split_stats,
+                 "inputs": [os.fspath(f) for f in files], "seconds": round(time.perf_counter() - started, 3)}
+        (tmp / STATS_FILE).write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return stats
 
 
