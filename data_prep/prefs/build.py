@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Iterator
 
 from data_prep.accounting import STATS_FILE
+from data_prep.docio.inputs import expand_inputs
 from data_prep.docio.outputs import staged_dir
 from data_prep.prefs.indexed import IndexedWriter, token_dtype
 from data_prep.prefs.records import DROP_REASONS, Pair, PairError, parse_line
@@ -95,24 +96,12 @@ def held_out(prompt: list[dict], seed: int, fraction: float) -> bool:
 
 
 def input_files(paths: list[str]) -> list[Path]:
-    """``.jsonl``/``.jsonl.gz`` files given directly or found under directories, in a stable order.
+    """``.jsonl``/``.jsonl.gz`` files given directly or found under directories (sorted; a `midm data
+    filter` output: its kept shards), in a stable order — :func:`data_prep.docio.inputs.expand_inputs`.
 
-    Raises:
-        PrefsError: a path does not exist or a directory holds no JSONL.
+    Raises :class:`data_prep.errors.DataError` for a missing path or a directory without JSONL.
     """
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith((".jsonl", ".jsonl.gz")))
-            if not found:
-                raise PrefsError(f"{p}: no .jsonl/.jsonl.gz files inside")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise PrefsError(f"input {p} does not exist")
-    return files
+    return expand_inputs(paths)
 
 
 def _lines(path: Path) -> Iterator[bytes]:

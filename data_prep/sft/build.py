@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.accounting import STATS_FILE
+from data_prep.docio.inputs import expand_inputs
 from data_prep.docio.outputs import staged_dir
 from data_prep.sft.chat import ChatFormatError, load_chat_tokenizer, render_turns
 from data_prep.sft.records import DROP_REASONS, RecordError, parse_line
@@ -41,20 +42,12 @@ from data_prep.sft.shards import FORMAT, INDEX_FILE, VERSION, SFTDataError, toke
 
 
 def input_files(paths: list[str]) -> list[Path]:
-    """Files named, or every ``*.jsonl`` / ``*.jsonl.gz`` under named directories (sorted)."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and (f.name.endswith(".jsonl")
-                                                                        or f.name.endswith(".jsonl.gz")))
-            if not found:
-                raise SFTDataError(f"{p}: no .jsonl / .jsonl.gz files inside")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise SFTDataError(f"input {p} does not exist")
-    return files
+    """``.jsonl``/``.jsonl.gz`` files given directly or found under directories (sorted; a `midm data
+    filter` output: its kept shards), in a stable order — :func:`data_prep.docio.inputs.expand_inputs`.
+
+    Raises :class:`data_prep.errors.DataError` for a missing path or a directory without JSONL.
+    """
+    return expand_inputs(paths)
 
 
 def iter_lines(path: Path):

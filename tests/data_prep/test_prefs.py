@@ -126,7 +126,7 @@ def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, caps
     assert "is not a `midm data prefs` output" in capsys.readouterr().err
     assert midm_main(["data", "prefs", str(tmp_path / "missing.jsonl"), str(out), "--tokenizer",
                       str(chat_tokenizer_dir)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "missing.jsonl: no such file or directory" in capsys.readouterr().err
     assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(out), "--tokenizer", str(tmp_path)]) == 2
     assert "not a midm tokenizer directory" in capsys.readouterr().err
     assert midm_main(["data", "prefs", str(PREFS / "bad_pairs.jsonl"), str(out), "--tokenizer",

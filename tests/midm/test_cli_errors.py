@@ -18,7 +18,7 @@ from tests.conftest import REPO
     (["distill", "--recipe", "tiny_mini", "--teacher", "/nonexistent"], "/nonexistent is not a checkpoint"),
     (["dpo", "--recipe", "tiny_dpo", "--reference", "/nonexistent", "--data", "/nonexistent"],
      "/nonexistent: no index.json"),
-    (["data", "prefs", "/nonexistent.jsonl", "/tmp/x", "--tokenizer", "/tmp"], "input /nonexistent.jsonl does not exist"),
+    (["data", "prefs", "/nonexistent.jsonl", "/tmp/x", "--tokenizer", "/tmp"], "/nonexistent.jsonl: no such file or directory"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, message):
     proc = subprocess.run([sys.executable, "-m", "midm", *argv], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -101,5 +101,5 @@ def test_cli_is_torch_free_and_bad_input_exits_2(chat_tokenizer_dir, tmp_path):
     bad = subprocess.run(env_py + [str(tmp_path / "missing.jsonl"), str(tmp_path / "d"), "--tokenizer",
                                    str(chat_tokenizer_dir)], cwd=REPO, capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    assert bad.returncode == 2 and "does not exist" in bad.stderr
+    assert bad.returncode == 2 and "missing.jsonl: no such file or directory" in bad.stderr
     assert np.load(tmp_path / "c" / "train-00000" / "tokens.npy").dtype == np.uint16
