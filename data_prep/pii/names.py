@@ -23,14 +23,14 @@ context (``화곡동``), loanword syllables (``유튜브``).
 Measured with ``benchmarks/data_pii.py`` (data_prep/README.md, "PII"): the rules were developed
 on ko_pii and KLUE-NER dev sentences 1–2,500; sentences 2,501–5,000 are the held-out report set.
 
-Addresses are matched as province/city → district → town/road → number sequences whose
-named parts Kiwi confirms as proper nouns (so ``연구 활동`` is not ``…구 …동``).
+Addresses: :mod:`data_prep.pii.addresses` (its district check uses this finder's Kiwi memo).
 """
 from __future__ import annotations
 
 import re
 from typing import Iterator, NamedTuple
 
+from data_prep.pii.addresses import find_addresses
 from data_prep.pii.patterns import Span
 
 SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "어금", "망절")
@@ -108,8 +108,8 @@ def _looks_like_name(form: str) -> bool:
 class NameAddressFinder:
     """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily.
 
-    ``cache_words`` bounds each per-process memo (Kiwi analyses per word, verdicts per word,
-    candidate lengths per chunk; a full memo is emptied). The memos only save time: spans are the
+    ``cache_words`` bounds each per-process memo (Kiwi analyses per word, candidate verdicts per
+    word, places; a full memo is emptied). The memos only save time: spans are the
     same with any size, including 0-entry-effective tiny ones (tested).
     """
 
@@ -128,7 +128,6 @@ class NameAddressFinder:
             self._kiwi = shared_kiwi()
         return self._kiwi
 
-    # the first 2–12 syllables of a Hangul run that starts with a surname syllable
     # at the first syllable of a Hangul run that is a surname: group 1 the chunk (its first 2–12
     # syllables), group 2 the analysis unit (up to 16 characters to the next whitespace, see _unit)
     _SURNAME_CHUNK = re.compile(r"(?<![가-힣])(?=([" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
@@ -402,41 +401,9 @@ class NameAddressFinder:
                 return gap
         return None
 
-    _SIDO = (r"서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
-             r"대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"
-             r"충청북도|충북|충청남도|충남|전북특별자치도|전라북도|전북|전라남도|전남|경상북도|경북|경상남도|경남|"
-             r"제주특별자치도|제주도|제주")
-    _ADDR = re.compile(
-        r"(?<![가-힣])(?=[가-힣])(?:(?P<sido>" + _SIDO + r")\s+)?"
-        r"(?P<sgg>(?:[가-힣]{1,5}(?:시|군|구)\s+){0,2}[가-힣]{1,5}(?:시|군|구))?"
-        r"(?P<rest>(?:\s+[가-힣0-9]{1,8}(?:읍|면))?(?:\s+[가-힣0-9]{1,8}(?:동|리|가))?"
-        r"(?:\s+[가-힣0-9]{1,12}(?:로|길)(?:\s?\d+(?:번길|길))?)?"
-        r"(?:\s+(?:산\s?)?\d{1,5}(?:-\d{1,5})?(?:번지)?(?![\d.]))?)"
-        r"(?P<detail>(?:,?\s+(?:[가-힣A-Za-z0-9]{1,12}\s)?\d{1,4}동\s?\d{1,5}호|,?\s+\d{1,3}층(?:\s?\d{1,5}호)?"
-        r"|,?\s+\d{1,5}호)?(?:\s?\([가-힣A-Za-z0-9 ,]{2,30}\))?)"
-    )
-
-    # every address has a province/city name or a 시/군/구 word followed by more of the address:
-    # one C-level search skips the long pattern on texts that have neither (most of a web corpus)
-    _ADDR_HINT = re.compile(r"[가-힣](?:시|군|구)\s|" + _SIDO)
-
     def addresses(self, text: str, cache: dict) -> Iterator[Span]:
-        if not self._ADDR_HINT.search(text):
-            return
-        for m in self._ADDR.finditer(text):
-            sido, sgg, rest = m.group("sido"), m.group("sgg"), (m.group("rest") or "").strip()
-            if not sgg and not (sido and rest):
-                continue
-            if not sido and not rest:
-                continue  # a bare district name is not an address
-            if not sido:
-                s0 = m.start("sgg")
-                toks = self.window_tokens(text, s0, m.end("sgg"), cache)
-                if not any(t[0] == s0 and (t[2] == "NNP" or t[3]) for t in toks):
-                    continue  # without a province, Kiwi must see the district as a proper noun
-            start = m.start("sido") if sido else m.start("sgg")
-            end = m.end("detail") if rest and m.group("detail") else (m.end("rest") if rest else m.end("sgg"))
-            yield Span(start, end, "ADDRESS", 1.0 if rest else 0.8)
+        """ADDRESS spans (:func:`data_prep.pii.addresses.find_addresses`, Kiwi through this finder)."""
+        return find_addresses(text, lambda start, end: self.window_tokens(text, start, end, cache))
 
     def find(self, text: str, names: bool = True, addresses: bool = True) -> list[Span]:
         if not (names or addresses) or not any("가" <= c <= "힣" for c in text):

@@ -1,0 +1,53 @@
+"""Postal addresses (stage 7): a pattern of Korean address parts, with Kiwi confirming a district.
+
+Split out of :mod:`data_prep.pii.names`, which supplies Kiwi's tokens (its per-word memo).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from data_prep.pii.patterns import Span
+
+SIDO = (r"서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|광주시|"
+        r"대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|강원특별자치도|강원도|강원|"
+        r"충청북도|충북|충청남도|충남|전북특별자치도|전라북도|전북|전라남도|전남|경상북도|경북|경상남도|경남|"
+        r"제주특별자치도|제주도|제주")
+_ADDRESS = re.compile(
+    r"(?<![가-힣])(?=[가-힣])(?:(?P<sido>" + SIDO + r")\s+)?"
+    r"(?P<sgg>(?:[가-힣]{1,5}(?:시|군|구)\s+){0,2}[가-힣]{1,5}(?:시|군|구))?"
+    r"(?P<rest>(?:\s+[가-힣0-9]{1,8}(?:읍|면))?(?:\s+[가-힣0-9]{1,8}(?:동|리|가))?"
+    r"(?:\s+[가-힣0-9]{1,12}(?:로|길)(?:\s?\d+(?:번길|길))?)?"
+    r"(?:\s+(?:산\s?)?\d{1,5}(?:-\d{1,5})?(?:번지)?(?![\d.]))?)"
+    r"(?P<detail>(?:,?\s+(?:[가-힣A-Za-z0-9]{1,12}\s)?\d{1,4}동\s?\d{1,5}호|,?\s+\d{1,3}층(?:\s?\d{1,5}호)?"
+    r"|,?\s+\d{1,5}호)?(?:\s?\([가-힣A-Za-z0-9 ,]{2,30}\))?)"
+)
+
+# every address has a province/city name or a 시/군/구 word followed by more of the address:
+# one C-level search skips the long pattern on texts that have neither (most of a web corpus)
+_HINT = re.compile(r"[가-힣](?:시|군|구)\s|" + SIDO)
+
+
+
+def find_addresses(text: str, tokens: Callable[[int, int], list]) -> Iterator[Span]:
+    """ADDRESS spans: province/city → district → town/road → number (+ building/unit) sequences.
+
+    ``tokens(start, end)`` gives Kiwi's tokens ``(start, length, tag, oov)`` around a span: without
+    a province, the district must be a proper noun to Kiwi (so ``연구 활동`` is not ``…구 …동``).
+    Score 1.0 with a town/road/number part, 0.8 for a province + district alone.
+    """
+    if not _HINT.search(text):
+        return
+    for m in _ADDRESS.finditer(text):
+        sido, sgg, rest = m.group("sido"), m.group("sgg"), (m.group("rest") or "").strip()
+        if not sgg and not (sido and rest):
+            continue
+        if not sido and not rest:
+            continue  # a bare district name is not an address
+        if not sido:
+            s0 = m.start("sgg")
+            if not any(t[0] == s0 and (t[2] == "NNP" or t[3]) for t in tokens(s0, m.end("sgg"))):
+                continue  # without a province, Kiwi must see the district as a proper noun
+        start = m.start("sido") if sido else m.start("sgg")
+        end = m.end("detail") if rest and m.group("detail") else (m.end("rest") if rest else m.end("sgg"))
+        yield Span(start, end, "ADDRESS", 1.0 if rest else 0.8)
