@@ -56,12 +56,12 @@ def make_executor(pipeline: list, *, tasks: int, logging_dir: str, opts: ExecOpt
             max_array_size=s.max_array_size, depends=depends, logging_dir=logging_dir, job_id_retriever=JobIds(),
             slurm_logs_folder=os.path.join(logging_dir, "slurm_logs"), requeue=False, mail_user=None,
         )
-    from datatrove.executor.local import LocalPipelineExecutor
-
     workers = opts.workers if opts.workers > 0 else min(tasks, os.cpu_count() or 1)
     # forkserver, not fork: a forked worker inherits the caller's threads and native state (Kiwi's and
     # torch's thread pools, the progress poller, an xdist worker's I/O threads); one such worker died
     # mid-task and datatrove's Pool then waited forever for its rank. forkserver children start from a
     # clean server process and receive the pickled pipeline (as the Slurm path's array tasks do).
-    return LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
-                                 logging_dir=logging_dir, start_method="forkserver")
+    from data_prep.local_exec import MidmLocalExecutor
+
+    return MidmLocalExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
+                             logging_dir=logging_dir, start_method="forkserver")

@@ -203,6 +203,7 @@ def _run_local(executors: list, out_dir: Path, verbose: bool, progress: bool) ->
 
     with datatrove_log_to_file(out_dir / LOG_FILE, verbose) as terminal:
         for ex in executors:
+            ex.worker_log = (str(out_dir / LOG_FILE), verbose)  # worker processes log the same way
             step_dir = Path(ex.logging_dir.path)
             folder = out_dir / "_work" / "progress" / step_dir.name
             reader = ex.pipeline[0]

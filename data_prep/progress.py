@@ -33,6 +33,9 @@ from typing import TextIO
 LOG_FILE = "filter.log"
 _LOGURU = re.compile(r"^(?:\[NODE \d+\] )?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| (?P<level>[A-Z]+) *\|")
 _QUIET_LEVELS = {"TRACE", "DEBUG", "INFO", "SUCCESS"}
+# datatrove warnings about normal states of a run, not problems: a task with no input file (fewer
+# files than --tasks) and a MinHash rank that found no near-duplicate to remove
+_EXPECTED_WARNINGS = re.compile(r"No files found on .* for rank=\d+|No \.remove file for rank=\d+")
 
 
 class ReadProgress:
@@ -167,9 +170,12 @@ class _FilteredStderr:
 
 def shown(text: str) -> bool:
     """Whether a chunk written to stderr reaches the terminal without ``--verbose``: loguru records of
-    level WARNING and above, and everything that is not a loguru record."""
+    level WARNING and above (but for two that describe normal runs), and everything that is not a
+    loguru record."""
     m = _LOGURU.match(text)
-    return m is None or m.group("level") not in _QUIET_LEVELS
+    if m is None:
+        return True
+    return m.group("level") not in _QUIET_LEVELS and not _EXPECTED_WARNINGS.search(text)
 
 
 @contextmanager
@@ -203,6 +209,11 @@ def datatrove_log_to_file(log_path: Path, verbose: bool) -> Iterator[TextIO]:
             logger.complete()
             sys.stderr = real
             setup_default_logger()
+
+
+def stderr_is_routed() -> bool:
+    """Whether this process's stderr already goes through :func:`datatrove_log_to_file`."""
+    return isinstance(sys.stderr, _FilteredStderr)
 
 
 def _main_thread() -> bool:

@@ -4,8 +4,12 @@ terminal unless forced."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 from data_prep.progress import _FilteredStderr, bars_enabled, shown
+from tests.conftest import REPO
 
 INFO = "2026-11-30 19:08:24.339 | INFO     | datatrove.executor.base:_run_for_rank:147 - \n\n📉📉📉 Stats: Task 0\n"
 WARN = "2026-11-30 19:08:24.339 | WARNING  | datatrove.pipeline.readers.base:read_file:80 - file vanished\n"
@@ -36,3 +40,19 @@ def test_bars_only_on_a_terminal_unless_forced(monkeypatch):
     monkeypatch.setenv("MIDM_PROGRESS", "1")
     assert bars_enabled(False, io.StringIO()) and not bars_enabled(True, io.StringIO())
 
+
+
+def test_worker_processes_log_like_the_command(tmp_path):
+    """Two workers (forkserver processes, which do not inherit the command's stderr): datatrove's INFO
+    records of every rank go to OUT/filter.log, none to the terminal; the normal-run warnings (a rank
+    without an input file, no near-duplicate to remove) stay in the log too."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"text": f"문서 {i}번째 내용입니다. 같은 문장이 아닙니다 {i * 7}."}, ensure_ascii=False) + "\n"
+                           for i in range(40)), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "midm", "data", "filter", str(inp), str(tmp_path / "out"),
+                           "--tasks", "2", "--workers", "2", "--stages", "dedup"], capture_output=True, text=True,
+                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+    log = (tmp_path / "out" / "filter.log").read_text(encoding="utf-8")
+    assert "Launching pipeline for rank=1" in log and "No files found on" in log
