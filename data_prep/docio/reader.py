@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -90,10 +91,16 @@ class RobustJsonlReader(BaseDiskReader):
             return
         if self._rejects is None:  # opened on the first reject: no empty file when every record reads
             self._rejects = _open_rejects(self.rejects_dir, self._rank)
-        record = {"id": f"{filepath}#{line_no}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
-                  "file": filepath, "line": line_no + 1,
+        path = self._display_path(filepath)
+        record = {"id": f"{path}#{line_no}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+                  "file": path, "line": line_no + 1,
                   "raw": None if raw is None else raw.decode("utf-8", "backslashreplace")}
         self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def _display_path(self, filepath: str) -> str:
+        """The input file as a path that opens: datatrove's ``filepath`` is relative to the data folder
+        (``/`` for absolute inputs, where ``resolve_paths`` would give ``//tmp/…``)."""
+        return os.path.join(self.data_folder.path, filepath)
 
     def _source_drop(self, reason: str, n: int, where: dict) -> None:
         """With ``--keep-rejects``: where a WARC/Parquet record the input stage dropped was (its
@@ -113,7 +120,7 @@ class RobustJsonlReader(BaseDiskReader):
             from data_prep.docio.sources import Source, iter_source_records
 
             path = self.data_folder.resolve_paths(filepath)
-            self._file = filepath
+            self._file = self._display_path(filepath)
             for n, record in enumerate(iter_source_records(Source(path, fmt), self.counts,
                                                            max_bytes=max(self.max_doc_bytes, 1 << 20))):
                 self.counts["out"] += 1

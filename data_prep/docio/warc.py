@@ -45,6 +45,7 @@ from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC, next_gzip_member
 DOC_TYPES = ("response", "conversion")
 _TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
 _NEXT_RECORD = re.compile(rb"\r\n\r\nWARC/1\.[01]\r\n")  # a second record's start inside one gzip member
+_TARGET_URI = re.compile(rb"\r?\nWARC-Target-URI:\s*<?([^\s<>]{1,4000})>?", re.IGNORECASE)
 _RECORD_ID = re.compile(rb"\r?\nWARC-Record-ID:\s*(<[^>\r\n]{1,200}>)", re.IGNORECASE)
 
 
@@ -161,8 +162,9 @@ def _count_cut(partial: bytes, counts: Counter, path: str = "", reason: str = "t
     kind = match.group(1).decode("ascii").lower() if match else "response"
     if kind in DOC_TYPES:
         counts["records"] += 1
-        found = _RECORD_ID.search(partial[:8192])
-        drop(counts, reason, file=path, warc_record_id=found.group(1).decode("ascii", "replace") if found else None)
+        found, uri = _RECORD_ID.search(partial[:8192]), _TARGET_URI.search(partial[:8192])
+        drop(counts, reason, file=path, warc_record_id=found.group(1).decode("ascii", "replace") if found else None,
+             url=uri.group(1).decode("utf-8", "replace") if uri else None)
     else:
         counts[f"warc_skipped:{kind}"] += 1
 
