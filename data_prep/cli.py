@@ -20,8 +20,8 @@ FORMATS = ("auto", "jsonl", "warc", "parquet", "hub")  # = data_prep.docio.sourc
 
 def _add_format(p: argparse.ArgumentParser, hub: bool = True) -> None:
     p.add_argument("--format", choices=FORMATS, default=None,
-                   help="input format (default auto: .jsonl(.gz) / .warc(.gz) HTML responses -> main text / .parquet "
-                        "by extension, else by content)" + ("; hub: IN are Hugging Face dataset ids (online) or "
+                   help="input format (default auto: .jsonl(.gz) / .warc(.gz) HTML responses -> main text, .wet(.gz) / "
+                        ".parquet by extension, else by content)" + ("; hub: IN are Hugging Face dataset ids (online) or "
                                                             "local Hub-layout directories" if hub else ""))
     if hub:
         p.add_argument("--hub-config", help="with --format hub: dataset config (e.g. kor_Hang)")
@@ -29,6 +29,7 @@ def _add_format(p: argparse.ArgumentParser, hub: bool = True) -> None:
 
 
 def _add_filter_io(p: argparse.ArgumentParser) -> None:
+    p.usage = "%(prog)s IN [IN ...] OUT [options]"  # argparse would write "IN … OUT [IN … OUT ...]"
     p.add_argument("paths", nargs="+", metavar="IN … OUT",
                    help="inputs (.jsonl/.jsonl.gz with field `text`, other fields kept; .warc/.warc.gz; .parquet; "
                         "directories of them; with --format hub dataset ids), then OUT dir")
@@ -204,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tokenize", help="JSONL(.gz) / WARC / Parquet -> Megatron .bin/.idx (one document per sequence, "
                                         "EOD appended)",
-                       description="Tokenize documents (JSON Lines, WARC HTML responses, Parquet) into one Megatron "
+                       description="Tokenize documents (JSON Lines, WARC HTML responses, Parquet, Hub datasets) into one Megatron "
                                    "indexed dataset OUT_PREFIX.bin/.idx (+ OUT_PREFIX.summary.json); inputs are read "
                                    "in the order given. Resumes an interrupted run.")
+    p.usage = "%(prog)s IN [IN ...] OUT_PREFIX --tokenizer DIR [options]"
     p.add_argument("paths", nargs="+", metavar="IN … OUT_PREFIX",
                    help=".jsonl/.jsonl.gz, .warc(.gz) or .parquet files or directories of them (a `midm data filter` "
                         "OUT means its kept shards), then the output prefix (writes OUT_PREFIX.bin/.idx)")

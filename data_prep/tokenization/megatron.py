@@ -208,5 +208,5 @@ def main_tokenize(args) -> int:
     tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     tmp.replace(f"{out_prefix}.summary.json")
     print(json.dumps({k: summary[k] for k in ("output_prefix", "documents", "tokens", "backend", "dtype",
-                                                 "seconds", "docs_per_s")}))
+                                                 "seconds", "docs_per_s", "records_read", "skipped")}))
     return 0
