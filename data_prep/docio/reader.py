@@ -121,11 +121,18 @@ class RobustJsonlReader(BaseDiskReader):
 
             path = self.data_folder.resolve_paths(filepath)
             self._file = self._display_path(filepath)
-            for n, record in enumerate(iter_source_records(Source(path, fmt), self.counts,
+            done = self._bytes_done
+
+            def position(pos: int) -> None:
+                self._progress.update(done + pos, self.counts["records"])
+
+            for n, record in enumerate(iter_source_records(Source(path, fmt), self.counts, on_position=position,
                                                            max_bytes=max(self.max_doc_bytes, 1 << 20))):
                 self.counts["out"] += 1
                 self.stat_update("documents")
                 yield _document(record, filepath, n)
+            self._bytes_done += os.path.getsize(path)
+            self._progress.update(self._bytes_done, self.counts["records"])
             return
         with self.data_folder.open(filepath, "rb") as raw_f:
             compressed = raw_f.read(3) == GZIP_MAGIC

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,11 +120,13 @@ def check_source(source: Source, text_key: str = "text", hub_config: str | None 
 
 def iter_source_records(source: Source, counts: Counter, text_key: str = "text", max_bytes: int = 4_000_000,
                         hub_config: str | None = None, hub_split: str = "train", rank: int = 0,
-                        world_size: int = 1) -> Iterator[dict]:
+                        world_size: int = 1, on_position: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Records ``{"id"?, "text", **metadata}`` of one source; ``counts['records']`` and
     ``counts['dropped:<reason>']`` (plus informational counters) updated as it goes.
 
     ``rank``/``world_size`` split a Hub stream between tasks (files are split by the caller).
+    ``on_position(bytes)`` hears, for WARC and Parquet files, how far into the file reading has got
+    (progress bars; Parquet: the file size × the fraction of rows read).
     For jsonl the record is returned as written (its ``text_key`` field is the text).
     """
     if source.format == "jsonl":
@@ -138,11 +140,11 @@ def iter_source_records(source: Source, counts: Counter, text_key: str = "text",
     elif source.format == "warc":
         from data_prep.docio.warc import iter_warc
 
-        yield from iter_warc(source.path, counts, max_bytes)
+        yield from iter_warc(source.path, counts, max_bytes, on_position)
     elif source.format == "parquet":
         from data_prep.docio.tables import iter_parquet
 
-        yield from iter_parquet(source.path, counts, text_key)
+        yield from iter_parquet(source.path, counts, text_key, on_position)
     elif source.format == "hub":
         from data_prep.docio.tables import iter_hub
 

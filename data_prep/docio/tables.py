@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from data_prep.docio.drops import drop
 from data_prep.errors import DataError
@@ -81,12 +82,15 @@ def parquet_problem(path: str, text_key: str = "text") -> str | None:
     return None
 
 
-def iter_parquet(path: str, counts: Counter, text_key: str = "text") -> Iterator[dict]:
-    """Documents of one Parquet file, row group by row group (memory: one batch of ``BATCH_ROWS``)."""
+def iter_parquet(path: str, counts: Counter, text_key: str = "text",
+                 on_position: Callable[[int], None] | None = None) -> Iterator[dict]:
+    """Documents of one Parquet file, row group by row group (memory: one batch of ``BATCH_ROWS``).
+    ``on_position(bytes)`` after each batch: the file size × the fraction of its rows read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
+    size, total = os.path.getsize(path), max(1, pf.metadata.num_rows)
     row = 0
     for group in range(pf.num_row_groups):
         n_rows = pf.metadata.row_group(group).num_rows
@@ -96,6 +100,8 @@ def iter_parquet(path: str, counts: Counter, text_key: str = "text") -> Iterator
                 rows = batch.to_pylist()
                 yield from rows_to_records(rows, counts, path, text_key, start=row + done)
                 done += len(rows)
+                if on_position is not None:
+                    on_position(size * (row + done) // total)
         except (OSError, pa.ArrowException):
             counts["records"] += n_rows - done
             drop(counts, "damaged_row_group", n_rows - done, file=path, row_group=group, first_row=row + done)

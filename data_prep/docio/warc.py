@@ -35,7 +35,7 @@ import io
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from data_prep.docio.drops import drop
@@ -169,11 +169,13 @@ def _count_cut(partial: bytes, counts: Counter, path: str = "", reason: str = "t
         counts[f"warc_skipped:{kind}"] += 1
 
 
-def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000) -> Iterator[dict]:
+def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000,
+              on_position: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Documents of one ``.warc`` / ``.warc.gz`` file (see the module doc); drops counted in ``counts``.
 
     ``max_bytes``: the largest record (inflated, HTTP headers included) and payload read into
     memory (Common Crawl truncates payloads at 1 MiB). Never raises for damaged content.
+    ``on_position(bytes)``: how far into the (compressed) file reading has got, after each gzip member.
     """
     with open(path, "rb") as fh:
         compressed = fh.read(3) == GZIP_MAGIC
@@ -182,6 +184,8 @@ def iter_warc(path: str, counts: Counter, max_bytes: int = 4_000_000) -> Iterato
             yield from _records(fh, counts, max_bytes, path)
             return
         for k, (status, data) in enumerate(_members(fh, max_bytes + (1 << 16))):
+            if on_position is not None:
+                on_position(fh.tell())
             if status == "ok":
                 yield from _records(io.BytesIO(data), counts, max_bytes, path)
             elif status == "too_large" and k == 0 and _NEXT_RECORD.search(data):

@@ -18,6 +18,9 @@ WARN = "2026-11-30 19:08:24.339 | WARNING  | datatrove.pipeline.readers.base:rea
 def test_info_goes_to_the_log_warnings_and_foreign_text_to_the_terminal():
     assert not shown(INFO) and not shown(INFO.replace("INFO    ", "SUCCESS ")) and shown(WARN)
     assert shown("/x.py:3: UserWarning: something new\n  warnings.warn(\n") and shown("Traceback (most recent …\n")
+    # warnings about normal runs: a rank without an input file, a MinHash rank with nothing to remove
+    assert not shown(WARN.replace("file vanished", "No files found on / for rank=1"))
+    assert not shown(WARN.replace("file vanished", "No .remove file for rank=0."))
     log, term = io.StringIO(), io.StringIO()
     err = _FilteredStderr(log, term, verbose=False)
     for text in (INFO, WARN, "\rReading dup files: 50%", "\rReading dup files: 100%", "\n", "a new warning\n"):
@@ -44,8 +47,7 @@ def test_bars_only_on_a_terminal_unless_forced(monkeypatch):
 
 def test_worker_processes_log_like_the_command(tmp_path):
     """Two workers (forkserver processes, which do not inherit the command's stderr): datatrove's INFO
-    records of every rank go to OUT/filter.log, none to the terminal; the normal-run warnings (a rank
-    without an input file, no near-duplicate to remove) stay in the log too."""
+    records go to OUT/filter.log, none to the terminal."""
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps({"text": f"문서 {i}번째 내용입니다. 같은 문장이 아닙니다 {i * 7}."}, ensure_ascii=False) + "\n"
                            for i in range(40)), encoding="utf-8")
@@ -55,4 +57,5 @@ def test_worker_processes_log_like_the_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
     log = (tmp_path / "out" / "filter.log").read_text(encoding="utf-8")
-    assert "Launching pipeline for rank=1" in log and "No files found on" in log
+    # logged by the worker processes after each task (datatrove's _launch_run_for_rank)
+    assert "1/2 tasks completed." in log and "2/2 tasks completed." in log
