@@ -148,8 +148,9 @@ def _data_filter(ctx: StageContext) -> list[Word]:
 
 
 def _data_tokenize(ctx: StageContext) -> list[Word]:
+    fmt = ["--format", ctx.args["format"]] if ctx.args.get("format") is not None else []
     return ["data", "tokenize", ctx.arg("input"), ctx.arg("output"), "--tokenizer", ctx.arg("tokenizer"),
-            *_workers(ctx)]
+            *fmt, *_workers(ctx)]
 
 
 _OUT = "output directory (default: under the run directory)"
@@ -201,7 +202,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("data-tokenize", "data", "tokenize into Megatron .bin/.idx (one shard per array task)", _data_tokenize,
           args=(StageArg("--input", "input path; {shard} or {shard:05d} = the array index", required=True),
                 StageArg("--output", "output prefix; may contain {shard}", required=True),
-                StageArg("--tokenizer", "tokenizer directory", required=True)),
+                StageArg("--tokenizer", "tokenizer directory", required=True),
+                StageArg("--format", "input format, as `midm data tokenize --format` (default auto; a Hub "
+                         "dataset: `midm data tokenize --format hub` in one job, it is split by --workers)",
+                         is_path=False, choices=("auto", "jsonl", "warc", "parquet"))),
           default_gpus_per_node=0),
 )}
 

@@ -254,6 +254,9 @@ def test_data_filter_forwards_the_input_format(tmp_path):
                        "--hub-split", "train")
     assert hub and all(ln.startswith(f"data filter HuggingFaceFW/fineweb-2 {tmp_path}/out --format hub "
                                      "--hub-config kor_Hang --hub-split train ") for ln in hub)
+    tokenize = midm(["slurm", "render", "data-tokenize", "--input", "raw/{shard:05d}.warc.gz", "--output", "tok/{shard}",
+                     "--tokenizer", "t", "--format", "warc", "--array", "2", "--workdir", str(tmp_path)]).stdout
+    assert f'data tokenize {tmp_path}/raw/"${{MIDM_SHARD_05}}".warc.gz' in tokenize and " --format warc " in tokenize
     with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(io.StringIO()) as err:
         slurm_main(["render", "data-filter", "--input", "raw", "--output", "out", "--format", "xml"])
     assert exit_info.value.code == 2 and "invalid choice: 'xml'" in err.getvalue()
