@@ -35,6 +35,8 @@ def before(text: str, start: int, width: int = 25) -> str:
     return text[max(0, start - width):start]
 
 
+# the syllables of the use code on a Korean number plate (12가 3456)
+_VEHICLE_USES = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호"
 _BANKS = (r"계좌|은행|뱅크|농협|신협|우체국|새마을|수협|입금|송금|이체|예금주|KB|NH|IBK|SC제일|씨티|"
           r"국민|신한|우리|하나|기업|카카오|토스|케이")
 RX: dict[str, re.Pattern] = {
@@ -59,11 +61,33 @@ RX: dict[str, re.Pattern] = {
                                  + r"|(?:서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산)"
                                  + r"\s?\d{2}-\d{6}-\d{2}" + DE),
     "VEHICLE": re.compile(r"(?<![0-9A-Za-z가-힣])(?:(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주)\s?)?"
-                          r"\d{2,3}\s?[가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호]\s?\d{4}"
+                          r"\d{2,3}\s?[" + _VEHICLE_USES + r"]\s?\d{4}"
                           r"(?![0-9A-Za-z]|\s?[억만천원명개])"),
     "HEALTH_INSURANCE": re.compile(D + r"\d-\d{10,11}" + DE + r"|" + D + r"\d{10,11}" + DE),
     "CUSTOMS": re.compile(B + r"P\d{12}" + E),
     "SNS": re.compile(r"(?<![A-Za-z0-9._%+-])@[A-Za-z0-9_.]{3,30}" + E),
+}
+
+# Pre-checks, one per kind: a substring that every match of ``RX[kind]`` contains. A text without
+# it cannot hold that kind, so its scan (a lookbehind tried at every character: ~60 ns/char) is
+# skipped; each pre-check starts with a character class or a literal, which sre turns into a
+# C-level skip to the candidates, so it costs a few ns/char. The spans found are the same.
+NEEDS: dict[str, re.Pattern] = {
+    "EMAIL": re.compile("@"),
+    "PHONE": re.compile(r"\d{4}"),                               # 1xxx, \d{3,4}[-. ]\d{4}, 01x\d{7,8}
+    "RRN": re.compile(r"\d{6}"),                                 # YYMMDD
+    "CORP_REG": re.compile(r"\d{6}-\d"),
+    "BUSINESS_REG": re.compile(r"\d(?:\d\d-\d\d-\d|\d{9})"),      # ddd-dd-d… or \d{10}
+    "CARD": re.compile(r"\d(?:\d{3}[- ]\d|\d{14})"),               # dddd[- ]d… or \d{15,16}
+    "ACCOUNT": re.compile(r"\d(?:\d-\d\d|\d{9})"),                # dd-dd… or \d{10,14}
+    "IP": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"),
+    "MAC": re.compile(r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"),
+    "PASSPORT": re.compile(r"\d(?:\d{6}|\d\d[A-Z]\d{4})"),         # \d{7,9} or ddd[A-Z]dddd
+    "DRIVER_LICENSE": re.compile(r"\d\d-\d{6}-\d"),
+    "VEHICLE": re.compile(r"\d\s?[" + _VEHICLE_USES + r"]\s?\d{4}"),
+    "HEALTH_INSURANCE": re.compile(r"\d{10}"),
+    "CUSTOMS": re.compile(r"P\d{12}"),
+    "SNS": re.compile("@"),
 }
 
 CONTEXT = {
@@ -185,6 +209,8 @@ DETECTORS: list[tuple[str, Callable[[str, re.Match], Span | None]]] = [
 def find_structured(text: str, types: set[str] | None = None) -> Iterator[Span]:
     for kind, detect in DETECTORS:
         if types is not None and kind not in types and not (kind == "RRN" and "FRN" in types):
+            continue
+        if NEEDS[kind].search(text) is None:  # no substring every match contains: none to find
             continue
         for m in RX[kind].finditer(text):
             span = detect(text, m)
