@@ -266,7 +266,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     """The run's executors in dependency order, one per step of :func:`data_prep.plan.filter_steps`
     but the summary (under Slurm the summary is an executor too). ``check_format`` sniffs every
     input file first; ``start`` marks ``OUT`` as an output in progress."""
-    from data_prep.dedup.steps import WhitespaceWordTokenizer, exact_config, minhash_config
+    from data_prep.dedup.steps import MinhashSignature, WhitespaceWordTokenizer, exact_config, minhash_config
     from data_prep.docio.reader import RankFileReader, RobustJsonlReader
     from data_prep.docio.writer import FlatJsonlWriter
     from data_prep.filters.base import CountedStep
@@ -319,8 +319,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
             d = cfg["dedup"]
             mh_cfg, ex_cfg = minhash_config(d), exact_config()
             from datatrove.pipeline.dedup import (ExactDedupFilter, ExactDedupSignature, ExactFindDedups,
-                                                  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
-                                                  MinhashDedupSignature)
+                                                  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter)
 
             from data_prep.docio.writer import RejectWriter
             dd = paths.work / "dedup"
@@ -348,7 +347,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
                 else:
                     pipeline.append(ex_filter)
             if use_mh:
-                chained([RankFileReader(prev_dir), MinhashDedupSignature(
+                chained([RankFileReader(prev_dir), MinhashSignature(
                     str(dd / "mh_sigs"), config=mh_cfg, language=WhitespaceWordTokenizer())], "mh-sigs", tasks)
                 chained([MinhashDedupBuckets(str(dd / "mh_sigs"), str(dd / "mh_buckets"), config=mh_cfg)],
                         "mh-buckets", mh_cfg.num_buckets)

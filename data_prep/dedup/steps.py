@@ -6,15 +6,33 @@ digits normalised): Korean eojeols are good shingle units and this avoids runnin
 second time (MinHash only needs a stable segmentation, not a linguistic one). Documents too
 short for one 5-gram produce no signature; exact dedup (hash of the whitespace-normalised
 text) is what removes repeated short comments.
+
+:class:`MinhashSignature` is datatrove's ``MinhashDedupSignature`` with the same shingles made
+faster: :func:`simplify_text` returns exactly datatrove's ``simplify_text`` (tested against it)
+but replaces its three per-character Python/dict passes (punctuation ``str.translate``, the
+``\\s+`` substitution, the ``unicodedata.category`` filter over the NFD text, which triples
+Hangul into jamo) with C-level ones: ~4.5 → ~1.2 CPU-s on the 19,890-document default corpus.
+The signatures, hence the near-duplicates, are bit-identical.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 
+import numpy as np
 from datatrove.data import Document
+from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+from datatrove.utils.text import (DEF_TEXT_NORM_CONFIG, MONTHS_PATTERN, NUMBERS_PATTERN, PUNCTUATION_TRANS,
+                                  WEEKDAYS_PATTERN, TextNormConfig)
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 _WS = re.compile(r"\s+")
+# datatrove's punctuation table as one character class when every entry maps to a space (it does):
+# re.sub scans in C where str.translate with a dict looks up every non-ASCII character
+_PUNCT = (re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(PUNCTUATION_TRANS)) + "]")
+          if set(PUNCTUATION_TRANS.values()) == {ord(" ")} else None)
+_CHECKED: set[str] = set()  # characters whose Unicode category has been looked up …
+_MARKS: set[str] = set()    # … and those of them that are nonspacing marks (category Mn)
 
 
 class WhitespaceWordTokenizer(WordTokenizer):
@@ -26,6 +44,54 @@ class WhitespaceWordTokenizer(WordTokenizer):
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
         return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def _drop_nonspacing_marks(text: str) -> str:
+    """``text`` without its category-Mn characters; ``unicodedata.category`` is asked once per distinct
+    character (cached), not once per character as in datatrove's generator."""
+    chars = set(text)
+    new = chars - _CHECKED
+    if new:
+        _MARKS.update(c for c in new if unicodedata.category(c) == "Mn")  # before _CHECKED: thread-safe order
+        _CHECKED.update(new)
+    marks = chars & _MARKS
+    return text.translate(dict.fromkeys(map(ord, marks))) if marks else text
+
+
+def simplify_text(text: str, config: TextNormConfig = DEF_TEXT_NORM_CONFIG) -> str:
+    """Exactly ``datatrove.utils.text.simplify_text(text, config)`` (same steps, same order), faster.
+
+    ``\\s`` in ``re`` and ``str.split``/``str.strip`` use the same whitespace test
+    (``Py_UNICODE_ISSPACE``), so ``" ".join(text.split())`` is the ``\\s+`` → ``" "`` substitution of
+    the stripped text.
+    """
+    if config.lowercase:
+        text = text.lower()
+    if config.norm_numbers:
+        text = NUMBERS_PATTERN.sub("0", text)
+    if config.norm_weekdays:
+        text = WEEKDAYS_PATTERN.sub("WEEKDAY", text)
+    if config.norm_monthnames:
+        text = MONTHS_PATTERN.sub("MONTH", text)
+    if config.remove_punctuation:
+        text = _PUNCT.sub(" ", text) if _PUNCT is not None else text.translate(PUNCTUATION_TRANS)
+    if config.norm_whitespace:
+        text = " ".join(text.split())
+    if config.norm_unicode_diacritics:
+        text = _drop_nonspacing_marks(unicodedata.normalize("NFD", text))
+    return text.strip()
+
+
+class MinhashSignature(MinhashDedupSignature):
+    """datatrove's MinHash signature step (stage 1) with :func:`simplify_text`: identical shingles."""
+
+    def get_shingles(self, text: str) -> np.ndarray:
+        """Hashed word n-grams of the simplified text, shape (n-grams, 1), uint64 — as datatrove's
+        ``MinhashDedupSignature.get_shingles`` (its ``ngrams`` zip of ``tee`` copies, here slices)."""
+        words = self.word_tokenizer.word_tokenize(simplify_text(text, self.config.norm_config))
+        n, hash_func = self.config.n_grams, self._hash_func
+        return np.fromiter([hash_func(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)],
+                           dtype=np.uint64).reshape((-1, 1))
 
 
 def exact_content(doc: Document) -> str:
