@@ -30,13 +30,17 @@ def naive_dup(words, n):
 
 def test_vectorised_ngram_stats_match_naive():
     rng = random.Random(0)
-    for trial in range(30):
-        vocab = [f"w{i}" * rng.randint(1, 3) for i in range(rng.randint(2, 12))]
-        words = [rng.choice(vocab) for _ in range(rng.randint(12, 200))]
+    for trial in range(60):
+        # small vocabularies repeat n-grams; large ones give all-distinct words or no repeated bigram
+        # (the shortcuts that skip the arrays)
+        vocab = [f"w{i}" * rng.randint(1, 3) for i in range(rng.choice([rng.randint(2, 12), 500]))]
+        words = [rng.choice(vocab) for _ in range(rng.randint(3 if len(vocab) > 12 else 12, 200))]
         top, dup = ngram_stats(words)
-        for n in (2, 3, 4):
+        assert list(top) == [n for n in (2, 3, 4) if n <= len(words)]
+        assert list(dup) == [n for n in range(5, 11) if n <= len(words)]
+        for n in top:
             assert abs(top[n] - naive_top(words, n)) < 1e-9
-        for n in range(5, 11):
+        for n in dup:
             assert abs(dup[n] - naive_dup(words, n)) < 1e-9
 
 
