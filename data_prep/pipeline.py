@@ -268,7 +268,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     input file first; ``start`` marks ``OUT`` as an output in progress."""
     from data_prep.dedup.steps import MinhashSignature, WhitespaceWordTokenizer, exact_config, minhash_config
     from data_prep.docio.reader import RankFileReader, RobustJsonlReader
-    from data_prep.docio.writer import FlatJsonlWriter
+    from data_prep.docio.writer import OUTPUT_LEVEL, WORK_LEVEL, FlatJsonlWriter
     from data_prep.filters.base import CountedStep
     from data_prep.filters.quality import QualityCutStage
 
@@ -295,7 +295,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     def sink(is_last: bool, phase_name: str) -> tuple[list[PipelineStep], str]:
         target = str(paths.out) if is_last else str(paths.work / phase_name)
         steps: list[PipelineStep] = [OutputCounter(paths.counts)] if is_last else []
-        return steps + [FlatJsonlWriter(target)], target
+        return steps + [FlatJsonlWriter(target, compresslevel=OUTPUT_LEVEL if is_last else WORK_LEVEL)], target
 
     for i, (kind, stage_names) in enumerate(phases):
         last = i == len(phases) - 1
@@ -340,8 +340,8 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
                                                          exclusion_writer=rej("exact_duplicate")),
                                         paths.counts, "dedup.exact", "exact_duplicate")
                 if use_mh:
-                    chained([RankFileReader(prev_dir), ex_filter, FlatJsonlWriter(str(paths.work / "exact"))],
-                            "ex-filter", tasks)
+                    chained([RankFileReader(prev_dir), ex_filter,
+                             FlatJsonlWriter(str(paths.work / "exact"), compresslevel=WORK_LEVEL)], "ex-filter", tasks)
                     prev_dir = str(paths.work / "exact")
                     pipeline = [RankFileReader(prev_dir)]
                 else:
