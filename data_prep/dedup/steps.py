@@ -26,13 +26,13 @@ from datatrove.utils.text import (DEF_TEXT_NORM_CONFIG, MONTHS_PATTERN, NUMBERS_
                                   WEEKDAYS_PATTERN, TextNormConfig)
 from datatrove.utils.word_tokenizers import WordTokenizer
 
-_WS = re.compile(r"\s+")
 # datatrove's punctuation table as one character class when every entry maps to a space (it does):
 # re.sub scans in C where str.translate with a dict looks up every non-ASCII character
 _PUNCT = (re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(PUNCTUATION_TRANS)) + "]")
           if set(PUNCTUATION_TRANS.values()) == {ord(" ")} else None)
-_CHECKED: set[str] = set()  # characters whose Unicode category has been looked up …
-_MARKS: set[str] = set()    # … and those of them that are nonspacing marks (category Mn)
+_CHECKED: set[str] = set()  # characters whose canonical decomposition (NFD) has been looked at …
+_MARKED: set[str] = set()   # … those of them with a nonspacing mark (category Mn) in it …
+_MARKS: set[str] = set()    # … and those marks
 
 
 class WhitespaceWordTokenizer(WordTokenizer):
@@ -46,16 +46,24 @@ class WhitespaceWordTokenizer(WordTokenizer):
         return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
-def _drop_nonspacing_marks(text: str) -> str:
-    """``text`` without its category-Mn characters; ``unicodedata.category`` is asked once per distinct
-    character (cached), not once per character as in datatrove's generator."""
+def _nfd_without_marks(text: str) -> str:
+    """``unicodedata.normalize("NFD", text)`` without its category-Mn characters, as datatrove's generator
+    makes it, but ``unicodedata.category`` is asked once per distinct character (cached) rather than
+    once per character. NFD maps each character to its own decomposition (then reorders marks), so the
+    decompositions of the characters of ``text`` hold every mark NFD can produce: most texts have none."""
     chars = set(text)
     new = chars - _CHECKED
     if new:
-        _MARKS.update(c for c in new if unicodedata.category(c) == "Mn")  # before _CHECKED: thread-safe order
+        for c in new:
+            marks = [d for d in unicodedata.normalize("NFD", c) if unicodedata.category(d) == "Mn"]
+            if marks:
+                _MARKS.update(marks)  # before _MARKED and _CHECKED: a concurrent reader sees them all
+                _MARKED.add(c)
         _CHECKED.update(new)
-    marks = chars & _MARKS
-    return text.translate(dict.fromkeys(map(ord, marks))) if marks else text
+    nfd = unicodedata.normalize("NFD", text)
+    if chars.isdisjoint(_MARKED):
+        return nfd
+    return nfd.translate(dict.fromkeys(map(ord, _MARKS)))
 
 
 def simplify_text(text: str, config: TextNormConfig = DEF_TEXT_NORM_CONFIG) -> str:
@@ -78,7 +86,7 @@ def simplify_text(text: str, config: TextNormConfig = DEF_TEXT_NORM_CONFIG) -> s
     if config.norm_whitespace:
         text = " ".join(text.split())
     if config.norm_unicode_diacritics:
-        text = _drop_nonspacing_marks(unicodedata.normalize("NFD", text))
+        text = _nfd_without_marks(text)
     return text.strip()
 
 
@@ -95,8 +103,10 @@ class MinhashSignature(MinhashDedupSignature):
 
 
 def exact_content(doc: Document) -> str:
-    """Whitespace-normalised text: what counts as 'the same document' for exact dedup."""
-    return _WS.sub(" ", doc.text).strip()
+    """Whitespace-normalised text: what counts as 'the same document' for exact dedup.
+
+    ``" ".join(text.split())`` is ``re.sub(r"\\s+", " ", text).strip()`` (same whitespace test), faster."""
+    return " ".join(doc.text.split())
 
 
 def minhash_config(cfg: dict):
