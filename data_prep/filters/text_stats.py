@@ -29,11 +29,16 @@ _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\s\w]", re.UNICODE)
 # Korean words: eojeols, also cut at punctuation ("다행이에요.회복해서!" is two words)
 _EOJEOL = re.compile(r"[^\W_]+")
 # Korean function morphemes that are unambiguous on the surface: a case particle closing an
-# eojeol, 것/수 as bound nouns, 있 as a verb stem (measured against Kiwi: README "Throughput")
+# eojeol (after a syllable, before a non-syllable), 것/수 as bound nouns, 있 as a verb stem
+# (measured against Kiwi: README "Throughput"). Each pattern starts with the morpheme and checks
+# the character before it with a lookbehind placed after it (fixed width, hence two particle
+# patterns): sre then skips to the morpheme's characters in C instead of trying every position,
+# half the time of the lookbehind-first form, same matches.
 _KO_FUNCTION = (
-    re.compile(r"(?<=[가-힣])(을|를|은|는|에서|으로|에|와|과|의)(?![가-힣])"),
-    re.compile(r"(?<![가-힣])(것|수)(?=[이을은도]?(?![가-힣]))"),
-    re.compile(r"(?<![가-힣])(있)(?=[다는어고었을으습지])"),
+    re.compile(r"[을를은는에와과의](?<=[가-힣].)(?![가-힣])"),
+    re.compile(r"(?:에서|으로)(?<=[가-힣]..)(?![가-힣])"),
+    re.compile(r"[것수](?<![가-힣].)(?=[이을은도]?(?![가-힣]))"),
+    re.compile(r"있(?<![가-힣].)(?=[다는어고었을으습지])"),
 )
 _TERMINAL = tuple(".!?…。！？\"'”’)」』")
 # Korean sentence-final endings count as terminated lines even without punctuation

@@ -86,6 +86,11 @@ def test_kiwi_only_confirms_stopword_rejections():
     assert {"은", "의", "와", "을", "으로"} <= ko_function_words(statute) & sw
     assert stage.process(_ko(statute)) is None and stage.counts["kiwi_docs"] == 0
     # no unambiguous particle on the surface: Kiwi is asked, finds 가 (subject particle), keeps it
+    # the morpheme first, the character before it checked after it: at the text's start, after a
+    # syllable, inside a longer word
+    assert ko_function_words("것이 수 있다. 학교에서 집으로 갔다") == {"것", "수", "있", "에서", "으로"}
+    assert ko_function_words("수박을 있었다 학교에서도 봤음") == {"을", "있"}
+    assert ko_function_words("을 에서 의") == set()
     comment = "진짜 배우가 최고다 ㅋㅋ"
     assert not ko_function_words(comment) & sw
     assert stage.process(_ko(comment)) is None and stage.counts["kiwi_docs"] == 1
