@@ -90,8 +90,31 @@ def simplify_text(text: str, config: TextNormConfig = DEF_TEXT_NORM_CONFIG) -> s
     return text.strip()
 
 
+_MERSENNE_61 = np.uint64((1 << 61) - 1)  # datatrove's modulus for the permutations (its ``_mersenne_prime``)
+_SHIFT_61 = np.uint64(61)
+
+
 class MinhashSignature(MinhashDedupSignature):
-    """datatrove's MinHash signature step (stage 1) with :func:`simplify_text`: identical shingles."""
+    """datatrove's MinHash signature step (stage 1) with :func:`simplify_text`: identical shingles,
+    and the same signatures computed with cheaper array operations."""
+
+    def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
+        """``num_buckets`` lists of ``hashes_per_bucket`` ints, as datatrove's ``get_signature``:
+        ``min over shingles of ((shingle * a + b) mod (2**61 - 1))`` per hash function.
+
+        The uint64 ``%`` (~60 % of datatrove's time) is replaced by the Mersenne reduction
+        ``x mod p = (x & p) + (x >> 61)`` (exact for x < 2**64, result ≤ p + 7) and one conditional
+        subtraction done as ``minimum(y, y - p)`` (unsigned wrap-around makes ``y - p`` huge when
+        ``y < p``); ``np.split`` by a reshape."""
+        a, b = self.parameters
+        x = shingles * a + b
+        phv = np.bitwise_and(x, _MERSENNE_61)
+        phv += np.right_shift(x, _SHIFT_61, out=x)
+        np.minimum(phv, np.subtract(phv, _MERSENNE_61, out=x), out=phv)
+        if self.config.hash_config.precision == 32:
+            phv = np.bitwise_and(phv, self.config.hash_config.max)
+        signature = np.min(phv, axis=0).astype(self.config.hash_config.np_dtype)
+        return signature.reshape(self.config.num_buckets, -1).tolist()
 
     def get_shingles(self, text: str) -> np.ndarray:
         """Hashed word n-grams of the simplified text, shape (n-grams, 1), uint64 — as datatrove's

@@ -51,9 +51,18 @@ def test_minhash_shingles_are_datatrove_s(sample_mixed):
         config = replace(TextNormConfig(), **dict(zip(flags, values)))
         assert [simplify_text(t, config) for t in texts] == [datatrove_simplify(t, config) for t in texts]
     texts += [json.loads(line)["text"] for line in sample_mixed.read_text(encoding="utf-8").splitlines()]
-    cfg = minhash_config({})
-    ours = MinhashSignature("unused", config=cfg, language=WhitespaceWordTokenizer())
-    theirs = MinhashDedupSignature("unused", config=cfg, language=WhitespaceWordTokenizer())
-    for t in texts:
-        a, b = ours.get_shingles(t), theirs.get_shingles(t)
-        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    for bits in (64, 32):
+        cfg = minhash_config({"hash_bits": bits})
+        ours = MinhashSignature("unused", config=cfg, language=WhitespaceWordTokenizer())
+        theirs = MinhashDedupSignature("unused", config=cfg, language=WhitespaceWordTokenizer())
+        for t in texts:
+            a, b = ours.get_shingles(t), theirs.get_shingles(t)
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+            if a.size:
+                assert ours.get_signature(a) == theirs.get_signature(b)
+        # the modular reduction at its edges (a = 1, b = 0): x = p - 1, p, p + 1, 2**64 - 1, 0
+        n_hashes = cfg.num_buckets * cfg.hashes_per_bucket
+        ours._parameters = theirs._parameters = (np.ones((1, n_hashes), np.uint64), np.zeros((1, n_hashes), np.uint64))
+        for x in (2**61 - 2, 2**61 - 1, 2**61, 2**64 - 1, 0):
+            shingle = np.array([[x]], dtype=np.uint64)
+            assert ours.get_signature(shingle) == theirs.get_signature(shingle)
