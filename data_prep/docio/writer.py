@@ -57,11 +57,25 @@ class GzipFileManager(OutputFileManager):
 
 
 class _LeveledJsonlWriter(JsonlWriter):
-    """``JsonlWriter`` (gzip) whose files are compressed at ``compresslevel``."""
+    """``JsonlWriter`` (gzip) whose files are compressed at ``compresslevel`` and named by rank only."""
 
     def __init__(self, output_folder: DataFolderLike, output_filename: str, compresslevel: int):
         super().__init__(output_folder, output_filename=output_filename, compression="gzip")
         self.output_mg = GzipFileManager(self.output_folder, compresslevel)
+        self._names: dict[int | str, str] = {}
+
+    def _get_output_filename(self, document: Document, rank: int | str = 0, **kwargs) -> str:
+        """The file of ``rank`` (our names hold no other placeholder), looked up once per rank.
+
+        datatrove's version fills the name template from the document's metadata for every document,
+        metadata last: a record with a field named ``rank`` went to a file of that name, which the next
+        phase (:class:`data_prep.docio.reader.RankFileReader`) never reads, and was lost."""
+        if kwargs:
+            return self.output_filename.substitute(kwargs, rank=str(rank).zfill(5))
+        name = self._names.get(rank)
+        if name is None:
+            name = self._names[rank] = self.output_filename.substitute(rank=str(rank).zfill(5))
+        return name
 
 
 class FlatJsonlWriter(_LeveledJsonlWriter):
