@@ -25,7 +25,7 @@ def test_train_and_predict_separable(tmp_path: Path):
 def test_prepare_is_one_lower_cased_line():
     # every Unicode whitespace run (ideographic space, \x1c, NEL, line separator) becomes one space
     assert prepare(" 첫 줄\u3000Second\x1c\x85LINE\u2028 \n\t끝 ") == "첫 줄 second line 끝"
-    assert prepare("ABC  DEF", max_chars=5) == "abc d" and prepare(" \n ") == ""
+    assert prepare("ABC  DEF", max_chars=6) == "abc d" and prepare(" \n ") == ""
 
 
 def test_committed_models_are_small_and_work_offline():
