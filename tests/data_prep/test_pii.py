@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,18 @@ _EVERY_ALTERNATIVE = [
 
 @pytest.mark.parametrize("kind", sorted(patterns.RX))
 def test_pre_checks_are_met_by_every_match(kind):
-    """``NEEDS[kind]`` gates the scan for ``kind``: every match of ``RX[kind]`` must contain it."""
-    matches = [m.group(0) for text in _EVERY_ALTERNATIVE for m in patterns.RX[kind].finditer(text)]
+    """``NEEDS[kind]`` and ``MIN_DIGIT_RUN[kind]`` gate the scan for ``kind``: every match of ``RX[kind]``
+    holds such a run of digits and contains one of the patterns (PHONE: every match that becomes a
+    span, with the 12 characters before it)."""
+    detect = dict(patterns.DETECTORS)[kind]
+    matches = [(text, m) for text in _EVERY_ALTERNATIVE for m in patterns.RX[kind].finditer(text)]
     assert matches, f"no sample for {kind}"
-    assert all(patterns.NEEDS[kind].search(m) for m in matches)
-    assert patterns.NEEDS[kind].search("개인정보가 없는 문장입니다. 제3조 1.") is None
+    assert min(max(map(len, re.findall(r"\d+", m.group(0))), default=0) for _, m in matches) \
+        >= patterns.MIN_DIGIT_RUN[kind]
+    windows = [m.group(0) if kind != "PHONE" else text[max(0, m.start() - 12):m.end()]
+               for text, m in matches if kind != "PHONE" or detect(text, m) is not None]
+    assert all(any(p.search(w) for p in patterns.NEEDS[kind]) for w in windows)
+    assert not any(p.search("개인정보가 없는 문장입니다. 제3조 1. 1990년 12월") for p in patterns.NEEDS[kind])
 
 
 def test_names_need_context_and_addresses_need_structure(det):
