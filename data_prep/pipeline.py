@@ -267,9 +267,9 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     """The run's executors in dependency order, one per step of :func:`data_prep.plan.filter_steps`
     but the summary (under Slurm the summary is an executor too). ``check_format`` sniffs every
     input file first; ``start`` marks ``OUT`` as an output in progress."""
-    from data_prep.dedup.steps import WhitespaceWordTokenizer, exact_config, minhash_config
+    from data_prep.dedup.steps import MinhashSignature, WhitespaceWordTokenizer, exact_config, minhash_config
     from data_prep.docio.reader import RankFileReader, RobustJsonlReader
-    from data_prep.docio.writer import FlatJsonlWriter
+    from data_prep.docio.writer import OUTPUT_LEVEL, WORK_LEVEL, FlatJsonlWriter
     from data_prep.filters.base import CountedStep
     from data_prep.filters.quality import QualityCutStage
 
@@ -296,7 +296,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
     def sink(is_last: bool, phase_name: str) -> tuple[list[PipelineStep], str]:
         target = str(paths.out) if is_last else str(paths.work / phase_name)
         steps: list[PipelineStep] = [OutputCounter(paths.counts)] if is_last else []
-        return steps + [FlatJsonlWriter(target)], target
+        return steps + [FlatJsonlWriter(target, compresslevel=OUTPUT_LEVEL if is_last else WORK_LEVEL)], target
 
     for i, (kind, stage_names) in enumerate(phases):
         last = i == len(phases) - 1
@@ -320,8 +320,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
             d = cfg["dedup"]
             mh_cfg, ex_cfg = minhash_config(d), exact_config()
             from datatrove.pipeline.dedup import (ExactDedupFilter, ExactDedupSignature, ExactFindDedups,
-                                                  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
-                                                  MinhashDedupSignature)
+                                                  MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter)
 
             from data_prep.docio.writer import RejectWriter
             dd = paths.work / "dedup"
@@ -342,14 +341,14 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
                                                          exclusion_writer=rej("exact_duplicate")),
                                         paths.counts, "dedup.exact", "exact_duplicate")
                 if use_mh:
-                    chained([RankFileReader(prev_dir), ex_filter, FlatJsonlWriter(str(paths.work / "exact"))],
-                            "ex-filter", tasks)
+                    chained([RankFileReader(prev_dir), ex_filter,
+                             FlatJsonlWriter(str(paths.work / "exact"), compresslevel=WORK_LEVEL)], "ex-filter", tasks)
                     prev_dir = str(paths.work / "exact")
                     pipeline = [RankFileReader(prev_dir)]
                 else:
                     pipeline.append(ex_filter)
             if use_mh:
-                chained([RankFileReader(prev_dir), MinhashDedupSignature(
+                chained([RankFileReader(prev_dir), MinhashSignature(
                     str(dd / "mh_sigs"), config=mh_cfg, language=WhitespaceWordTokenizer())], "mh-sigs", tasks)
                 chained([MinhashDedupBuckets(str(dd / "mh_sigs"), str(dd / "mh_buckets"), config=mh_cfg)],
                         "mh-buckets", mh_cfg.num_buckets)

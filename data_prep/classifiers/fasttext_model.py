@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import tempfile
 from pathlib import Path
 
-_WS = re.compile(r"\s+")
-
 
 def prepare(text: str, max_chars: int = 2000) -> str:
-    """One line, lower-cased, whitespace-collapsed: the form used for training and prediction."""
-    return _WS.sub(" ", text[:max_chars]).strip().lower()
+    """One line, lower-cased, whitespace-collapsed: the form used for training and prediction.
+
+    ``" ".join(s.split())`` is ``re.sub(r"\\s+", " ", s).strip()`` (the same whitespace test) at half the cost."""
+    return " ".join(text[:max_chars].split()).lower()
 
 
 def train(examples: list[tuple[str, str]], out_path: str | Path, *, epoch: int = 15, dim: int = 32,

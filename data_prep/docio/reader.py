@@ -25,6 +25,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import orjson
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
@@ -218,8 +219,8 @@ class RankFileReader(BaseDiskReader):
         progress = ReadProgress(self.progress_dir, self._rank)
         n = 0
         with self.data_folder.open(filepath, "rb") as f:
-            for line_no, raw in enumerate(gzip.GzipFile(fileobj=f) if filepath.endswith(".gz") else f):
-                data = json.loads(raw)
+            for raw in gzip.GzipFile(fileobj=f) if filepath.endswith(".gz") else f:
+                data = orjson.loads(raw)  # written by datatrove's JsonlWriter (orjson): half json.loads' time
                 text = data.pop("text")
                 n += 1
                 progress.update(f.tell(), n)

@@ -29,11 +29,16 @@ _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\s\w]", re.UNICODE)
 # Korean words: eojeols, also cut at punctuation ("다행이에요.회복해서!" is two words)
 _EOJEOL = re.compile(r"[^\W_]+")
 # Korean function morphemes that are unambiguous on the surface: a case particle closing an
-# eojeol, 것/수 as bound nouns, 있 as a verb stem (measured against Kiwi: README "Throughput")
+# eojeol (after a syllable, before a non-syllable), 것/수 as bound nouns, 있 as a verb stem
+# (measured against Kiwi: README "Throughput"). Each pattern starts with the morpheme and checks
+# the character before it with a lookbehind placed after it (fixed width, hence two particle
+# patterns): sre then skips to the morpheme's characters in C instead of trying every position,
+# half the time of the lookbehind-first form, same matches.
 _KO_FUNCTION = (
-    re.compile(r"(?<=[가-힣])(을|를|은|는|에서|으로|에|와|과|의)(?![가-힣])"),
-    re.compile(r"(?<![가-힣])(것|수)(?=[이을은도]?(?![가-힣]))"),
-    re.compile(r"(?<![가-힣])(있)(?=[다는어고었을으습지])"),
+    re.compile(r"[을를은는에와과의](?<=[가-힣].)(?![가-힣])"),
+    re.compile(r"(?:에서|으로)(?<=[가-힣]..)(?![가-힣])"),
+    re.compile(r"[것수](?<![가-힣].)(?=[이을은도]?(?![가-힣]))"),
+    re.compile(r"있(?<![가-힣].)(?=[다는어고었을으습지])"),
 )
 _TERMINAL = tuple(".!?…。！？\"'”’)」』")
 # Korean sentence-final endings count as terminated lines even without punctuation
@@ -75,20 +80,32 @@ def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def ngram_stats(words: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) -> tuple[dict, dict]:
-    """Gopher's n-gram repetition statistics in O(len(words)) per n, vectorised."""
+    """Gopher's n-gram repetition statistics in O(len(words)) per n, vectorised.
+
+    An n-gram that occurs twice contains an (n-1)-gram that does, so once some n has no repeated
+    n-gram every larger n's fractions are 0 without computing them; a document whose words are all
+    distinct (80 % of the default corpus: short comments) needs no array at all.
+    """
     if not words:
         return {}, {}
+    if len(set(words)) == len(words):
+        return ({n: 0.0 for n in top_ns if len(words) >= n}, {n: 0.0 for n in dup_ns if len(words) >= n})
     ids = np.unique(np.array(words), return_inverse=True)[1].astype(np.uint64) + np.uint64(1)
     lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     total = float(lens.sum()) or 1.0
     top, dup = {}, {}
+    no_repeat_from = len(words) + 1  # smallest n seen without a repeated n-gram
     for n in top_ns:
         if len(words) < n:
+            continue
+        if n >= no_repeat_from:
+            top[n] = 0.0
             continue
         h = _ngram_hashes(ids, n)
         _, first, counts = np.unique(h, return_index=True, return_counts=True)
         if counts.max() <= 1:
             top[n] = 0.0
+            no_repeat_from = min(no_repeat_from, n)
             continue
         cs = np.concatenate([[0], np.cumsum(lens)])
         tied = np.nonzero(counts == counts.max())[0]  # ties: the one covering most characters
@@ -96,11 +113,15 @@ def ngram_stats(words: list[str], top_ns=(2, 3, 4), dup_ns=(5, 6, 7, 8, 9, 10)) 
     for n in dup_ns:
         if len(words) < n:
             continue
+        if n >= no_repeat_from:
+            dup[n] = 0.0
+            continue
         h = _ngram_hashes(ids, n)
         _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
         starts = np.nonzero(counts[inverse] > 1)[0]
         if starts.size == 0:
             dup[n] = 0.0
+            no_repeat_from = min(no_repeat_from, n)
             continue
         cover = np.zeros(len(words) + 1, dtype=np.int64)
         np.add.at(cover, starts, 1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.classifiers.fasttext_model import FastTextScorer, train
+from data_prep.classifiers.fasttext_model import FastTextScorer, prepare, train
 from data_prep.classifiers.train import MODELS, prf
 from data_prep.filters.quality import id_fraction, threshold_bin
 
@@ -20,6 +20,12 @@ def test_train_and_predict_separable(tmp_path: Path):
     scorer = FastTextScorer(model)
     assert scorer.prob("이 법은 국민의 의무를 규정한다", "good") > 0.5
     assert scorer.prob("ㅋㅋㅋ 진짜 웃기네", "good") < 0.5
+
+
+def test_prepare_is_one_lower_cased_line():
+    # every Unicode whitespace run (ideographic space, \x1c, NEL, line separator) becomes one space
+    assert prepare(" 첫 줄\u3000Second\x1c\x85LINE\u2028 \n\t끝 ") == "첫 줄 second line 끝"
+    assert prepare("ABC  DEF", max_chars=6) == "abc d" and prepare(" \n ") == ""
 
 
 def test_committed_models_are_small_and_work_offline():

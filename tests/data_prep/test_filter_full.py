@@ -97,3 +97,15 @@ def test_outputs_are_normalised_masked_and_annotated(full_run):
     for r in rows.values():
         assert r["_midm"]["lang"] in ("ko", "en")
         assert 0.0 <= r["_midm"]["quality"] <= 1.0
+
+
+def test_gzip_levels(full_run):
+    """Work shards are written at the fastest level, what the user keeps at level 3 (not fsspec's 9).
+
+    The gzip header's XFL byte (RFC 1952) says 4 for level 1, 2 for level 9, 0 otherwise."""
+    out, _ = full_run
+    work = list((out / "_work").rglob("*.jsonl.gz"))
+    kept = list(out.glob("*.jsonl.gz")) + list((out / "rejects").rglob("*.jsonl.gz"))
+    assert work and kept
+    assert {f.read_bytes()[8] for f in work} == {4}
+    assert {f.read_bytes()[8] for f in kept} == {0}

@@ -30,13 +30,17 @@ def naive_dup(words, n):
 
 def test_vectorised_ngram_stats_match_naive():
     rng = random.Random(0)
-    for trial in range(30):
-        vocab = [f"w{i}" * rng.randint(1, 3) for i in range(rng.randint(2, 12))]
-        words = [rng.choice(vocab) for _ in range(rng.randint(12, 200))]
+    for trial in range(60):
+        # small vocabularies repeat n-grams; large ones give all-distinct words or no repeated bigram
+        # (the shortcuts that skip the arrays)
+        vocab = [f"w{i}" * rng.randint(1, 3) for i in range(rng.choice([rng.randint(2, 12), 500]))]
+        words = [rng.choice(vocab) for _ in range(rng.randint(3 if len(vocab) > 12 else 12, 200))]
         top, dup = ngram_stats(words)
-        for n in (2, 3, 4):
+        assert list(top) == [n for n in (2, 3, 4) if n <= len(words)]
+        assert list(dup) == [n for n in range(5, 11) if n <= len(words)]
+        for n in top:
             assert abs(top[n] - naive_top(words, n)) < 1e-9
-        for n in range(5, 11):
+        for n in dup:
             assert abs(dup[n] - naive_dup(words, n)) < 1e-9
 
 
@@ -82,6 +86,11 @@ def test_kiwi_only_confirms_stopword_rejections():
     assert {"은", "의", "와", "을", "으로"} <= ko_function_words(statute) & sw
     assert stage.process(_ko(statute)) is None and stage.counts["kiwi_docs"] == 0
     # no unambiguous particle on the surface: Kiwi is asked, finds 가 (subject particle), keeps it
+    # the morpheme first, the character before it checked after it: at the text's start, after a
+    # syllable, inside a longer word
+    assert ko_function_words("것이 수 있다. 학교에서 집으로 갔다") == {"것", "수", "있", "에서", "으로"}
+    assert ko_function_words("수박을 있었다 학교에서도 봤음") == {"을", "있"}
+    assert ko_function_words("을 에서 의") == set()
     comment = "진짜 배우가 최고다 ㅋㅋ"
     assert not ko_function_words(comment) & sw
     assert stage.process(_ko(comment)) is None and stage.counts["kiwi_docs"] == 1

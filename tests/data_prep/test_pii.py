@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from data_prep.cli import main
 from data_prep.pii import PII_TOKENS, PiiDetector, mask_text
 from data_prep.pii import checksums as ck
+from data_prep.pii import patterns
 from tests.conftest import SHARED_DATA
 from tests.data_prep.conftest import read_output, write_jsonl
 
@@ -47,6 +49,33 @@ def types_in(det, text):
 ])
 def test_structured_types(det, text, kind, value):
     assert (kind, value) in types_in(det, text)
+
+
+# every alternative of every structured pattern, for the pre-check test below
+_EVERY_ALTERNATIVE = [
+    "☎ 1366, 01045827104, 1588-7234, +82 10-4582-7104, (02) 2110-6543, 031.123.4567",
+    "880101-1234568, 880101 – *234567, 8801011234568, 110111-0247385, 211-87-22658, 2118722658",
+    "5424-1234-5678-9012, 3782 822463 10005, 4242424242424242, 110-4872-153649, 11048721536490",
+    "121.135.247.182, 0.0.0.0, 00:1A:2B:3C:4D:5E, aa-bb-cc-dd-ee-ff, M84729168, MC12345678, M123A4567, 123456789",
+    "12-23-456789-12, 서울 23-456789-12, 47하2918, 서울 123 가 4567, 1-08472916384, 08472916384",
+    "P123456789012, ms.kang@gmail.com, @kim_jiwoo_94, 1990년 12월, 제3조 1. 2. 3.",
+]
+
+
+@pytest.mark.parametrize("kind", sorted(patterns.RX))
+def test_pre_checks_are_met_by_every_match(kind):
+    """``NEEDS[kind]`` and ``MIN_DIGIT_RUN[kind]`` gate the scan for ``kind``: every match of ``RX[kind]``
+    holds such a run of digits and contains one of the patterns (PHONE: every match that becomes a
+    span, with the 12 characters before it)."""
+    detect = dict(patterns.DETECTORS)[kind]
+    matches = [(text, m) for text in _EVERY_ALTERNATIVE for m in patterns.RX[kind].finditer(text)]
+    assert matches, f"no sample for {kind}"
+    assert min(max(map(len, re.findall(r"\d+", m.group(0))), default=0) for _, m in matches) \
+        >= patterns.MIN_DIGIT_RUN[kind]
+    windows = [m.group(0) if kind != "PHONE" else text[max(0, m.start() - 12):m.end()]
+               for text, m in matches if kind != "PHONE" or detect(text, m) is not None]
+    assert all(any(p.search(w) for p in patterns.NEEDS[kind]) for w in windows)
+    assert not any(p.search("개인정보가 없는 문장입니다. 제3조 1. 1990년 12월") for p in patterns.NEEDS[kind])
 
 
 def test_names_need_context_and_addresses_need_structure(det):

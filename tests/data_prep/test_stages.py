@@ -21,6 +21,8 @@ def test_normalisation():
     jamo = unicodedata.normalize("NFD", "한국어")  # decomposed Hangul jamo
     assert normalize_text(jamo) == "한국어"
     assert normalize_text("a\u200b\x07b \t\u3000 c\r\n\n\n\n\nd  ") == "ab c\n\nd"
+    # a single space stays, any other run of horizontal spaces (or one tab / no-break space) becomes one
+    assert normalize_text("x y\u00a0z\tw  v \u2003 u\u1680t \n  s\u3000") == "x y z w v u\u1680t\ns"
 
 
 def test_url_rules_without_ut1(tmp_path):
