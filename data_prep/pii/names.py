@@ -66,8 +66,8 @@ _PLACE_BEFORE = re.compile(r"(?:[가-힣]{1,6}(?:시|도)|서울|부산|대구|�
 _PLACE_LAST_WEAK = set("동도")  # 화곡동, 백령도; names (김성동, 이현도) need person context
 _NOT_NAME_LAST = set("군읍면역당궁함청관판사차파단회각변고법어")  # 진도군, 정의당, 경복궁, 천안함, 국적법, 한국어 …
 # syllables of loanwords that Korean given names (Sino-Korean syllables) do not use: 유튜브, 이집트, 모로코
-_WS = re.compile(r"\s")
-_UNIT_MAX = 16  # characters of a candidate's word that Kiwi analyses (a chunk is ≤ 12 syllables)
+_UNIT_MAX = 12  # syllables of a candidate's Hangul run that Kiwi analyses (= the chunk)
+_HANGUL_RUN = re.compile(r"[가-힣]+")
 _CONTEXT_WIDTH = 12  # characters each side of a titled candidate that Kiwi reads with it
 
 _LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀디텔앤")
@@ -128,10 +128,10 @@ class NameAddressFinder:
             self._kiwi = shared_kiwi()
         return self._kiwi
 
-    # at the first syllable of a Hangul run that is a surname: group 1 the chunk (its first 2–12
-    # syllables), group 2 the analysis unit (up to 16 characters to the next whitespace, see _unit)
-    _SURNAME_CHUNK = re.compile(r"(?<![가-힣])(?=([" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
-                                + r"][가-힣]{1,11}))(?=(\S{1,16}))")
+    # the first 2–12 syllables of a Hangul run that starts with a surname syllable: the chunk whose
+    # candidates are read, and Kiwi's analysis unit for them (see _unit)
+    _SURNAME_CHUNK = re.compile(r"(?<![가-힣])[" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
+                                + r"][가-힣]{1,11}")
     # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
     # a title, or something that starts like a particle / copula
     _REST = re.compile(r"(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
@@ -146,10 +146,11 @@ class NameAddressFinder:
         """Kiwi tokens ``(absolute start, length, tag, oov)`` around the candidate [start, end).
 
         A name, its particle or title, and what would veto it (``선수의``, ``이번에``) sit in the
-        word that starts with it, so by default Kiwi analyses that word alone — from ``start`` (a
-        Hangul run's first syllable) to the next whitespace, at most :data:`_UNIT_MAX` characters —
-        and the analysis is kept in a per-process cache keyed by that string: the same words recur
-        across documents, and Kiwi (~16 µs per character here) is most of PII masking's cost.
+        Hangul run that starts with it, so by default Kiwi analyses that run alone — from ``start``
+        (a run's first syllable), at most :data:`_UNIT_MAX` syllables; punctuation and what follows
+        it are left out — and the analysis is kept in a per-process cache keyed by that string: the
+        same words recur across documents, and Kiwi (~16 µs per character here) is most of PII
+        masking's cost.
         ``context=True`` (a candidate followed by a title, rare) asks for a window of
         :data:`_CONTEXT_WIDTH` characters each side, cut at whitespace, once per document: a word
         alone can read differently (``가수 이현도 씨`` is a name in context, 이/현도 alone).
@@ -165,10 +166,10 @@ class NameAddressFinder:
 
     @staticmethod
     def _unit(text: str, start: int, end: int) -> str:
-        """The analysis unit of a candidate: ``text[start:]`` up to whitespace, ≤ _UNIT_MAX chars
-        (never less than [start, end); ``_SURNAME_CHUNK``'s group 2 is the same string)."""
-        m = _WS.search(text, end, start + _UNIT_MAX)
-        return text[start:m.start() if m else max(end, min(len(text), start + _UNIT_MAX))]
+        """The analysis unit of a candidate: the Hangul run from ``start``, ≤ _UNIT_MAX syllables
+        (never less than [start, end); for a candidate, the chunk ``_SURNAME_CHUNK`` matched)."""
+        m = _HANGUL_RUN.match(text, start, start + _UNIT_MAX)
+        return text[start:max(end, m.end() if m else start)]
 
     def word_tokens(self, word: str) -> tuple:
         """Kiwi's analysis of one word alone, ``((start, length, tag, oov), ...)``, cached."""
@@ -264,8 +265,8 @@ class NameAddressFinder:
                 or bool(AFTER_PAREN.match(after))
                 or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
 
-    def _verdict(self, text: str, start: int, chunk: str, unit: str, cache: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """``(lengths, survivors)`` of a chunk, memoised per analysis unit (:meth:`_unit`).
+    def _verdict(self, text: str, start: int, chunk: str, cache: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(lengths, survivors)`` of a chunk (= its analysis unit, :meth:`_unit`), memoised.
 
         ``lengths``: its candidate lengths (3, 4, 2 syllables) — surname-initial and followed by
         nothing / a particle-like ending / a title inside the chunk (regex only). ``survivors``:
@@ -280,7 +281,7 @@ class NameAddressFinder:
             or not self._followed_by_particle(text, start, n, chunk[n:], cache)))
         if len(self._word_verdicts) >= self.cache_words:
             self._word_verdicts.clear()
-        verdict = self._word_verdicts[unit] = (lengths, surv)
+        verdict = self._word_verdicts[chunk] = (lengths, surv)
         return verdict
 
     def _cands(self, text: str, start: int, chunk: str, lengths: tuple[int, ...]) -> list[_Cand]:
@@ -347,9 +348,8 @@ class NameAddressFinder:
         live: list[tuple[list[_Cand], list[_Cand], bool]] = []  # (alternatives, survivors, person context)
         verdicts = self._word_verdicts
         for m in self._SURNAME_CHUNK.finditer(text):
-            chunk, unit = m.groups()
-            start = m.start()
-            verdict = verdicts.get(unit) or self._verdict(text, start, chunk, unit, cache)
+            chunk, start = m.group(), m.start()
+            verdict = verdicts.get(chunk) or self._verdict(text, start, chunk, cache)
             lengths, surv = verdict
             if not surv and not (lengths and self._TITLE_NEXT.match(text, start + len(chunk))):
                 continue  # nothing survives its word's analysis, and no title follows the chunk
