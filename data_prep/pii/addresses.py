@@ -23,10 +23,30 @@ _ADDRESS = re.compile(
     r"|,?\s+\d{1,5}호)?(?:\s?\([가-힣A-Za-z0-9 ,]{2,30}\))?)"
 )
 
-# every address has a province/city name or a 시/군/구 word followed by more of the address:
-# one C-level search skips the long pattern on texts that have neither (most of a web corpus)
+# every address has a province/city name or a 시/군/구 word followed by more of the address
 _HINT = re.compile(r"[가-힣](?:시|군|구)\s|" + SIDO)
 
+
+def _matches(text: str) -> Iterator[re.Match]:
+    """The non-empty matches ``_ADDRESS.finditer(text)`` gives, found by trying the pattern only at
+    the start of the Hangul runs that hold a hint (a province name, a 시/군/구 word before a space).
+
+    A non-empty match starts with a province or a district word, and both are hints, so nothing is
+    missed; the long pattern is no longer tried at every Hangul run of the text (~3 CPU-s on the
+    throughput corpus's statutes). Matches never overlap, as with ``finditer``.
+    """
+    pos = tried = -1
+    for hint in _HINT.finditer(text):
+        start = hint.start()
+        while start > 0 and "가" <= text[start - 1] <= "힣":
+            start -= 1
+        if start < pos or start == tried:
+            continue
+        tried = start
+        m = _ADDRESS.match(text, start)
+        if m is not None and m.end() > start:
+            pos = m.end()
+            yield m
 
 
 def find_addresses(text: str, tokens: Callable[[int, int], list]) -> Iterator[Span]:
@@ -36,9 +56,7 @@ def find_addresses(text: str, tokens: Callable[[int, int], list]) -> Iterator[Sp
     a province, the district must be a proper noun to Kiwi (so ``연구 활동`` is not ``…구 …동``).
     Score 1.0 with a town/road/number part, 0.8 for a province + district alone.
     """
-    if not _HINT.search(text):
-        return
-    for m in _ADDRESS.finditer(text):
+    for m in _matches(text):
         sido, sgg, rest = m.group("sido"), m.group("sgg"), (m.group("rest") or "").strip()
         if not sgg and not (sido and rest):
             continue

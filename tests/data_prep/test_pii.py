@@ -174,3 +174,16 @@ def test_pii_command_masks_and_counts(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["balanced"] and stats["kept"] == 2
     assert stats["stages"]["pii"]["stats"]["masked:RRN"] == 1
+
+
+def test_address_matches_are_the_patterns_own():
+    """Trying the address pattern only where a hint is gives exactly the non-empty matches that
+    scanning every position does (finditer), on texts with provinces, districts and look-alikes."""
+    from data_prep.pii.addresses import _ADDRESS, _matches
+
+    texts = ["서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다.", "경기도 성남시 분당구 판교역로 235 (삼평동)",
+             "성남시 분당구에서 만나요. 안산시 단원구 고잔동 123", "시·도지사와 시장·군수·구청장은 관할 구역의",
+             "대구광역시 수성구 범어동 1번지와 부산 해운대구 우동 1408", "이 연구 활동은 서초구 주민과 함께",
+             "경기 결과 강남구 주민 (서울시 강남구 역삼동 100-1, 3층 301호)", "세종특별자치시 한누리대로 2130 세종시청"]
+    for text in texts:
+        assert [m.span() for m in _matches(text)] == [m.span() for m in _ADDRESS.finditer(text) if m.end() > m.start()], text
