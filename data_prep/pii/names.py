@@ -185,7 +185,7 @@ class NameAddressFinder:
         return toks
 
     @staticmethod
-    def _window(text: str, start: int, end: int, width: int = 24) -> tuple[int, int]:
+    def _window(text: str, start: int, end: int, width: int) -> tuple[int, int]:
         lo = max(0, start - width)
         sp = text.find(" ", lo, start)
         lo = sp + 1 if sp != -1 else lo
