@@ -48,6 +48,7 @@ FORMAT, VERSION = "midm-prefs", 1
 INDEX_FILE = "index.json"
 SPLITS = ("train", "valid")
 TOKENS, LOSS_MASK = "tokens", "loss_mask"  # {split}/tokens.{bin,idx}, {split}/loss_mask.{bin,idx}
+PROGRESS_EVERY = 10_000  # records between two progress lines on stderr (default on; --no-progress)
 
 
 class PrefsError(MidmError, ValueError):
@@ -189,7 +190,7 @@ def build(inputs: list[str], out: str | Path, tokenizer_dir: str, *, seq_length:
                 splits["valid" if held_out(pair.prompt, seed, valid_fraction) else "train"].add(rendered)
                 longest = max(longest, length)
                 max_id = max(max_id, *rendered.chosen_ids, *rendered.rejected_ids)
-                if progress and read % 10_000 == 0:
+                if progress and read % PROGRESS_EVERY == 0:
                     print(f"[midm data prefs] {read:,} read, {sum(s.pairs for s in splits.values()):,} kept",
                           file=sys.stderr, flush=True)
         for split in splits.values():

@@ -41,6 +41,9 @@ from data_prep.sft.records import DROP_REASONS, RecordError, parse_line
 from data_prep.sft.shards import FORMAT, INDEX_FILE, VERSION, SFTDataError, token_dtype, write_shard
 
 
+PROGRESS_EVERY = 50_000  # conversations between two progress lines on stderr
+
+
 def input_files(paths: list[str]) -> list[Path]:
     """``.jsonl``/``.jsonl.gz`` files given directly or found under directories (sorted; a `midm data
     filter` output: its kept shards), in a stable order — :func:`data_prep.docio.inputs.expand_inputs`.
@@ -138,7 +141,7 @@ def build(paths: list[str], out: str | Path, tokenizer_dir: str, *, seq_length: 
             ids = np.fromiter((i for _, t, _ in turns for i in t), dtype=np.int64)
             mask = np.fromiter((m for _, _, t in turns for m in t), dtype=np.uint8)
             kept.append((ids, mask))
-            if progress and read % 50_000 == 0:
+            if progress and read % PROGRESS_EVERY == 0:
                 print(f"[midm data sft] {read:,} read, {len(kept):,} kept", file=sys.stderr, flush=True)
     if not kept:
         raise SFTDataError(f"no conversation kept out of {read} read (dropped: {dict(dropped)}); see the "

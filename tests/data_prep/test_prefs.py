@@ -87,7 +87,7 @@ def test_ids_and_masks_against_the_hf_chat_template(hf_and_midm):
 def test_build_accounts_for_every_record_and_splits_by_prompt(chat_tokenizer_dir, tmp_path):
     out = tmp_path / "prefs"
     stats = build([str(PREFS / "square_pairs.jsonl"), str(PREFS / "forms.jsonl"), str(PREFS / "bad_pairs.jsonl")],
-                  out, str(chat_tokenizer_dir), seq_length=256, valid_fraction=0.2, progress=False)
+                  out, str(chat_tokenizer_dir), seq_length=256, valid_fraction=0.2)
     assert stats["records_read"] == 107 + 4 + 12
     assert stats["dropped"] == {"malformed": 7, "empty": 3, "identical": 1, "too_long": 1}
     assert stats["kept"] == 111 and stats["balanced"]
@@ -110,17 +110,25 @@ def test_build_accounts_for_every_record_and_splits_by_prompt(chat_tokenizer_dir
     assert all(len(v) == 1 for v in by_prompt.values()) and len(by_prompt) == 104
     # a shorter sequence length turns more pairs into too_long drops, still balanced; a rerun replaces OUT
     short = build([str(PREFS / "square_pairs.jsonl")], out, str(chat_tokenizer_dir), seq_length=100,
-                  valid_fraction=0.0, progress=False)
+                  valid_fraction=0.0)
     assert short["dropped"]["too_long"] > 0 and short["balanced"] and short["longest"] <= 101
     assert short["splits"]["valid"]["pairs"] == 0
 
 
-def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, capsys):
+def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, capsys, monkeypatch):
+    import data_prep.prefs.build as prefs_build
+
+    monkeypatch.setattr(prefs_build, "PROGRESS_EVERY", 2)  # a progress line every 2 records, not 10,000
     out = tmp_path / "cli"
     assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(out), "--tokenizer", str(chat_tokenizer_dir),
-                      "--seq-length", "128"]) == 0  # default: progress bar on
-    brief = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+                      "--seq-length", "128"]) == 0  # default: progress on
+    captured = capsys.readouterr()
+    brief = json.loads(captured.out.strip().splitlines()[-1])
     assert brief["records_read"] == brief["kept"] == 4 and brief["balanced"]
+    assert captured.err.splitlines() == ["[midm data prefs] 2 read, 2 kept", "[midm data prefs] 4 read, 4 kept"]
+    assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(out), "--tokenizer", str(chat_tokenizer_dir),
+                      "--seq-length", "128", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
     assert midm_main(["data", "prefs", str(PREFS / "forms.jsonl"), str(PREFS), "--tokenizer",
                       str(chat_tokenizer_dir)]) == 2
     assert "is not a `midm data prefs` output" in capsys.readouterr().err
@@ -137,6 +145,6 @@ def test_cli_reports_accounting_and_bad_input(chat_tokenizer_dir, tmp_path, caps
 def test_prefs_never_imports_torch(chat_tokenizer_dir, tmp_path):
     code = ("import sys; from midm.cli import main; "
             f"assert main(['data', 'prefs', {str(PREFS / 'forms.jsonl')!r}, {str(tmp_path / 'o')!r}, "
-            f"'--tokenizer', {str(chat_tokenizer_dir)!r}, '--no-progress']) == 0; "
+            f"'--tokenizer', {str(chat_tokenizer_dir)!r}]) == 0; "
             "assert 'torch' not in sys.modules and 'megatron' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)

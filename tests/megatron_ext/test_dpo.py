@@ -68,7 +68,7 @@ def prefs(root, chat_tokenizer_dir) -> Path:
 
     # ~10% of the prompts for training: few enough pairs that a dozen steps visibly learn them
     stats = build([str(TEST_DATA / "prefs" / "square_pairs.jsonl")], root / "prefs", str(chat_tokenizer_dir),
-                  seq_length=SEQ, valid_fraction=0.9, progress=False)
+                  seq_length=SEQ, valid_fraction=0.9)
     assert 5 <= stats["splits"]["train"]["pairs"] <= 20
     return root / "prefs"
 

@@ -63,8 +63,14 @@ def test_truncation_keeps_whole_exchanges(chat_tokenizer_dir, tmp_path):
         build([str(src)], tmp_path / "d", str(chat_tokenizer_dir), seq_length=len(whole) - 1, overlong="drop")
 
 
-def test_no_pack_is_one_conversation_per_sample(chat_tokenizer_dir, tmp_path):
+def test_no_pack_is_one_conversation_per_sample(chat_tokenizer_dir, tmp_path, capsys, monkeypatch):
+    import data_prep.sft.build as sft_build
+
+    monkeypatch.setattr(sft_build, "PROGRESS_EVERY", 1)  # the default progress lines, one per conversation
     stats = build(ALL[:1], tmp_path / "u", str(chat_tokenizer_dir), seq_length=256, packed=False, valid_fraction=0)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == stats["conversations_read"] and lines[-1].startswith(
+        f"[midm data sft] {stats['conversations_read']} read, {stats['kept']} kept")
     data = SFTSplit(tmp_path / "u", "train")
     assert len(data) == stats["kept"] == 75 and all(len(data.sample(i)) == 1 for i in range(len(data)))
 
