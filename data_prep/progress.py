@@ -2,8 +2,8 @@
 
 Progress. Each rank's reader (:mod:`data_prep.docio.reader`) records, at most twice a second, how
 many bytes of its input files it has consumed and how many documents it has read, in
-``OUT/_work/progress/<step>/<rank>.json`` (a file, so it works from datatrove's forked worker
-processes, whose step objects are pickled). :class:`StepProgress` polls those files from the main
+``OUT/_work/progress/<step>/<rank>.json`` (a file, so it works from datatrove's worker processes,
+whose step objects are pickled). :class:`StepProgress` polls those files from the main
 process and draws one ``tqdm`` bar per step on stderr: bytes of the step's input done / total (ETA),
 with documents and documents/s beside it. Steps that read no documents (MinHash buckets, clusters,
 exact-dedup lookups) count finished tasks instead. Bars are drawn only when stderr is a terminal,
@@ -184,8 +184,9 @@ def datatrove_log_to_file(log_path: Path, verbose: bool) -> Iterator[TextIO]:
     real stderr, where the progress bars go.
 
     datatrove re-adds a loguru sink on ``sys.stderr`` for every task (``add_task_logger``) and after it
-    (``setup_default_logger``); both look ``sys.stderr`` up when they run, so they land here, in worker
-    processes too (forked with this object as their ``sys.stderr``).
+    (``setup_default_logger``); both look ``sys.stderr`` up when they run, so they land here. A worker
+    process (started from a forkserver: it does not inherit this) enters the same block around its task
+    (:class:`data_prep.local_exec.MidmLocalExecutor`).
     """
     from datatrove.utils.logging import logger, setup_default_logger  # datatrove's loguru logger
 
@@ -194,7 +195,7 @@ def datatrove_log_to_file(log_path: Path, verbose: bool) -> Iterator[TextIO]:
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         filtered = _FilteredStderr(log, real, verbose)
 
-        def interrupted(signum, frame):  # inherited by the forked workers: each mutes its own copy
+        def interrupted(signum, frame):  # installed in each worker too (its own block): each mutes its own copy
             filtered.muted = True
             raise KeyboardInterrupt
 

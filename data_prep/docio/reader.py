@@ -90,12 +90,14 @@ class RobustJsonlReader(BaseDiskReader):
         """With ``--keep-rejects``: the unreadable record, as much of it as is text, under rejects/input/."""
         if self.rejects_dir is None:
             return
+        path = self._display_path(filepath)
+        self._write_reject({"id": f"{path}#{line_no}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+                            "file": path, "line": line_no + 1,
+                            "raw": None if raw is None else raw.decode("utf-8", "backslashreplace")})
+
+    def _write_reject(self, record: dict) -> None:
         if self._rejects is None:  # opened on the first reject: no empty file when every record reads
             self._rejects = _open_rejects(self.rejects_dir, self._rank)
-        path = self._display_path(filepath)
-        record = {"id": f"{path}#{line_no}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
-                  "file": path, "line": line_no + 1,
-                  "raw": None if raw is None else raw.decode("utf-8", "backslashreplace")}
         self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
 
     def _display_path(self, filepath: str) -> str:
@@ -106,13 +108,10 @@ class RobustJsonlReader(BaseDiskReader):
     def _source_drop(self, reason: str, n: int, where: dict) -> None:
         """With ``--keep-rejects``: where a WARC/Parquet record the input stage dropped was (its
         WARC-Record-ID and URL, or its Parquet row / row group), under rejects/input/."""
-        if self._rejects is None:
-            self._rejects = _open_rejects(self.rejects_dir, self._rank)
         name = where.get("warc_record_id") or where.get("url") or (
             f"row {where['row']}" if "row" in where else f"row group {where.get('row_group')}")
-        record = {"id": f"{self._file}#{name}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
-                  "records": n, **{k: v for k, v in where.items() if v is not None}, "file": self._file}
-        self._rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._write_reject({"id": f"{self._file}#{name}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+                            "records": n, **{k: v for k, v in where.items() if v is not None}, "file": self._file})
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1

@@ -3,8 +3,8 @@
 Regular expressions alone cannot tell ``김도현 사무관`` (a person) from ``이번 회의`` or
 ``강남`` (a district): both start with a common surname syllable. Candidates are 2–4-syllable
 spans at the start of a Hangul run that begin with a Korean surname and are followed by nothing,
-a title or a particle-like ending (regex only); Kiwi then analyses the word each one starts (alone,
-cached per process: the same words recur), and the text around it when a title follows it.
+a title or a particle-like ending (regex only); Kiwi then analyses the Hangul run each one starts
+(alone, cached per process: the same words recur), and the text around it when a title follows it.
 A candidate is a name when
 
 * the text around it says "person" — a title/honorific after it (``과장``, ``씨``, ``교수``, or
@@ -73,6 +73,11 @@ _CONTEXT_WIDTH = 12  # characters each side of a titled candidate that Kiwi read
 _LOAN = set("스트크브프드즈츠쿠키케코카타토테티피페포퓨튜릭렉웨워쟈져죠콘톤폴플블클그르므뉴듀디텔앤")
 
 
+def _token_tuples(tokens) -> Iterator[tuple[int, int, str, bool]]:
+    """Kiwi tokens as ``(start, length, tag, oov)``."""
+    return ((t.start, t.len, t.tag, bool(getattr(t, "oov", False))) for t in tokens)
+
+
 class _Cand(NamedTuple):
     """A name candidate: span, the rest of its eojeol, strict given-name syllables, ``씨``/age after."""
 
@@ -110,8 +115,7 @@ class NameAddressFinder:
 
     ``cache_words`` bounds each per-process memo (Kiwi analyses per Hangul run, candidate verdicts
     per run, places; a full memo is emptied): ~260 bytes per entry measured, so at most ~100 MB per
-    worker at the default. The memos only save time: spans are the
-    same with any size, including 0-entry-effective tiny ones (tested).
+    worker at the default. The memos only save time: spans are the same with any size (tested with 1).
     """
 
     def __init__(self, cache_words: int = 200_000) -> None:
@@ -119,7 +123,7 @@ class NameAddressFinder:
         self.cache_words = cache_words
         self._words: dict[str, tuple] = {}
         self._places: dict[str, bool] = {}
-        self._word_verdicts: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._verdicts: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     @property
     def kiwi(self):
@@ -138,10 +142,11 @@ class NameAddressFinder:
     _REST = re.compile(r"(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
     _INFLECTED = {"XSV", "XSA", "VCP", "VV", "VA", "VX"}
     _COMMON_TAGS = {"NNG", "NNB", "NR", "NP", "MM", "MAG", "MAJ", "VV", "VA", "XR", "IC"}
-    _PERSONAL = re.compile(r"\s*(?:씨|님|\(\s*\d{1,3}\s*[,)·세])")  # 김수로 씨, 김성동(54): a person even if it reads like a place
+    _AGE = r"\(\s*\d{1,3}\s*[,)·세]"  # 김성동(54), 박모(54·여)
+    _PERSONAL = re.compile(r"\s*(?:씨|님|" + _AGE + ")")  # 김수로 씨, 김성동(54): a person even if it reads like a place
     _LIST_SEP = re.compile(r"^[\s,·/]*$")
     # a title or 씨/님/(age) right after a chunk: 이현도 씨, 김학규 시장, 김성동(54)
-    _TITLE_NEXT = re.compile(r"\s*(?:\(\s*\d{1,3}\s*[,)·세]|" + "|".join(sorted(TITLES, key=len, reverse=True)) + ")")
+    _TITLE_NEXT = re.compile(r"\s*(?:" + _AGE + "|" + "|".join(sorted(TITLES, key=len, reverse=True)) + ")")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict, context: bool = False) -> list:
         """Kiwi tokens ``(absolute start, length, tag, oov)`` around the candidate [start, end).
@@ -176,14 +181,15 @@ class NameAddressFinder:
         """Kiwi's analysis of one word alone, ``((start, length, tag, oov), ...)``, cached."""
         toks = self._words.get(word)
         if toks is None:
-            toks = self._store(word, self.kiwi.tokenize(word))
+            toks = self._remember(self._words, word, tuple(_token_tuples(self.kiwi.tokenize(word))))
         return toks
 
-    def _store(self, word: str, tokens) -> tuple:
-        if len(self._words) >= self.cache_words:
-            self._words.clear()  # bounded; analyses are per word, so only speed depends on the cache
-        toks = self._words[word] = tuple((t.start, t.len, t.tag, bool(getattr(t, "oov", False))) for t in tokens)
-        return toks
+    def _remember(self, memo: dict, key, value):
+        """``memo[key] = value``, the memo emptied first when it holds ``cache_words`` entries."""
+        if len(memo) >= self.cache_words:
+            memo.clear()
+        memo[key] = value
+        return value
 
     @staticmethod
     def _window(text: str, start: int, end: int, width: int) -> tuple[int, int]:
@@ -195,7 +201,7 @@ class NameAddressFinder:
         return lo, (sp if sp != -1 else hi)
 
     def _tokenize(self, text: str, lo: int, hi: int) -> list:
-        return [(t.start + lo, t.len, t.tag, bool(getattr(t, "oov", False))) for t in self.kiwi.tokenize(text[lo:hi])]
+        return [(s + lo, n, tag, oov) for s, n, tag, oov in _token_tuples(self.kiwi.tokenize(text[lo:hi]))]
 
     def _vetoed(self, text: str, start: int, length: int, strong: bool, cache: dict, context: bool = False) -> bool:
         toks = self.window_tokens(text, start, start + length, cache, context)
@@ -239,11 +245,10 @@ class NameAddressFinder:
                    for s, n, tag, oov in self.window_tokens(text, start, end, cache, context))
 
     def _place(self, form: str, personal: bool, cache: dict, before: str = "") -> bool:
-        """Not a Korean personal name: ``정의당``, ``경복궁`` (an institution suffix), ``유튜브``
-        (loanword syllables), or — unless ``personal`` context says otherwise — ``서초구``,
-        ``원주시`` (a place Kiwi knows + a place suffix)."""
-        if form[-1] in _NOT_NAME_LAST or any(c in _LOAN for c in form[1:]):
-            return True
+        """A place, not a personal name — unless ``personal`` context says otherwise: ``서초구``,
+        ``원주시`` (a place Kiwi knows + a place suffix), ``안산시 단원구`` (a district after a city).
+        Institution suffixes and loanwords (``정의당``, ``유튜브``) are :meth:`_never_form`'s, checked
+        before this by every caller."""
         if personal or form[-1] not in _PLACE_LAST:
             return False
         if form[-1] in "시구동리" and _PLACE_BEFORE.search(before):
@@ -251,7 +256,7 @@ class NameAddressFinder:
         known = self._places.get(form)
         if known is None:
             toks = self.word_tokens(form[:-1])
-            known = self._places[form] = len(toks) == 1 and toks[0][2] == "NNP" and not toks[0][3]
+            known = self._remember(self._places, form, len(toks) == 1 and toks[0][2] == "NNP" and not toks[0][3])
         return known
 
     def _strong_context(self, text: str, start: int, end: int, rest: str) -> bool:
@@ -271,7 +276,7 @@ class NameAddressFinder:
 
         ``lengths``: its candidate lengths (3, 4, 2 syllables) — surname-initial and followed by
         nothing / a particle-like ending / a title inside the chunk (regex only). ``survivors``:
-        those that pass the checks needing only the unit's analysis (:meth:`_never`, :meth:`_vetoed`
+        those that pass the checks needing only the unit's analysis (:meth:`_never_form`, :meth:`_vetoed`
         as with person context, :meth:`_followed_by_particle`). Both depend on the unit alone.
         """
         lengths = tuple(n for n in (3, 4, 2) if len(chunk) >= n and _has_surname(chunk[:n])
@@ -280,20 +285,16 @@ class NameAddressFinder:
             self._never_form(chunk[:n])
             or self._vetoed(text, start, n, True, cache)
             or not self._followed_by_particle(text, start, n, chunk[n:], cache)))
-        if len(self._word_verdicts) >= self.cache_words:
-            self._word_verdicts.clear()
-        verdict = self._word_verdicts[chunk] = (lengths, surv)
-        return verdict
+        return self._remember(self._verdicts, chunk, (lengths, surv))
 
     def _cands(self, text: str, start: int, chunk: str, lengths: tuple[int, ...]) -> list[_Cand]:
         before = text[max(0, start - 12):start]
         return [_Cand(start, n, chunk[:n], chunk[n:], _looks_like_name(chunk[:n]),
                       bool(self._PERSONAL.match(text, start + n)), before) for n in lengths]
 
-    @staticmethod
-    def _titled(text: str, c: _Cand) -> bool:
+    def _titled(self, text: str, c: _Cand) -> bool:
         """A title or ``씨``/age right after the candidate (``이현도 씨``, ``김학규 시장``)."""
-        return c.personal or c.rest.startswith(TITLES) or text[c.start + c.length:c.start + c.length + 12].lstrip().startswith(TITLES)
+        return self._TITLE_NEXT.match(text, c.start + c.length) is not None
 
     @staticmethod
     def _never_form(form: str) -> bool:
@@ -301,11 +302,8 @@ class NameAddressFinder:
         loanword syllables."""
         return form in _TITLE_SET or form[-1] in _NOT_NAME_LAST or any(ch in _LOAN for ch in form[1:])
 
-    def _never(self, c: _Cand) -> bool:
-        return self._never_form(c.form)
-
     def _rejected(self, text: str, c: _Cand, strong: bool, cache: dict, context: bool = False) -> bool:
-        return (self._never(c)
+        return (self._never_form(c.form)
                 or self._vetoed(text, c.start, c.length, strong, cache, context)
                 or self._place(c.form, c.personal, cache, c.before)
                 or not self._followed_by_particle(text, c.start, c.length, c.rest, cache, context))
@@ -341,17 +339,16 @@ class NameAddressFinder:
     def names(self, text: str, cache: dict) -> Iterator[Span]:
         """PERSON spans (score 1.0 with person context, 0.8 from Kiwi's analysis alone).
 
-        Each candidate's word is read by Kiwi on its own first (:meth:`window_tokens`); a chunk
+        Each candidate's Hangul run is read by Kiwi on its own first (:meth:`window_tokens`); a chunk
         none of whose candidates survives that (a common word, a particle inside …) is dropped
         before its context is looked at, unless a title follows it — then Kiwi reads the window
         around it too (``가수 이현도 씨``: 이/현도 alone, a name in context).
         """
         live: list[tuple[list[_Cand], list[_Cand], bool]] = []  # (alternatives, survivors, person context)
-        verdicts = self._word_verdicts
+        verdicts = self._verdicts
         for m in self._SURNAME_CHUNK.finditer(text):
             chunk, start = m.group(), m.start()
-            verdict = verdicts.get(chunk) or self._verdict(text, start, chunk, cache)
-            lengths, surv = verdict
+            lengths, surv = verdicts.get(chunk) or self._verdict(text, start, chunk, cache)
             if not surv and not (lengths and self._TITLE_NEXT.match(text, start + len(chunk))):
                 continue  # nothing survives its word's analysis, and no title follows the chunk
             alts = self._cands(text, start, chunk, lengths)

@@ -90,6 +90,11 @@ def _merge(prefixes: list[str], out_prefix: str, dtype) -> tuple[int, int]:
     return sum(len(d) for d in doc_ends) - 1, int(all_lengths.sum())
 
 
+def _hub_options(args) -> tuple[str | None, str]:
+    """``(--hub-config, --hub-split)`` of a tokenize command line, the split ``train`` by default."""
+    return getattr(args, "hub_config", None), getattr(args, "hub_split", None) or "train"
+
+
 def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
     """The units of this run; the same as the interrupted run's when inputs and settings are the same.
 
@@ -99,7 +104,7 @@ def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
     resumed run never merges shards of different inputs.
     """
     size = unit_size(sources, max(1, int(args.shard_mb * 1e6)), args.workers)
-    hub_config, hub_split = getattr(args, "hub_config", None), getattr(args, "hub_split", None) or "train"
+    hub_config, hub_split = _hub_options(args)
     inputs = [[s.path, hub_config, hub_split, "hub"] if s.format == "hub" else
               [str(Path(s.path).resolve()), Path(s.path).stat().st_size, Path(s.path).stat().st_mtime_ns, s.format]
               for s in sources]
@@ -139,8 +144,7 @@ def main_tokenize(args) -> int:
     fmt = getattr(args, "format", None) or "auto"
     if (getattr(args, "hub_config", None) or getattr(args, "hub_split", None)) and fmt != "hub":
         raise DataError("--hub-config / --hub-split go with --format hub")
-    sources = input_sources(args.inputs, args.text_key, fmt, getattr(args, "hub_config", None),
-                            getattr(args, "hub_split", None))
+    sources = input_sources(args.inputs, args.text_key, fmt, *_hub_options(args))
     files = [s.path if s.format == "hub" else Path(s.path) for s in sources]
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)

@@ -64,7 +64,7 @@ class ServerState(ChatServerState):
 
     def __init__(self, model: ChatModel, name: str, fail_first: int = 0):
         super().__init__(name, fail_first)
-        self.model, self.name = model, name
+        self.model = model
         self.replies: list[str] = []
 
 
@@ -76,7 +76,7 @@ def _reply(state: ServerState):
         with state.lock:
             state.replies.append(text)
         return {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", state.name),
+                "model": body.get("model", state.model_id),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                 "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out}}
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     server, state = serve(args.model, host=args.host, port=args.port, name=args.served_model_name,
                           fail_first=args.fail_first, device=args.device)
-    print(f"serving {state.name} on http://{args.host}:{server.server_address[1]}/v1", flush=True)
+    print(f"serving {state.model_id} on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
