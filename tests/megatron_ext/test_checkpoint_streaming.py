@@ -27,7 +27,14 @@ MIB = 2**20
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    """The tools' environment. ``MALLOC_MMAP_THRESHOLD_``: glibc serves an allocation from its heap
+    once a freed block of that size raised its dynamic mmap threshold (up to 32 MiB), so this test's
+    3–16 MiB layer tensors end up in a heap whose fragmentation depends on thread timing: the same
+    12-layer export peaked 0–100 MiB apart run to run (CI: +97 MiB over 4 layers, here: -7 to +24
+    under load). A fixed 1 MiB threshold maps every tensor on its own, as an 11.5B model's weight
+    matrices (32–1,026 MiB in bf16) are anyway, and the peaks repeat to the MiB."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore",
+               MALLOC_MMAP_THRESHOLD_=str(MIB))
     env.pop("RANK", None)
     env.pop("WORLD_SIZE", None)
     return env
