@@ -118,11 +118,25 @@ class MinhashSignature(MinhashDedupSignature):
 
     def get_shingles(self, text: str) -> np.ndarray:
         """Hashed word n-grams of the simplified text, shape (n-grams, 1), uint64 — as datatrove's
-        ``MinhashDedupSignature.get_shingles`` (its ``ngrams`` zip of ``tee`` copies, here slices)."""
+        ``MinhashDedupSignature.get_shingles`` (its ``ngrams`` zip of ``tee`` copies, here a zip of
+        shifted word lists, joined and hashed by ``map``: no Python frame per n-gram; for 64-bit
+        xxhash the ``xxhash`` function itself rather than datatrove's one-line wrapper of it)."""
         words = self.word_tokenizer.word_tokenize(simplify_text(text, self.config.norm_config))
-        n, hash_func = self.config.n_grams, self._hash_func
-        return np.fromiter([hash_func(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)],
-                           dtype=np.uint64).reshape((-1, 1))
+        n = self.config.n_grams
+        count = max(0, len(words) - n + 1)
+        grams = map(" ".join, zip(*(words[k:] for k in range(n))))
+        return np.fromiter(map(self._fast_hash, grams), dtype=np.uint64, count=count).reshape((-1, 1))
+
+    @property
+    def _fast_hash(self):
+        """``self._hash_func``, unwrapped when it is datatrove's ``xxhash64`` (= ``xxh64_intdigest``)."""
+        from datatrove.utils.hashes.xxhash import xxhash64
+
+        if self._hash_func is xxhash64:
+            import xxhash
+
+            return xxhash.xxh64_intdigest
+        return self._hash_func
 
 
 def exact_content(doc: Document) -> str:
