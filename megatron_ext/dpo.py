@@ -107,7 +107,8 @@ def dpo_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
 
     Raises:
         RecipeError: no ``dpo`` section or no ``dpo.dataset``.
-        DataError: the dataset is missing or was tokenized for a larger vocabulary.
+        DataError: the dataset is missing, was tokenized with another tokenizer than the initial
+            checkpoint's, or is longer than the model's positions.
         CheckpointError: ``checkpoint.load`` is not a checkpoint.
     """
     if recipe.dpo is None or not recipe.dpo.dataset:
@@ -116,7 +117,7 @@ def dpo_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
     out = copy.deepcopy(recipe)
     index = read_index(out.dpo.dataset)
     notes = adopt_model_and_data(out, index, out.dpo.dataset, initial="initial", built_for="pairs were built for",
-                                 error=DataError)
+                                 error=DataError, made_by="midm data prefs")
     pairs = index["splits"]["train"]["pairs"]
     if out.dpo.epochs is not None:
         out.train.steps = max(1, math.ceil(out.dpo.epochs * pairs / out.train.global_batch_size))

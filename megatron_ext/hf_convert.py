@@ -234,13 +234,24 @@ def read_hf(hf_dir: Path) -> tuple[dict, dict]:
 
 def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHITECTURE
                    ) -> tuple[int, list[int], int | None, int | None]:
-    """(bos, eos ids for generation, pad, len(tokenizer)) — the architecture's ids when no tokenizer is given."""
+    """(bos, eos ids for generation, pad, len(tokenizer)) — the architecture's ids when no tokenizer is given.
+
+    Raises:
+        ConvertError: ``tokenizer_dir`` is missing, not a tokenizer directory, or unloadable.
+    """
     facts = get_architecture(architecture).special_tokens
     if tokenizer_dir is None:
         return facts.bos_id, [facts.eos_id], None, None
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    from megatron_ext.hf_files import check_tokenizer_dir
+
+    local = check_tokenizer_dir(tokenizer_dir)
+    try:  # local files only: a directory that looks like a Hub id is never looked up there
+        tok = AutoTokenizer.from_pretrained(str(local), local_files_only=True)
+    except Exception as err:  # transformers raises OSError, ValueError, KeyError … for a damaged directory
+        reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
+        raise ConvertError(f"--tokenizer {tokenizer_dir}: transformers cannot load it as a tokenizer ({reason})") from err
     bos = tok.bos_token_id if tok.bos_token_id is not None else facts.bos_id
     eos = [tok.eos_token_id if tok.eos_token_id is not None else facts.eos_id]
     eot = tok.convert_tokens_to_ids(facts.eot_token) if facts.eot_token in tok.get_vocab() else None
@@ -270,8 +281,8 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     arch = get_architecture(DEFAULT_ARCHITECTURE)
     started = time.time()
     recipe = read_recipe(ckpt)
+    bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)  # before the checksums read every weight
     iter_dir = ckpt_mod.check(ckpt)  # whole, safe to unpickle, checksums verified
-    bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)
     m = recipe.model
     if trim_vocab and vocab_size is None:
         if tok_len is None:

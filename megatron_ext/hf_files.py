@@ -7,8 +7,9 @@ and the tokenizer ↔ model vocabulary check.
 * :func:`prepare_output` / :func:`publish` write an export into a hidden sibling directory and
   rename it into place at the end, so an interrupted export never leaves a half-written model
   under the requested name, and an existing model is replaced only with ``--overwrite``.
-* :func:`check_tokenizer_vocab` refuses a tokenizer the model cannot have been trained with,
-  before any weight is read.
+* :func:`check_tokenizer_dir` refuses a ``--tokenizer`` that is missing or not a tokenizer directory
+  (never looked up on the Hub), and :func:`check_tokenizer_vocab` one the model cannot have been
+  trained with, both before any weight is read.
 """
 from __future__ import annotations
 
@@ -166,3 +167,30 @@ def check_tokenizer_vocab(tokenizer_dir: Path, tokens: int, padded_vocab: int, h
         raise ConvertError(f"--tokenizer {tokenizer_dir} has {tokens} tokens but the model has {padded_vocab} "
                            f"embedding rows ({padded_vocab - tokens} more; vocabulary padding is under "
                            f"{MAX_VOCAB_PADDING}): {hint}")
+
+
+# What ``AutoTokenizer.from_pretrained`` reads a vocabulary from (``save_pretrained`` / ``midm tokenizer
+# export`` write tokenizer.json; slow SentencePiece / BPE / WordPiece tokenizers one of the others).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+
+def check_tokenizer_dir(tokenizer_dir: Path) -> Path:
+    """``tokenizer_dir`` when it is a local Hugging Face tokenizer directory; nothing is loaded or downloaded.
+
+    ``--tokenizer`` is always a local path (the export is written from our own files): a missing
+    path is refused here instead of being looked up on the Hub.
+
+    Raises:
+        ConvertError: the path does not exist, is not a directory, or holds none of :data:`TOKENIZER_FILES`.
+    """
+    d = Path(tokenizer_dir)
+    what = (f"a tokenizer directory with one of {', '.join(TOKENIZER_FILES)} in it (`midm tokenizer export` or "
+            "save_pretrained output)")
+    if not d.exists():
+        raise ConvertError(f"--tokenizer {d} does not exist; give {what}")
+    if not d.is_dir():
+        raise ConvertError(f"--tokenizer {d} is a file; give {what}")
+    if not any((d / name).is_file() for name in TOKENIZER_FILES):
+        raise ConvertError(f"--tokenizer {d} is not a tokenizer directory: it holds none of "
+                           f"{', '.join(TOKENIZER_FILES)} (write one with `midm tokenizer export` or save_pretrained)")
+    return d

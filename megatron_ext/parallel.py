@@ -14,6 +14,11 @@ from dataclasses import dataclass
 import torch
 
 from megatron_ext import cpu_compat
+from midm.errors import MidmError
+
+
+class LaunchError(MidmError, RuntimeError):
+    """Started with a number of processes the requested layout cannot use (one line, exit 2 at the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,26 @@ def detect_env() -> DistEnv:
     if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and int(env["SLURM_NTASKS"]) > 1:
         return DistEnv(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)))
     return DistEnv(0, 1, 0)
+
+
+def require_processes(tensor_model_parallel_size: int, pipeline_model_parallel_size: int, launch: str) -> DistEnv:
+    """The launch environment when its world size is a multiple of TP × PP (Megatron's requirement).
+
+    Checked before any process group exists, so a plain ``python -m midm …`` of a multi-process
+    layout fails with the command to run instead of Megatron-Core's ``world_size (1) is not
+    divisible by …``. ``launch`` is that command (e.g. ``torchrun --nproc_per_node 2 -m midm …``).
+
+    Raises:
+        LaunchError: a size below 1, or a world size that is not a multiple of TP × PP.
+    """
+    tp, pp = tensor_model_parallel_size, pipeline_model_parallel_size
+    if tp < 1 or pp < 1:
+        raise LaunchError(f"tensor- and pipeline-parallel sizes must be at least 1, got TP={tp} PP={pp}")
+    env = detect_env()
+    if env.world_size % (tp * pp):
+        raise LaunchError(f"TP={tp} × PP={pp} needs {tp * pp} processes (or a multiple), this job has "
+                          f"{env.world_size}: run `{launch}`")
+    return env
 
 
 def _free_port() -> int:

@@ -50,7 +50,7 @@ def sft_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
     out = copy.deepcopy(recipe)
     index = read_index(out.sft.dataset)
     notes = adopt_model_and_data(out, index, out.sft.dataset, initial="base", built_for="data was packed for",
-                                 error=SFTDataError)
+                                 error=SFTDataError, made_by="midm data sft")
     train_samples = sum(s["samples"] for s in index["splits"]["train"]["shards"])
     if out.sft.epochs is not None:
         out.train.steps = max(1, math.ceil(out.sft.epochs * train_samples / out.train.global_batch_size))

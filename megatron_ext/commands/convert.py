@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
                               padded_vocab_size=args.padded_vocab_size)
         else:
+            from megatron_ext.parallel import require_processes
+
+            launch = shlex.join(["torchrun", "--nproc_per_node", str(args.tp * args.pp), "-m", "midm", "convert",
+                                 "reshard", "--checkpoint", str(args.checkpoint), "--output", str(args.output),
+                                 "--tp", str(args.tp), "--pp", str(args.pp)])
+            require_processes(args.tp, args.pp, launch)  # before anything is read or written
             summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp))}
         rank0 = _rank() == 0
     finally:

@@ -257,12 +257,50 @@ def test_megatron_and_transformers_logits_agree(converted, name):
         (megatron_logits[..., :vocab] - hf_logits).abs().max()
 
 
-def test_convert_cli_reports_bad_input(tmp_path):
+def test_convert_cli_reports_bad_input(tmp_path, monkeypatch, capsys):
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "midm", "convert", "to-hf", "--checkpoint", str(tmp_path),
                            "--output", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
+
+    # In process, before any process group or weight: a checkpoint holding only its recipe is enough to
+    # show that a bad --tokenizer is refused first (and never handed to transformers, so never to the Hub),
+    # and that reshard to TP=2 without torchrun says how to launch it.
+    import transformers
+
+    from midm.cli import main
+    from recipes import get_recipe, recipe_to_dict
+
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "iter_0000001").mkdir(parents=True)
+    (ckpt / "iter_0000001" / "recipe.json").write_text(json.dumps(recipe_to_dict(get_recipe("tiny_mini"))))
+    (ckpt / "latest").write_text("iter_0000001")
+    (tmp_path / "runs" / "tiny_mini").mkdir(parents=True)  # a directory, but not a tokenizer's
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "tokenizer.json").write_text("{}")  # what transformers cannot load
+    out = tmp_path / "hf"
+    assert main(["convert", "to-hf", "--checkpoint", str(ckpt), "--output", str(out), "--tokenizer",
+                 str(tmp_path / "broken")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "transformers cannot load it as a tokenizer" in err, err
+    loads = []
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: loads.append(a))
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for tokenizer, says in ((tmp_path / "runs", "is not a tokenizer directory: it holds none of tokenizer.json"),
+                            (tmp_path / "nope", "does not exist")):
+        assert main(["convert", "to-hf", "--checkpoint", str(ckpt), "--output", str(out),
+                     "--tokenizer", f"{tokenizer}/"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--tokenizer {tokenizer} {says}" in err, err
+    assert not loads and not out.exists()
+    assert main(["convert", "reshard", "--checkpoint", str(ckpt), "--output", str(out), "--tp", "2", "--pp", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs 2 processes" in err and "this job has 1" in err, err
+    assert f"`torchrun --nproc_per_node 2 -m midm convert reshard --checkpoint {ckpt} --output {out} --tp 2 " \
+           "--pp 1`" in err
+    assert not out.exists()
 
 
 def readme_reshard_command() -> list[str]:
