@@ -251,7 +251,8 @@ def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHI
         tok = AutoTokenizer.from_pretrained(str(local), local_files_only=True)
     except Exception as err:  # transformers raises OSError, ValueError, KeyError … for a damaged directory
         reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
-        raise ConvertError(f"--tokenizer {tokenizer_dir}: transformers cannot load it as a tokenizer ({reason})") from err
+        raise ConvertError(f"--tokenizer {tokenizer_dir}: transformers cannot load it as a tokenizer "
+                           f"({reason})") from err
     bos = tok.bos_token_id if tok.bos_token_id is not None else facts.bos_id
     eos = [tok.eos_token_id if tok.eos_token_id is not None else facts.eos_id]
     eot = tok.convert_tokens_to_ids(facts.eot_token) if facts.eot_token in tok.get_vocab() else None
