@@ -367,7 +367,8 @@ def resume(ckpt_dir: str | os.PathLike, mode: str, model, optimizer, scheduler, 
     ``mode``: ``none``; a path (loaded as given: any damage is an error); or ``auto``: the checkpoint
     ``latest`` names, else — when it is damaged (:class:`DamagedCheckpointError`) — the newest intact
     older one, saying which were skipped and why. Unsafe checkpoints are never skipped silently:
-    they fail. Raises CheckpointError when checkpoints exist but none is intact.
+    they fail. Raises DamagedCheckpointError (:func:`checkpoint_integrity.no_intact_checkpoint`) when
+    checkpoints exist but none is intact.
     """
     if mode == "none":
         return None, None
@@ -384,40 +385,51 @@ def resume(ckpt_dir: str | os.PathLike, mode: str, model, optimizer, scheduler, 
     if pointer.is_file() and _pointed(root) is None:
         say(f"{pointer} is damaged (it names {pointer.read_text().strip()!r}); looking for the newest intact checkpoint")
     skipped: list[str] = []
+    damage: list[DamagedCheckpointError] = []
     for candidate in candidates:
         try:
             state = load(candidate, model, optimizer, scheduler, verify=verify)
         except DamagedCheckpointError as err:
             skipped.append(f"{candidate.name} ({err.path.name}: {err.problem})")
-            say(f"{err}; trying an older checkpoint")
+            damage.append(err)
+            if candidate != candidates[-1]:
+                say(f"{err}; trying an older checkpoint")
             continue
         if skipped:
             say(f"resuming from {candidate.name}, the newest intact checkpoint (skipped {'; '.join(skipped)})")
         return candidate, state
-    raise CheckpointError(f"no intact checkpoint in {root}: " + "; ".join(skipped))
+    raise integrity.no_intact_checkpoint(root, damage)
 
 
-def lock_run(run_dir: str | os.PathLike, ckpt_dir: str | os.PathLike) -> list:
-    """Rank 0 locks the run directory (and ``checkpoint.dir`` when it lies outside it); all ranks fail together.
+def lock_run(run_dir: str | os.PathLike, ckpt_dir: str | os.PathLike, is_rank0: bool) -> tuple[list, str | None]:
+    """Rank 0 locks the run directory (and ``checkpoint.dir`` when it lies outside it), before anything in
+    them is read for a decision or changed, and before any process group starts.
 
-    Returns the held :class:`megatron_ext.run_lock.RunLock` objects (empty on other ranks); raises
-    RunLockedError naming the holder's host and PID.
+    Returns ``(held locks, None)`` — no locks on other ranks — or ``([], refusal)``: the
+    RunLockedError message naming the holder's host and PID. A refused trainer must change nothing
+    in the directory; :func:`agree_on_run_lock` makes every rank fail together once the process
+    group is up (a single process can raise at once).
     """
     from megatron_ext.run_lock import RunLockedError, acquire_all
 
+    if not is_rank0:
+        return [], None
     dirs = [Path(run_dir)]
     if not Path(ckpt_dir).resolve().is_relative_to(Path(run_dir).resolve()):
         dirs.append(Path(ckpt_dir))
-    locks, message = [], None
-    if _rank() == 0:
-        try:
-            locks = acquire_all(dirs)
-        except RunLockedError as err:
-            message = str(err)
+    try:
+        return acquire_all(dirs), None
+    except RunLockedError as err:
+        return [], str(err)
+
+
+def agree_on_run_lock(refusal: str | None) -> None:
+    """Collective: every rank raises RunLockedError(rank 0's ``refusal``) when rank 0 could not lock the run."""
+    from megatron_ext.run_lock import RunLockedError
+
     if torch.distributed.is_initialized():
-        box = [message]
+        box = [refusal]
         torch.distributed.broadcast_object_list(box, src=0)
-        message = box[0]
-    if message:
-        raise RunLockedError(message)
-    return locks
+        refusal = box[0]
+    if refusal:
+        raise RunLockedError(refusal)

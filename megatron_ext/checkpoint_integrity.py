@@ -205,3 +205,25 @@ def resume_candidates(root: Path, latest_name: str) -> list[Path]:
             pointed = root / name
     others = sorted((p for p in root.glob("iter_*") if p.is_dir() and p != pointed), reverse=True)
     return ([pointed] if pointed else []) + others
+
+
+def no_intact_checkpoint(root: Path, damage: list[DamagedCheckpointError]) -> DamagedCheckpointError:
+    """The one-line error when ``--resume auto`` finds checkpoints in ``root`` but none intact.
+
+    ``damage``: what is wrong with each candidate, newest first (at least one). The message names the
+    newest one's file and problem, the others briefly, and what the user can do: restore the file,
+    resume from an explicit intact checkpoint (``--resume PATH``), or start a new run under another
+    ``logging.run_name`` — from the damaged checkpoint's weights (``checkpoint.load``) when only its
+    ``trainer_state.json`` (the data position) is lost.
+    """
+    first = damage[0]
+    others = "; ".join(f"{d.path.relative_to(root) if d.path.is_relative_to(root) else d.path}: {d.problem}"
+                       for d in damage[1:])
+    tried = f" (the older ones are damaged too: {others})" if others else ""
+    iter_dir = next((p for p in (first.path, *first.path.parents) if p.name.startswith("iter_")), None)
+    weights = (f" or from its weights with a fresh optimizer (--set checkpoint.load={iter_dir})"
+               if iter_dir is not None and first.path.name == "trainer_state.json" else "")
+    return DamagedCheckpointError(
+        first.path, f"{first.problem}; no intact checkpoint in {root} for --resume auto to continue from{tried}. "
+                    f"Restore the file, resume from an intact checkpoint with --resume PATH, or start a new run under "
+                    f"another --set logging.run_name=…{weights}")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from megatron_ext.checkpoint_integrity import check_structure
 from midm.errors import MidmError
 from recipes import Recipe, recipe_from_dict, recipe_to_dict
 
@@ -126,15 +127,16 @@ def compare(saved: Recipe, saved_state: dict, recipe: Recipe) -> list[Difference
 def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None = None) -> list[Difference]:
     """Compare ``recipe`` with the checkpoint's; return the differences to apply (print them).
 
-    Raises ``ResumeError`` for a model-shape change, or a schedule / data change that the recipe
+    Raises ``DamagedCheckpointError`` when the checkpoint misses (or cannot parse) a file a resume
+    needs, ``ResumeError`` for a model-shape change, or a schedule / data change that the recipe
     does not allow (``checkpoint.override_scheduler`` / ``checkpoint.allow_data_change``).
     """
     path = _iter_dir(Path(checkpoint))
     if not (path / "recipe.json").is_file():
         return []  # not a checkpoint of ours: the loader says so, naming the path
+    check_structure(path, need_trainer_state=True)  # a damaged checkpoint is named before any comparison
     saved = recipe_from_dict(json.loads((path / "recipe.json").read_text()))
-    state_file = path / "trainer_state.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    state = json.loads((path / "trainer_state.json").read_text())
     step = state.get("step", step)
     diffs = compare(saved, state, recipe)
     model = [d for d in diffs if d.kind == "model"]
@@ -189,6 +191,8 @@ def check_fresh_start(run_dir: Path, ckpt_dir: Path, resume: str, resume_from: P
     """Refuse a start that would overwrite an earlier run's files; returns a note to print, or None.
 
     ``resume_from`` is the checkpoint the run continues from (None: step 0). Raises ``ResumeError``.
+    Rank 0 may rename ``metrics.jsonl``: call it only while holding the run's lock
+    (``checkpoint.lock_run``), so that a trainer refused by the lock never touches a live run's files.
     """
     own = resume_from is not None and _inside(resume_from, ckpt_dir)
     if own:
@@ -206,12 +210,11 @@ def check_fresh_start(run_dir: Path, ckpt_dir: Path, resume: str, resume_from: P
         if is_rank0:
             os.replace(metrics, kept)
         return f"no checkpoint in {ckpt_dir}: starting at step 0; the earlier attempt's metrics are kept as {kept}"
-    how = {"none": "--resume none", "auto": "--resume auto (no `latest` to continue from)"}.get(resume,
-                                                                                          f"--resume {resume}")
-    raise ResumeError(f"{run_dir} holds an earlier run ({earlier}); {how} would start another run on top of it "
-                      "(truncating its metrics.jsonl, leaving its iter_* beside a new latest). Continue it with "
-                      "--resume auto, choose another --set logging.run_name=… (or checkpoint.dir), or move it away "
-                      "yourself.")
+    # --resume auto over checkpoints lands here only when all are damaged, which the Trainer reports first
+    cont = "" if resume == "auto" else "Continue it with --resume auto, "
+    raise ResumeError(f"{run_dir} holds an earlier run ({earlier}); --resume {resume} would start another run on top "
+                      "of it (truncating its metrics.jsonl, leaving its iter_* beside a new latest). "
+                      f"{cont}choose another --set logging.run_name=… (or checkpoint.dir), or move it away yourself.")
 
 
 def _iter_dir(path: Path) -> Path:

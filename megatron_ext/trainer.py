@@ -8,9 +8,11 @@ rank's model chunks (one without interleaving), each wrapped in Megatron DDP, as
 context parallelism each micro-batch is split along the sequence (Megatron-Core's load-balanced
 zigzag, :meth:`Trainer.get_batch`) before the forward. Signals (SIGUSR1/SIGTERM) are
 honoured at step boundaries: every rank agrees, a checkpoint is written, and ``run`` returns False.
-Before any process group starts, the data are checked (``data_check.py``) and so is the start itself
-(``resume_check.py``: a resume whose recipe differs from the checkpoint's, a fresh start over an earlier
-run). Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
+Before any process group starts, the data are checked (``data_check.py``), rank 0 locks the run
+directory (``run_lock.py``; a refused trainer changes nothing there) and the start itself is checked
+(``run_start.py``: this run's checkpoints all damaged; ``resume_check.py``: a resume whose recipe differs
+from the checkpoint's, a fresh start over an earlier run). A start that fails removes the directories
+it created while they are still empty; a re-run of a finished run says so and leaves ``summary.json``. Stages built on it override the data seam (``check_data`` / ``build_datasets`` / ``build_data``)
 and ``forward_step``, never the loop: ``Distiller`` (distiller.py) swaps only ``forward_step``;
 ``DPOTrainer`` (dpo.py) also sets ``sequences_per_sample`` (a pair = 2 rows), ``loss_key`` and adds
 its figures through ``step_metrics`` / ``eval_record``.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from functools import partial
@@ -28,7 +31,6 @@ import torch
 
 from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
-from megatron_ext.checkpoint_integrity import resume_candidates
 from megatron_ext.data import MicroBatches, build_datasets, check_data, split_for_context_parallel
 from megatron_ext import wandb_log
 from megatron_ext.metrics import MetricsLogger, Throughput
@@ -36,6 +38,8 @@ from megatron_ext.model import build_model_chunks, require_te_features, transfor
 from megatron_ext.resume_check import (blend_record, check_fresh_start, check_initial_weights, check_resume,
                                        describe, schedule_params)
 from megatron_ext.run_files import SUMMARY_FILE
+from megatron_ext.run_lock import RunLockedError
+from megatron_ext.run_start import created_by_mkdir, last_logged, remove_if_empty, resume_hint
 from recipes import Recipe, flops_per_token, validate
 
 
@@ -63,8 +67,28 @@ class Trainer:
         self.check_data()  # fail on the login node / before process groups, not after
         self.run_dir = Path(recipe.logging.dir) / recipe.logging.run_name
         self.ckpt_dir = Path(recipe.checkpoint.dir or self.run_dir / "checkpoints")
-        resume_hint = self._resume_path(resume)
-        changes = self._check_start(resume, resume_hint, is_rank0=env.rank == 0)
+        created = [d for d in (created_by_mkdir(self.run_dir), created_by_mkdir(self.ckpt_dir)) if d is not None]
+        # Locked before anything in the run directory is read for a decision or changed (check_fresh_start
+        # may rename metrics.jsonl): a second trainer is refused having touched nothing.
+        self.locks, refused = ckpt.lock_run(self.run_dir, self.ckpt_dir, is_rank0=env.rank == 0)
+        try:
+            if refused and env.world_size == 1:
+                raise RunLockedError(refused)
+            self._start(resume, env.rank == 0, refused)
+        except BaseException:
+            self._abandon_start(created if env.rank == 0 and not refused else [])
+            raise
+
+    def _start(self, resume: str, is_rank0: bool, refused: str | None) -> None:
+        """Everything after the run lock: checks, process groups, model, optimizer, resume, data, metrics.
+
+        ``refused``: rank 0's lock refusal (skip the checks, fail with every rank once the group is up).
+        """
+        recipe = self.recipe
+        changes, resume_hint = [], None
+        if not refused:
+            resume_hint = self._resume_path(resume)
+            changes = self._check_start(resume, resume_hint, is_rank0=is_rank0)
         p = recipe.parallel
         self.dist = parallel.initialize(p.tensor_model_parallel_size, p.pipeline_model_parallel_size,
                                         seed=recipe.train.seed, context_parallel_size=p.context_parallel_size,
@@ -72,7 +96,7 @@ class Trainer:
         from megatron.core import parallel_state as ps
 
         self.ps = ps
-        self.locks = ckpt.lock_run(self.run_dir, self.ckpt_dir)  # one trainer per run directory
+        ckpt.agree_on_run_lock(refused)  # one trainer per run directory: every rank fails together
         self.config = transformer_config(recipe=recipe, **self.transformer_overrides())
         if p.tp_comm_overlap:
             self._initialize_tp_comm_overlap()
@@ -208,6 +232,15 @@ class Trainer:
         if self.recipe.parallel.overlap_param_gather and self.recipe.parallel.use_distributed_optimizer:
             self.config.param_sync_func = per_chunk("start_param_sync")
 
+    def _abandon_start(self, created: list[Path]) -> None:
+        """A start failed before training: release the run lock and remove the directories this start
+        created (``created``: the topmost of each) as far as they hold no file; nothing else is touched."""
+        for lock in self.locks:
+            lock.release()
+        self.locks = []
+        for top in created:
+            remove_if_empty(top)
+
     def _check_start(self, resume: str, resume_from, is_rank0: bool) -> list:
         """Recipe ↔ checkpoint differences to apply (raises ``ResumeError``); see resume_check.py."""
         note = check_fresh_start(self.run_dir, self.ckpt_dir, resume, resume_from, is_rank0)
@@ -215,28 +248,18 @@ class Trainer:
             print(f"[midm train] {note}", flush=True)
         if resume_from is not None:
             return check_resume(self.recipe, resume_from)
-        if self.recipe.checkpoint.load:
+        if self.recipe.checkpoint.load:  # named now, not after process groups and model are built
+            ckpt.check(self.recipe.checkpoint.load, verify=False)
             check_initial_weights(self.recipe, self.recipe.checkpoint.load)
         return []
 
     def _resume_path(self, resume: str) -> Path | None:
-        """The checkpoint ``--resume`` will continue from, found before any process group starts.
-
-        ``auto``: the newest candidate (``latest``'s, then older ones) whose files are structurally
-        whole; checksums are verified at the load itself, which may fall back further (then the
-        recipe is compared again with the checkpoint actually loaded).
-        """
-        if resume == "none":
-            return None
-        if resume != "auto":
-            return Path(resume)
-        root = self.ckpt_dir
-        for candidate in (resume_candidates(root, ckpt.LATEST) if root.is_dir() else []):
-            try:
-                return ckpt.check(candidate, need_trainer_state=True, verify=False)
-            except ckpt.CheckpointError:
-                continue
-        return None
+        """The checkpoint ``--resume`` will continue from, found before any process group starts
+        (``run_start.resume_hint``: raises DamagedCheckpointError when this run's checkpoints are all
+        damaged). Checksums are verified at the load itself, which may fall back further (then the
+        recipe is compared again with the checkpoint actually loaded)."""
+        return resume_hint(self.ckpt_dir, resume, ckpt.LATEST, resolve=ckpt.resolve,
+                           check=partial(ckpt.check, need_trainer_state=True, verify=False))
 
     # ---------------------------------------------------------------- step
     def get_batch(self, data_iterator) -> dict[str, torch.Tensor]:
@@ -351,6 +374,9 @@ class Trainer:
         t, log_every = self.recipe.train, self.recipe.logging.log_interval
         stream = self.data_stream(self.train_batches, self.consumed_samples)
         start_step, started = self.step, time.perf_counter()
+        if self.step >= t.steps:
+            self._already_finished()
+            return True
         last = {}
         while self.step < t.steps:
             last = self.train_step(stream)
@@ -380,13 +406,26 @@ class Trainer:
         self._write_summary(last, time.perf_counter() - started, start_step)
         return True
 
+    def _already_finished(self) -> None:
+        """A re-run of a finished run: say so; ``summary.json`` stays as the finishing run wrote it (written
+        now only if that run died before writing it, with the loss its metrics logged at the last step)."""
+        t, kept = self.recipe.train, (self.run_dir / SUMMARY_FILE).exists()
+        self._print(f"{self.run_dir} is already complete: step {self.step} of train.steps={t.steps}, nothing to do "
+                    f"({SUMMARY_FILE} {'kept' if kept else 'written from its metrics'}). To train further raise "
+                    "train.steps (with --set checkpoint.override_scheduler=true), or start another logging.run_name")
+        if not kept:
+            self._write_summary(last_logged(self.run_dir, self.step), 0.0, self.step)
+
     def _write_summary(self, last: dict, seconds: float, start_step: int) -> None:
         if not parallel.is_rank0():
             return
         summary = {"recipe": self.recipe.name, "steps": self.step, "final_loss": last.get("loss"),
                    "consumed_samples": self.consumed_samples, "seconds": seconds,
                    "steps_this_invocation": self.step - start_step, "checkpoint": str(self.ckpt_dir)}
-        (self.run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        path = self.run_dir / SUMMARY_FILE
+        tmp = path.with_name(f".{SUMMARY_FILE}.tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        os.replace(tmp, path)
 
     def _print(self, message: str) -> None:
         if parallel.is_rank0():
@@ -397,3 +436,4 @@ class Trainer:
         for lock in self.locks:
             lock.release()
         parallel.destroy()
+

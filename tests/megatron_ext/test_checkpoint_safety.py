@@ -206,10 +206,15 @@ def test_full_disk_is_said_before_the_save(byte_prefix, tmp_path):
 def test_second_trainer_on_a_run_directory_fails_at_once(byte_prefix, tmp_path):
     """A live holder of the run directory's lock (the RunLock every trainer takes, held here by a small
     process so the box's two cores go to the trainer under test): the trainer exits 2 at start-up naming
-    the holder's host and PID; once the holder is killed -9 its lock is stale and taken over."""
+    the holder's host and PID, having changed nothing in the run directory — not even the metrics of a
+    holder that has not checkpointed yet (which a start of its own would keep as metrics.jsonl.1.prev);
+    once the holder is killed -9 its lock is stale and taken over."""
     from megatron_ext.run_lock import LOCK_NAME, RunLock
 
     run_dir = tmp_path / "shared"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 5.0}) + "\n" for s in (1, 2)))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
     hold = f"import time; from megatron_ext.run_lock import RunLock; RunLock({str(run_dir)!r}).acquire(); time.sleep(600)"
     holder = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, env=run_env())
     try:
@@ -221,7 +226,7 @@ def test_second_trainer_on_a_run_directory_fails_at_once(byte_prefix, tmp_path):
         second = run_midm(tiny_args(byte_prefix, run_dir), check=False)
         line = last_line(second.stderr)
         assert second.returncode == 2 and f"host {socket.gethostname()}, PID {holder.pid}" in line, line
-        assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != LOCK_NAME} == before
         assert holder.poll() is None
     finally:
         holder.kill()

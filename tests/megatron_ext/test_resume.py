@@ -69,6 +69,7 @@ def test_a_changed_recipe_is_refused_naming_what_allows_it(first_run, byte_prefi
     err = error("--resume", "none", "--set", "logging.run_name=new", "--set", "model.num_layers=2",
                 "--set", f"checkpoint.load={first_run / 'checkpoints'}")  # initial weights of another shape
     assert "checkpoint.load" in err and "model.num_layers: 4 → 2" in err
+    assert not (first_run.parent / "new").exists()  # the refused start removed the run directory it locked
     assert _files(first_run) == before
 
 
@@ -131,3 +132,48 @@ def test_a_fresh_start_keeps_the_earlier_runs_files(tmp_path):
     assert "metrics.jsonl.1.prev" in note and not metrics.exists()
     assert len((run_dir / "metrics.jsonl.1.prev").read_text().splitlines()) == 3
     assert check_fresh_start(run_dir, ckpts, "none", None, is_rank0=True) is None  # nothing left to protect
+
+
+def test_a_damaged_only_checkpoint_is_named_and_a_failed_start_leaves_nothing(first_run, byte_prefix, tmp_path,
+                                                                              capsys):
+    """In-process through the CLI, all before any process group: the only checkpoint without its
+    trainer_state.json is one line naming the file and the ways out (not "no `latest`", not a recipe diff at
+    "step None"), under --resume auto, with a changed recipe, and with --resume PATH; a start that fails leaves
+    no directory behind."""
+    from midm.cli import main
+
+    run_dir = tmp_path / "ts"
+    shutil.copytree(first_run / "checkpoints", run_dir / "checkpoints")
+    state = run_dir / "checkpoints" / f"iter_{STEPS:07d}" / "trainer_state.json"
+    state.unlink()
+    before = _files(run_dir)
+
+    def error(*extra: str) -> str:
+        assert main(args(byte_prefix, run_dir, *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "Traceback" not in err, err
+        return err
+
+    for extra in [(), ("--set", "train.steps=8"), ("--resume", str(run_dir / "checkpoints"), "--set", "train.steps=8")]:
+        err = error(*extra)
+        assert f"damaged checkpoint: {state}: missing" in err, err
+        assert "no `latest`" not in err and "step None" not in err and "holds an earlier run" not in err
+    err = error()
+    assert f"no intact checkpoint in {run_dir / 'checkpoints'}" in err and "--resume PATH" in err
+    assert f"--set checkpoint.load={state.parent}" in err and "logging.run_name" in err
+    assert _files(run_dir) == before  # nothing renamed, no lock left
+
+    fresh = tmp_path / "runs" / "fresh"  # `runs/` does not exist yet: the failed start must not leave it
+    assert main(args(byte_prefix, fresh, "--set", f"checkpoint.load={tmp_path / 'nothing'}")) == 2
+    assert "is not a checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_finished_run_says_so_and_keeps_its_summary(first_run, byte_prefix, tmp_path):
+    run_dir = tmp_path / "first"
+    shutil.copytree(first_run, run_dir)
+    summary, metrics = (run_dir / "summary.json").read_text(), (run_dir / "metrics.jsonl").read_text()
+    out = run_midm(args(byte_prefix, run_dir)).stdout
+    assert f"{run_dir} is already complete: step {STEPS} of train.steps={STEPS}, nothing to do" in out, out[-2000:]
+    assert (run_dir / "summary.json").read_text() == summary and json.loads(summary)["final_loss"] is not None
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
