@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from megatron_ext.checkpoint_output import OutputExistsError, check, staged
+from tests.megatron_ext.surgery_fixtures import tree_bytes as _files
 
 
 def _run_root(path):
@@ -18,10 +19,6 @@ def _run_root(path):
         (path / f"iter_00000{step}" / "weights").write_bytes(bytes([step]) * 8)
     (path / "latest").write_text("iter_0000060")
     return path
-
-
-def _files(path):
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def test_a_checkpoint_root_is_refused_naming_it_and_how_to_replace_it(tmp_path):
