@@ -117,8 +117,8 @@ def test_prune_refuses_an_existing_checkpoint_before_reading_any_weight(root, by
     assert midm_main(["prune", "--checkpoint", str(teacher), "--output", str(out), "--hidden", "64",
                       "--calib", str(root / "no_such_prefix")]) == 2
     stdout, err = capsys.readouterr()
-    assert err == (f"midm prune: error: --output {out} already holds a checkpoint (latest → iter_{TEACHER_STEPS:07d}); "
-                   "choose a new --output directory\n")
+    assert err == (f"midm prune: error: --output {out} already holds a checkpoint (latest → "
+                   f"iter_{TEACHER_STEPS:07d}); choose a new --output directory\n")
     assert "loaded" not in stdout and tree_bytes(out) == before
 
 
