@@ -2,8 +2,8 @@
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
                          [--max-shard-size 5GB] [--overwrite]
-    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …]
-    midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
+    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …] [--overwrite]
+    midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M [--overwrite]   (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with (dist-checkpointing addresses every tensor
 by global coordinates). No tool here builds a model in memory: ``to-hf`` reads the checkpoint a
@@ -339,7 +339,7 @@ def _base_recipe(name: str | None, fields: dict[str, Any]):
 
 
 def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, overrides: list[str] | None = None,
-            padded_vocab_size: int | None = None) -> dict:
+            padded_vocab_size: int | None = None, overwrite: bool = False) -> dict:
     """Import an HF model as a TP=PP=1 dist-checkpoint holding one copy of the weights, in their dtype.
 
     Each Megatron tensor is built from its HF part(s) as the mapping reaches it (q/k/v and gate/up
@@ -351,16 +351,21 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     when none does, ``tiny``'s non-model settings with the HF model's geometry and the HF weights'
     dtype as ``precision.dtype`` (never a silent fp32).
 
+    ``out`` may not hold a checkpoint already (checked first); with ``overwrite`` the new one
+    replaces it once complete (``checkpoint_output.staged``).
+
     Raises:
         ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature
             the architecture record refuses.
+        OutputExistsError: ``out`` holds a checkpoint and ``overwrite`` is False.
     """
     from recipes import apply_overrides
 
-    from megatron_ext import parallel
+    from megatron_ext import checkpoint_output, parallel
     from megatron_ext.hf.mapping import hf_to_megatron
     from megatron_ext.hf_files import SafetensorsDir, source_dtype
 
+    checkpoint_output.check(out, overwrite=overwrite)
     started = time.time()
     hf_state = SafetensorsDir(hf_dir)
     config = hf_state.config
@@ -382,25 +387,32 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     apply_overrides(recipe, overrides)
     parallel.initialize(1, 1)
     state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming="local")
-    path = _assign_and_save(state, recipe, out, {"converted_from": str(hf_dir)})
-    summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
-               "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
-               "dtype": DTYPES[dtype], "recipe_dtype": recipe.precision.dtype,
-               "elapsed_s": round(time.time() - started, 2)}
-    if _rank() == 0:
-        (Path(out) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
+        path = Path(out) / _assign_and_save(state, recipe, root, {"converted_from": str(hf_dir)}).name
+        summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
+                   "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
+                   "dtype": DTYPES[dtype], "recipe_dtype": recipe.precision.dtype,
+                   "elapsed_s": round(time.time() - started, 2)}
+        if _rank() == 0:
+            (root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    _barrier()
     return summary
 
 
-def reshard(ckpt: Path, out: Path, tp: int, pp: int) -> Path:
+def reshard(ckpt: Path, out: Path, tp: int, pp: int, overwrite: bool = False) -> Path:
     """Re-save a checkpoint under another TP×PP layout (collective: run under torchrun with tp×pp ranks).
 
     Each rank builds only its shard, without random initialisation, in the dtype the checkpoint
-    stores its weights in.
+    stores its weights in. ``out`` may not hold a checkpoint already (every rank checks, before
+    reading anything); with ``overwrite`` the new one replaces it once complete.
+
+    Raises:
+        OutputExistsError: ``out`` holds a checkpoint and ``overwrite`` is False.
     """
-    from megatron_ext import checkpoint, ckpt_tensors, parallel
+    from megatron_ext import checkpoint, checkpoint_output, ckpt_tensors, parallel
     from megatron_ext.model import build_model, torch_dtype, transformer_config
 
+    checkpoint_output.check(out, overwrite=overwrite)
     recipe = checkpoint.read_recipe(ckpt)
     stored = torch_dtype(ckpt_tensors.checkpoint_dtype(ckpt))
     recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size = tp, pp
@@ -408,4 +420,7 @@ def reshard(ckpt: Path, out: Path, tp: int, pp: int) -> Path:
     model = build_model(recipe=recipe, config=transformer_config(recipe=recipe, perform_initialization=False,
                                                                  params_dtype=stored))
     checkpoint.load_model_only(ckpt, model)
-    return checkpoint.save(out, 0, model, None, None, recipe, {"iteration": 0, "resharded_from": str(ckpt)})
+    with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
+        saved = checkpoint.save(root, 0, model, None, None, recipe, {"iteration": 0, "resharded_from": str(ckpt)})
+    _barrier()
+    return Path(out) / saved.name

@@ -5,8 +5,9 @@ and the tokenizer ↔ model vocabulary check.
   index) as a mapping: nothing is read until a tensor is used, and a tensor nobody keeps costs
   nothing afterwards.
 * :func:`prepare_output` / :func:`publish` write an export into a hidden sibling directory and
-  rename it into place at the end, so an interrupted export never leaves a half-written model
-  under the requested name, and an existing model is replaced only with ``--overwrite``.
+  rename it into place at the end (``checkpoint_output.publish``, as the checkpoint-writing commands
+  do), so an interrupted export never leaves a half-written model under the requested name, and an
+  existing model is replaced only with ``--overwrite``.
 * :func:`check_tokenizer_dir` refuses a ``--tokenizer`` that is missing or not a tokenizer directory
   (never looked up on the Hub), and :func:`check_tokenizer_vocab` one the model cannot have been
   trained with, both before any weight is read.
@@ -19,6 +20,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from megatron_ext.checkpoint_output import publish, staging_dir  # noqa: F401 (publish: API, to-hf's last step)
 from megatron_ext.hf.registry import ConvertError
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -126,20 +128,10 @@ def prepare_output(out: Path, *, overwrite: bool) -> Path:
     out = Path(out)
     check_output(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = staging_dir(out, f"tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     return tmp
-
-
-def publish(tmp: Path, out: Path) -> None:
-    """Move the finished export ``tmp`` to ``out`` (replacing what :func:`prepare_output` allowed)."""
-    out = Path(out)
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_tokenizer_vocab(tokenizer_dir: Path, tokens: int, padded_vocab: int, hf_vocab: int) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from megatron_ext import checkpoint as ckpt
+from megatron_ext import checkpoint_output
 from megatron_ext.loading import SurgeryError
 from recipes import Recipe
 
@@ -128,11 +129,12 @@ def save_output(output: str | Path, model: torch.nn.Module, recipe: Recipe, prov
     Memory: the model plus dist-checkpointing's transient of about one tensor (no copy of the
     SwiGLU weights: :class:`SavingView`).
 
+    The commands check ``output`` before reading any weight (``checkpoint_output.check``); this is the
+    same check again at save time, for a checkpoint written there meanwhile.
+
     Raises:
-        SurgeryError: ``output`` already holds a checkpoint (never overwritten).
+        OutputExistsError: ``output`` already holds a checkpoint (never overwritten), or is a file.
     """
-    output = Path(output)
-    if (output / ckpt.LATEST).exists():
-        raise SurgeryError(f"{output} already holds a checkpoint; choose a new --output directory")
-    return ckpt.save(output, 0, SavingView(model), None, None, recipe,
+    checkpoint_output.check(output, overwrite=None)
+    return ckpt.save(Path(output), 0, SavingView(model), None, None, recipe,
                      {"step": 0, "consumed_samples": 0, **provenance})

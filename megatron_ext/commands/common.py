@@ -16,8 +16,18 @@ def add_calibration_args(parser: argparse.ArgumentParser, *, calib_help: str, sa
 
 
 def run_logic(parser: argparse.ArgumentParser, target: str, argv: list[str] | None) -> int:
-    """Parse ``argv`` and call ``target`` ("module:function", imported only now) with the namespace."""
+    """Parse ``argv`` and call ``target`` ("module:function", imported only now) with the namespace.
+
+    An ``--output`` that already holds a checkpoint is refused first, before torch is imported or any
+    weight read (the save refuses it again, ``state_io.save_output``).
+
+    Raises:
+        OutputExistsError: ``--output`` already holds a checkpoint, or is a file.
+    """
     args = parser.parse_args(argv)
+    from megatron_ext import checkpoint_output
+
+    checkpoint_output.check(args.output, overwrite=None)
     module, func = target.split(":")
     getattr(importlib.import_module(module), func)(args)
     return 0

@@ -2,13 +2,16 @@
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
                          [--max-shard-size 5GB] [--overwrite]
-    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …]
-    midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M     (under torchrun, N×M ranks)
+    midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …] [--overwrite]
+    midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M [--overwrite]   (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with. Weights keep the dtype they are stored
 in (bf16 stays bf16) unless ``--dtype`` says otherwise. ``to-hf`` refuses a non-empty ``--output``
 unless ``--overwrite`` (the new model replaces the old one only once it is complete) and a
-``--tokenizer`` whose vocabulary is not the model's, both before reading any weight.
+``--tokenizer`` whose vocabulary is not the model's, both before reading any weight. ``from-hf``
+and ``reshard`` likewise refuse an ``--output`` that already holds a checkpoint (a training run's
+``latest`` would point at the new weights) unless ``--overwrite``, which replaces the whole
+directory once the new checkpoint is complete.
 
 Host memory (measured on random bf16 models of Mi:dm geometry, extrapolated; see
 ``benchmarks/checkpoint_memory.py``): ``to-hf`` streams — ≈ 3 GiB for the 11.5B Base at any depth,
@@ -27,6 +30,8 @@ from pathlib import Path
 from recipes.args import add_set_arg
 
 DTYPE_CHOICES = ("bf16", "fp16", "fp32")
+OVERWRITE_HELP = ("replace the checkpoint already in --output, whole, once the new one is complete (default: refuse "
+                  "an --output that holds a checkpoint)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_arg(b, "override a field of the recipe written with the checkpoint (repeatable)")
     b.add_argument("--padded-vocab-size", type=int, default=None,
                    help="Megatron vocab rows (default: the recipe's padded size when it fits)")
+    b.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)",
                        description="Load CKPT (any layout) and save it again as CKPT2 under tensor-parallel size "
                                    "--tp and pipeline-parallel size --pp. Run it with tp × pp processes, e.g. "
@@ -72,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint root to write (iter_* + latest)")
     c.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the new checkpoint (default 1)")
     c.add_argument("--pp", type=int, default=1, help="pipeline-parallel size of the new checkpoint (default 1)")
+    c.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return p
 
 
@@ -86,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
                             overwrite=args.overwrite)
         elif args.command == "from-hf":
             summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
-                              padded_vocab_size=args.padded_vocab_size)
+                              padded_vocab_size=args.padded_vocab_size, overwrite=args.overwrite)
         else:
             from megatron_ext.parallel import require_processes
 
             launch = shlex.join(["torchrun", "--nproc_per_node", str(args.tp * args.pp), "-m", "midm", "convert",
                                  "reshard", "--checkpoint", str(args.checkpoint), "--output", str(args.output),
-                                 "--tp", str(args.tp), "--pp", str(args.pp)])
+                                 "--tp", str(args.tp), "--pp", str(args.pp)] + (["--overwrite"] if args.overwrite else []))
             require_processes(args.tp, args.pp, launch)  # before anything is read or written
-            summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp))}
+            summary = {"output": str(reshard(args.checkpoint, args.output, args.tp, args.pp, args.overwrite))}
         rank0 = _rank() == 0
     finally:
         if "megatron.core" in sys.modules:  # bad input fails before Megatron is ever imported

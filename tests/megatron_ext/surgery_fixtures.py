@@ -71,3 +71,16 @@ def plain_tensors(path: Path, optimizer: bool = False) -> dict:
 
 def summary(path: Path, name: str) -> dict:
     return json.loads((path / name).read_text())
+
+
+def tree_bytes(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` by relative name, with its bytes (to show a directory left untouched)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def occupied_copy(checkpoints: Path, out: Path) -> Path:
+    """``out``: a copy of a training run's checkpoint root (``latest`` + ``iter_*``), as a user's --output."""
+    import shutil
+
+    shutil.copytree(checkpoints, out)
+    return out

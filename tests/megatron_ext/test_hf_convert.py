@@ -1,7 +1,8 @@
 """HF ↔ Megatron conversion: the mapping's transforms, bit-exact round trips for several geometries
 (Mini-shaped: head_dim × heads ≠ hidden with tied embeddings; GQA untied; MHA), logits of Megatron
-vs `transformers` on the converted model, the released Mini config.json, and checkpoints saved
-under TP=2 and PP=2 converting to the same HF weights.
+vs `transformers` on the converted model, the released Mini config.json, checkpoints saved
+under TP=2 and PP=2 converting to the same HF weights, and `from-hf`/`reshard` refusing an
+``--output`` that holds a checkpoint unless ``--overwrite`` (which replaces it whole).
 
 Megatron runs in subprocesses (this file is also the worker: ``python test_hf_convert.py …``),
 which keeps its process-global state and CPU patches out of the pytest process.
@@ -9,6 +10,7 @@ which keeps its process-global state and CPU patches out of the pytest process.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -303,6 +305,35 @@ def test_convert_cli_reports_bad_input(tmp_path, monkeypatch, capsys):
     assert not out.exists()
 
 
+def test_from_hf_and_reshard_refuse_an_existing_checkpoint_unless_overwrite(converted, tmp_path, capsys):
+    """The user's case: `from-hf` onto a copy of a training run's checkpoints (``latest`` → iter_60)."""
+    from midm.cli import main as midm_main
+    from tests.megatron_ext.surgery_fixtures import occupied_copy, plain_tensors, tree_bytes
+
+    run = occupied_copy(converted / "mini_tied" / "ckpt", tmp_path / "run")
+    (run / "iter_0000060").mkdir()
+    (run / "latest").write_text("iter_0000060")
+    before = tree_bytes(run)
+    refused = (f"midm convert: error: --output {run} already holds a checkpoint (latest → iter_0000060); choose a "
+               "new directory, or pass --overwrite to replace it (the new checkpoint replaces the whole directory "
+               "once it is complete)\n")
+    # reshard's --checkpoint names nothing: a refusal after reading the source would fail on that instead
+    for argv in (["from-hf", "--hf", str(converted / "mini_tied" / "hf"), "--output", str(run)],
+                 ["reshard", "--checkpoint", str(tmp_path / "absent"), "--output", str(run), "--tp", "1", "--pp", "1"]):
+        assert midm_main(["convert", *argv]) == 2
+        assert capsys.readouterr().err == refused
+    assert tree_bytes(run) == before
+
+    # --overwrite (the worker ran `from-hf … --overwrite` onto such a copy): the root replaced whole
+    over = converted / "mini_tied" / "ckpt_over"
+    assert sorted(p.name for p in over.iterdir()) == ["iter_0000000", "latest", "midm_conversion.json"]
+    assert (over / "latest").read_text() == "iter_0000000"
+    assert json.loads((over / "midm_conversion.json").read_text())["output"] == str(over / "iter_0000000")
+    assert not [p.name for p in over.parent.iterdir() if p.name.startswith(".")]  # no staging or old copy left
+    new, ref = plain_tensors(over), plain_tensors(converted / "mini_tied" / "ckpt")
+    assert new.keys() == ref.keys() and all(torch.equal(new[k], ref[k]) for k in ref)
+
+
 def readme_reshard_command() -> list[str]:
     """README.md's `torchrun --nproc_per_node 2 -m midm convert reshard …` line, as argv after ``midm``."""
     import re
@@ -352,12 +383,20 @@ def _worker_convert(root: Path) -> None:
         torch.save(logits, d / "megatron_logits.pt")
     hf_convert.to_hf(root / "mini_tied" / "ckpt", root / "mini_tied" / "hf_padded", dtype="fp32",
                      tokenizer_dir=root / "tokenizer")
+    # `from-hf --overwrite` onto a copy of a training run's checkpoints (latest → iter_0000060)
+    over = root / "mini_tied" / "ckpt_over"
+    shutil.copytree(root / "mini_tied" / "ckpt", over)
+    (over / "iter_0000060").mkdir()
+    (over / "latest").write_text("iter_0000060")
+    assert convert_main(["from-hf", "--hf", str(root / "mini_tied" / "hf"), "--output", str(over), "--overwrite",
+                         "--padded-vocab-size", str(CASES["mini_tied"]["padded"])]) == 0
 
 
 def _worker_reshard(ckpt: Path, out: Path, cli_argv: list[str]) -> None:
     from megatron.core import parallel_state
 
     from megatron_ext import hf_convert, parallel
+    from megatron_ext.checkpoint_output import OutputExistsError
     from megatron_ext.commands.convert import main as convert_main
 
     # `midm convert reshard` as the README runs it; its closing parallel.destroy() would end the gloo group
@@ -366,6 +405,12 @@ def _worker_reshard(ckpt: Path, out: Path, cli_argv: list[str]) -> None:
     parallel.destroy, destroy = parallel_state.destroy_model_parallel, parallel.destroy
     try:
         assert convert_main(cli_argv) == 0
+        try:  # the same command again: refused on every rank, before anything is read
+            convert_main(cli_argv)
+            raise AssertionError("a second reshard onto its own output was not refused")
+        except OutputExistsError as err:
+            assert "already holds a checkpoint" in str(err) and "--overwrite" in str(err)
+        assert convert_main([*cli_argv, "--overwrite"]) == 0  # replaced: the checks below read this one
     finally:
         parallel.destroy = destroy
     hf_convert.reshard(ckpt, out / "tp1pp2", 1, 2)
