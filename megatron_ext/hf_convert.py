@@ -20,9 +20,7 @@ holding exactly the fields of the released Mi:dm 2.0 config, and ``generation_co
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,8 +111,6 @@ def stream_to_hf(iter_dir: Path, g: Geometry, rules: tuple, *, dtype: str, write
     Raises:
         MappingError / ConvertError: a tensor missing, unmapped, or of another shape than the geometry's.
     """
-    import torch
-
     from megatron_ext import ckpt_tensors
     from megatron_ext.hf.mapping import MappingError, entries
     from megatron_ext.hf.shards import ShardWriter, plan_shards
