@@ -72,6 +72,8 @@ class Stage:
     default_gpus_per_node: int = 8
     # Extra words to set on the recipe before the trainer sees it (e.g. checkpoint.load after DuS).
     derived_overrides: Callable[[StageContext], list[str]] | None = None
+    # Checks of the stage flags' values as given (before paths are resolved); raises RenderError.
+    check: Callable[[dict[str, str | None]], None] | None = None
 
 
 def _train(ctx: StageContext) -> list[Word]:
@@ -133,6 +135,26 @@ def _eval(ctx: StageContext) -> list[Word]:
             "--output", ctx.arg("output", str(ctx.run_dir / "eval" / "results.json"))]
 
 
+def _check_eval(args: dict[str, str | None]) -> None:
+    """``--tasks`` names benchmarks of ``evaluation.registry`` (the list ``midm eval list`` prints).
+
+    Raises RenderError on an unknown name or a judge-scored benchmark (this stage passes no judge).
+    """
+    from evaluation.registry import BENCHMARKS
+
+    names = [t.strip() for t in str(args.get("tasks") or "").split(",") if t.strip()]
+    if not names:
+        raise RenderError("--tasks is empty; give comma-separated benchmark names (midm eval list)")
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise RenderError(f"--tasks: unknown benchmark {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(BENCHMARKS)} (midm eval list)")
+    judged = [n for n in names if BENCHMARKS[n].requires_judge]
+    if judged:
+        raise RenderError(f"--tasks: {', '.join(judged)}: scored by an LLM judge, which this stage does not pass; "
+                          "run `midm eval … --judge URL --judge-model NAME` for them")
+
+
 def _workers(ctx: StageContext) -> list[Word]:
     # Local workers = the CPUs Slurm gave this task (the tools would otherwise count the whole node's).
     return ["--workers", str(ctx.extra.get("cpus_per_task") or 1)]
@@ -184,7 +206,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           args=(StageArg("--model", "HF directory (default: <run dir>/hf)"),
                 StageArg("--tasks", "comma-separated task list", required=True, is_path=False),
                 StageArg("--output", "results JSON (default: <run dir>/eval/results.json)")),
-          default_gpus_per_node=1),
+          default_gpus_per_node=1, check=_check_eval),
     Stage("data-filter", "chain", "filter raw text: one dependent job per pipeline step, each an array of "
           "--array N tasks over all the input (global dedup and quality cut)", _data_filter,
           args=(StageArg("--input", "input file or directory (all of it: every step sees every shard)", required=True),

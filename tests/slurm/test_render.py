@@ -284,11 +284,15 @@ def test_recipe_is_optional_only_for_data_stages(tmp_path):
     (["prune", "--recipe", "midm_mini", "--nodes", "2", "--checkpoint", "c", "--calib", "c"], "one node"),
     (["data-tokenize", "--recipe", "tiny", "--input", "in/{shard}", "--output", "o", "--tokenizer", "t"], "--array"),
     (["pretrain", "--recipe", "no_such_recipe"], "unknown recipe"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,kmmluu"],
+     "--tasks: unknown benchmark 'kmmluu'; known: haerae, kmmlu, kobest_comprehension"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,logickor"], "logickor: scored by an LLM judge"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
     proc = midm(["slurm", "render", *args, "--workdir", str(tmp_path)], check=False)
     assert proc.returncode == 2 and proc.stdout == ""
     assert message in proc.stderr and proc.stderr.startswith("midm slurm: error:")
+    assert args[0] != "eval" or len(proc.stderr.splitlines()) == 1  # the known names on the same line
     assert not Path("/tmp/p").exists()
 
 
