@@ -106,7 +106,9 @@ def _sft(ctx: StageContext) -> list[Word]:
 def _dpo(ctx: StageContext) -> list[Word]:
     # The policy starts from the recipe's checkpoint.load (default in `midm dpo`: the reference);
     # a requeued job resumes from its own checkpoint.dir first.
-    return ["dpo", "--recipe", ctx.recipe_name, *ctx.sets(), "--reference", ctx.arg("reference"), "--resume", "auto"]
+    data: list[Word] = ["--data", ctx.args["data"]] if ctx.args.get("data") is not None else []
+    return ["dpo", "--recipe", ctx.recipe_name, *ctx.sets(), "--reference", ctx.arg("reference"), *data,
+            "--resume", "auto"]
 
 
 def _prune(ctx: StageContext) -> list[Word]:
@@ -194,7 +196,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
                 StageArg("--base", "base checkpoint (default: the recipe's checkpoint.load)"))),
     Stage("dpo", "distributed", "preference tuning (DPO) of an SFT checkpoint against it, frozen", _dpo,
           args=(StageArg("--reference", "frozen reference checkpoint (the SFT model); also the policy's "
-                         "initial weights unless the recipe sets checkpoint.load", required=True),)),
+                         "initial weights unless the recipe sets checkpoint.load", required=True),
+                StageArg("--data", "`midm data prefs` output (default: the recipe's dpo.dataset)"))),
     Stage("prune", "single", "Minitron width pruning to the recipe's hidden/FFN sizes", _prune,
           args=(StageArg("--checkpoint", "checkpoint to prune", required=True), StageArg("--output", _OUT),
                 StageArg("--calib", "calibration data prefix (.bin/.idx without extension)", required=True),
