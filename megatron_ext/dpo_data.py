@@ -17,34 +17,17 @@ split is smaller), the same ones every time.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from megatron_ext.data import DataError
-
-FORMAT, VERSION = "midm-prefs", 1
-INDEX_FILE = "index.json"
-TOKENS, LOSS_MASK = "tokens", "loss_mask"
-
-
-def read_index(root: str | Path) -> dict:
-    """``index.json`` of a ``midm data prefs`` output.
-
-    Raises:
-        DataError: missing, or another format/version.
-    """
-    path = Path(root) / INDEX_FILE
-    if not path.is_file():
-        raise DataError(f"{root}: no {INDEX_FILE}; write preference data with "
-                        f"`midm data prefs IN… {root} --tokenizer DIR`")
-    index = json.loads(path.read_text())
-    if (index.get("format"), index.get("version")) != (FORMAT, VERSION):
-        raise DataError(f"{root}: format {index.get('format')!r} v{index.get('version')}, expected {FORMAT!r} "
-                        f"v{VERSION} (re-run `midm data prefs`)")
-    return index
+# the format's names and its index reader live in the torch-free module `midm slurm submit` uses too
+from megatron_ext.posttrain_check import INDEX_FILE, LOSS_MASK, TOKENS  # noqa: F401
+from megatron_ext.posttrain_check import PREFS_FORMAT as FORMAT  # noqa: F401
+from megatron_ext.posttrain_check import PREFS_VERSION as VERSION  # noqa: F401
+from megatron_ext.posttrain_check import read_prefs_index as read_index  # noqa: F401
 
 
 def check_split(directory: Path, vocab_size: int, seq_length: int) -> int:

@@ -2,7 +2,10 @@
 
 Each stage lives in its own package and owns its argument parser (``main(argv) -> int``). Bad
 input raises ``midm.errors.MidmError`` anywhere below; it is caught here, once: the message on one
-line, exit status 2. Ctrl-C ends any stage with one line and exit status 130 (no traceback). The
+line, exit status 2. Ctrl-C ends any stage with one line and exit status 130 (no traceback). A reader
+that goes away early (``midm recipe show midm_8b | head -3``) ends the stage quietly with status 141,
+what a shell reports for a command ended by SIGPIPE (the Python documentation's recipe for
+``BrokenPipeError``: SIGPIPE itself stays ignored, so sockets in the stages keep their errors). The
 known messages a user cannot act on are silenced here, once, before a stage runs
 (:mod:`midm.quiet`); every other warning still prints.
 The table below names them as import strings so that ``midm slurm render`` or
@@ -12,6 +15,7 @@ when that stage runs.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ from midm.errors import MidmError
 from midm.quiet import silence_known_noise
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,20 @@ def _resolve(name: str):
     return getattr(module, func_name)
 
 
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of a closed pipe raises nothing.
+
+    From the Python documentation's note on SIGPIPE (library/signal.html, "Note on SIGPIPE").
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -92,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"midm {name}: this stage is not available in this version of midm-recipes yet "
                   f"({STAGES[name].target} is missing).", file=sys.stderr)
             return 2
-        return int(func(rest) or 0)
+        code = int(func(rest) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
     except MidmError as err:  # bad input the user can fix: one line, no traceback
         print(f"midm {name}: error: {err}", file=sys.stderr)
         return err.exit_code

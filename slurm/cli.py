@@ -3,10 +3,12 @@
 ``render`` prints the script; ``submit`` hands it to ``sbatch``, prints the job id and keeps the
 script, the resolved recipe JSON and a submission record in ``<run dir>/slurm/`` beside the job's
 log. ``submit --dry-run`` checks everything and prints the script without submitting. ``submit``
-(dry run or not) also runs the trainer's data checks for the training stages (the blend's files,
-vocabulary and split sizes), so a job that would fail on its data is never queued.
+(dry run or not) also runs the trainer's data checks for the training stages — the blend's files,
+vocabulary and split sizes for pretrain/cpt/distill, the ``midm data sft`` / ``midm data prefs``
+output (``--data`` or ``sft.dataset`` / ``dpo.dataset``) for sft/dpo — so a job that would fail on
+its data is never queued.
 
-Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill, dpo (multi-node, one rank
+Stages: pretrain, cpt (continued pretraining after depth-up scaling), distill, sft, dpo (multi-node, one rank
 per GPU or torchrun per node, checkpoint + requeue on SIGUSR1/SIGTERM); prune, convert, eval (one
 task); data-tokenize (CPU, ``--array N`` runs N shards with ``{shard}`` in paths); data-filter (one
 dependent job per pipeline step, each ``--array N`` tasks over all the input).
@@ -107,18 +109,40 @@ def options_from_args(args: argparse.Namespace) -> JobOptions:
         workdir=args.workdir, stage_args=stage_args)
 
 
-def _check_training_data(recipe_dict: dict, workdir: str | None) -> str | None:
-    """The trainer's own data checks (torch-free), run on the login node; the error text or None.
+def _check_stage_data(stage: str, recipe_dict: dict, stage_args: dict, workdir: str | None) -> str | None:
+    """The trainer's own data checks (torch-free) for a training stage, run on the login node; the error or None.
 
-    A job whose data would fail (missing prefix, wrong vocabulary, a split left empty) fails here, in
-    a second, instead of after the nodes are granted. Relative paths resolve against the job's
-    working directory, as they will in the job.
+    Pretraining stages (pretrain, cpt, distill) read ``data.blend``/``data.blend_file``; ``sft`` reads its
+    ``--data`` or ``sft.dataset`` (a ``midm data sft`` output) and ``dpo`` its ``--data`` or ``dpo.dataset``
+    (a ``midm data prefs`` output), never the blend. A job whose data would fail (missing prefix or
+    dataset, wrong vocabulary, a split left empty) fails here, in a second, instead of after the nodes
+    are granted. Relative paths resolve against the job's working directory, as they will in the job.
     """
     from megatron_ext.data_check import DataError, check_data
+    from midm.errors import MidmError
     from recipes import recipe_from_dict
 
+    base_dir = Path(workdir or Path.cwd()).resolve()
+    if stage in ("sft", "dpo"):
+        from megatron_ext.posttrain_check import check_prefs_dataset, check_sft_dataset
+
+        section = recipe_dict.get(stage)
+        if section is None:
+            return (f"recipe {recipe_dict.get('name')!r} has no {stage} section; use a *_{stage} recipe "
+                    "(midm recipe list)")
+        dataset = stage_args.get("data") or section.get("dataset")
+        if not dataset:
+            tool = "midm data sft" if stage == "sft" else "midm data prefs"
+            return f"{stage} needs a dataset (the output of `{tool}`): pass --data DIR or --set {stage}.dataset=DIR"
+        path = Path(dataset).expanduser()
+        check = check_sft_dataset if stage == "sft" else check_prefs_dataset
+        try:
+            check(path if path.is_absolute() else base_dir / path)
+        except MidmError as err:
+            return str(err)
+        return None
     try:
-        check_data(recipe_from_dict(recipe_dict), base_dir=Path(workdir or Path.cwd()).resolve())
+        check_data(recipe_from_dict(recipe_dict), base_dir=base_dir)
     except DataError as err:
         return str(err)
     return None
@@ -128,13 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from recipes import RecipeError
 
+    opts = options_from_args(args)
     try:
-        rendered = render(options_from_args(args))
+        rendered = render(opts)
     except (RenderError, RecipeError) as err:
         print(f"midm slurm: error: {err}", file=sys.stderr)
         return 2
     if args.action == "submit" and STAGES[args.stage].kind == "distributed":
-        error = _check_training_data(rendered.recipe_dict, args.workdir)
+        error = _check_stage_data(args.stage, rendered.recipe_dict, opts.stage_args, args.workdir)
         if error:
             print(f"midm slurm: error: {error}", file=sys.stderr)
             return 2

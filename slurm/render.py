@@ -197,6 +197,8 @@ def render(opts: JobOptions) -> Rendered:
         raise RenderError(f"unknown stage {opts.stage!r}; choose one of {', '.join(STAGES)}")
     stage = STAGES[opts.stage]
     _check_options(opts, stage)
+    if stage.check is not None:
+        stage.check(opts.stage_args)
     workdir = Path(opts.workdir or Path.cwd()).resolve()
 
     if opts.recipe is None:  # the data stages run no model: their run directory is runs/data

@@ -72,6 +72,8 @@ class Stage:
     default_gpus_per_node: int = 8
     # Extra words to set on the recipe before the trainer sees it (e.g. checkpoint.load after DuS).
     derived_overrides: Callable[[StageContext], list[str]] | None = None
+    # Checks of the stage flags' values as given (before paths are resolved); raises RenderError.
+    check: Callable[[dict[str, str | None]], None] | None = None
 
 
 def _train(ctx: StageContext) -> list[Word]:
@@ -104,7 +106,9 @@ def _sft(ctx: StageContext) -> list[Word]:
 def _dpo(ctx: StageContext) -> list[Word]:
     # The policy starts from the recipe's checkpoint.load (default in `midm dpo`: the reference);
     # a requeued job resumes from its own checkpoint.dir first.
-    return ["dpo", "--recipe", ctx.recipe_name, *ctx.sets(), "--reference", ctx.arg("reference"), "--resume", "auto"]
+    data: list[Word] = ["--data", ctx.args["data"]] if ctx.args.get("data") is not None else []
+    return ["dpo", "--recipe", ctx.recipe_name, *ctx.sets(), "--reference", ctx.arg("reference"), *data,
+            "--resume", "auto"]
 
 
 def _prune(ctx: StageContext) -> list[Word]:
@@ -131,6 +135,26 @@ def _convert(ctx: StageContext) -> list[Word]:
 def _eval(ctx: StageContext) -> list[Word]:
     return ["eval", "--model", ctx.arg("model", str(ctx.run_dir / "hf")), "--tasks", ctx.arg("tasks"),
             "--output", ctx.arg("output", str(ctx.run_dir / "eval" / "results.json"))]
+
+
+def _check_eval(args: dict[str, str | None]) -> None:
+    """``--tasks`` names benchmarks of ``evaluation.registry`` (the list ``midm eval list`` prints).
+
+    Raises RenderError on an unknown name or a judge-scored benchmark (this stage passes no judge).
+    """
+    from evaluation.registry import BENCHMARKS
+
+    names = [t.strip() for t in str(args.get("tasks") or "").split(",") if t.strip()]
+    if not names:
+        raise RenderError("--tasks is empty; give comma-separated benchmark names (midm eval list)")
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise RenderError(f"--tasks: unknown benchmark {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(BENCHMARKS)} (midm eval list)")
+    judged = [n for n in names if BENCHMARKS[n].requires_judge]
+    if judged:
+        raise RenderError(f"--tasks: {', '.join(judged)}: scored by an LLM judge, which this stage does not pass; "
+                          "run `midm eval … --judge URL --judge-model NAME` for them")
 
 
 def _workers(ctx: StageContext) -> list[Word]:
@@ -172,7 +196,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
                 StageArg("--base", "base checkpoint (default: the recipe's checkpoint.load)"))),
     Stage("dpo", "distributed", "preference tuning (DPO) of an SFT checkpoint against it, frozen", _dpo,
           args=(StageArg("--reference", "frozen reference checkpoint (the SFT model); also the policy's "
-                         "initial weights unless the recipe sets checkpoint.load", required=True),)),
+                         "initial weights unless the recipe sets checkpoint.load", required=True),
+                StageArg("--data", "`midm data prefs` output (default: the recipe's dpo.dataset)"))),
     Stage("prune", "single", "Minitron width pruning to the recipe's hidden/FFN sizes", _prune,
           args=(StageArg("--checkpoint", "checkpoint to prune", required=True), StageArg("--output", _OUT),
                 StageArg("--calib", "calibration data prefix (.bin/.idx without extension)", required=True),
@@ -184,7 +209,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           args=(StageArg("--model", "HF directory (default: <run dir>/hf)"),
                 StageArg("--tasks", "comma-separated task list", required=True, is_path=False),
                 StageArg("--output", "results JSON (default: <run dir>/eval/results.json)")),
-          default_gpus_per_node=1),
+          default_gpus_per_node=1, check=_check_eval),
     Stage("data-filter", "chain", "filter raw text: one dependent job per pipeline step, each an array of "
           "--array N tasks over all the input (global dedup and quality cut)", _data_filter,
           args=(StageArg("--input", "input file or directory (all of it: every step sees every shard)", required=True),

@@ -63,3 +63,12 @@ def test_readme_listing_commands_run_as_written(argv, expected):
     proc = subprocess.run([sys.executable, "-m", "midm", *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`midm recipe show midm_8b | head -3`: the reader is gone before midm writes; no traceback, status 141."""
+    proc = subprocess.Popen([sys.executable, "-m", "midm", "recipe", "show", "midm_8b"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has imported anything: its first write meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and stderr == "", stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TEST_DATA
 from tests.slurm.cluster import HERE, LocalSlurm, SlurmUnavailable, ensure_installed
 
 
@@ -57,3 +57,15 @@ def midm(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = 
     if check and proc.returncode != 0:
         raise AssertionError(f"midm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def posttrain_data(chat_tokenizer_dir, tmp_path_factory) -> Path:
+    """A workspace with real `midm data sft` and `midm data prefs` outputs, sft256/ and prefs256/ (~1 s)."""
+    from midm.cli import main as midm_main
+
+    root = tmp_path_factory.mktemp("posttrain")
+    for tool, src, out in (("sft", "sft/chatbot.jsonl", "sft256"), ("prefs", "prefs/forms.jsonl", "prefs256")):
+        assert midm_main(["data", tool, str(TEST_DATA / src), str(root / out), "--tokenizer", str(chat_tokenizer_dir),
+                          "--seq-length", "256"]) == 0
+    return root

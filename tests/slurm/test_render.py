@@ -284,11 +284,15 @@ def test_recipe_is_optional_only_for_data_stages(tmp_path):
     (["prune", "--recipe", "midm_mini", "--nodes", "2", "--checkpoint", "c", "--calib", "c"], "one node"),
     (["data-tokenize", "--recipe", "tiny", "--input", "in/{shard}", "--output", "o", "--tokenizer", "t"], "--array"),
     (["pretrain", "--recipe", "no_such_recipe"], "unknown recipe"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,kmmluu"],
+     "--tasks: unknown benchmark 'kmmluu'; known: haerae, kmmlu, kobest_comprehension"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,logickor"], "logickor: scored by an LLM judge"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
     proc = midm(["slurm", "render", *args, "--workdir", str(tmp_path)], check=False)
     assert proc.returncode == 2 and proc.stdout == ""
     assert message in proc.stderr and proc.stderr.startswith("midm slurm: error:")
+    assert args[0] != "eval" or len(proc.stderr.splitlines()) == 1  # the known names on the same line
     assert not Path("/tmp/p").exists()
 
 
@@ -296,7 +300,7 @@ def test_every_stage_renders_valid_bash(tmp_path):
     cases = {
         "pretrain": [], "cpt": ["--dus-from", "c8b"], "distill": ["--teacher", "t", "--student", "s"],
         "sft": ["--data", "sft_data", "--base", "mini"],
-        "dpo": ["--reference", "sft"],
+        "dpo": ["--reference", "sft", "--data", "prefs"],
         "prune": ["--checkpoint", "c", "--calib", "calib"], "convert": [], "eval": ["--tasks", "kmmlu,haerae"],
         "data-filter": ["--input", "a", "--output", "b"],
         "data-tokenize": ["--input", "a", "--output", "b", "--tokenizer", "tok"],
@@ -322,6 +326,9 @@ def test_every_stage_renders_valid_bash(tmp_path):
     dpo = midm(["slurm", "render", "dpo", "--recipe", "midm_base_dpo", "--nodes", "2", "--reference", "sft",
                 "--workdir", str(tmp_path)]).stdout
     assert "-m midm dpo --recipe midm_base_dpo" in dpo and f"--reference {tmp_path / 'sft'} --resume auto &" in dpo
+    dpo = midm(["slurm", "render", "dpo", "--recipe", "midm_base_dpo", "--nodes", "2", "--reference", "sft",
+                "--data", "p", "--workdir", str(tmp_path)]).stdout
+    assert f"--reference {tmp_path / 'sft'} --data {tmp_path / 'p'} --resume auto &" in dpo
 
 
 @pytest.fixture(scope="module")
@@ -360,13 +367,50 @@ def test_submit_runs_the_trainers_data_checks(tmp_path, prefixes):
     assert midm(["slurm", "render", "pretrain", "--recipe", "midm_8b"]).returncode == 0  # render stays offline
 
 
-def test_submit_data_checks_import_no_torch(prefixes):
+def test_sft_and_dpo_check_their_own_data_not_the_blend(posttrain_data):
+    """`slurm render|submit --dry-run` of sft/dpo as the slurm README shows them: their data is --data /
+    sft.dataset / dpo.dataset (a `midm data sft` / `midm data prefs` output), never data.blend."""
+    ws = ["--workdir", str(posttrain_data), "--nodes", "1", "--gpus-per-node", "1"]
+    sft = ["sft", "--recipe", "tiny_sft", "--data", "sft256/", "--base", "runs/tiny_mini/checkpoints", *ws]
+    dpo = ["dpo", "--recipe", "tiny_dpo", "--reference", "runs/tiny_sft/checkpoints", *ws]
+    for argv, words in ((sft, f"--data {posttrain_data / 'sft256'} --base"),
+                        ([*dpo, "--set", "dpo.dataset=prefs256/"], "--set dpo.dataset=prefs256/"),
+                        ([*dpo, "--data", "prefs256"], f"--data {posttrain_data / 'prefs256'} --resume auto")):
+        assert words in midm(["slurm", "render", *argv]).stdout
+        proc = midm(["slurm", "submit", *argv, "--dry-run"])
+        assert proc.stdout.startswith("#!/bin/bash") and words in proc.stdout and "dry run" in proc.stderr
+    assert not (posttrain_data / "runs").exists()
+    for argv, message in (
+            ([*sft[:3], "--data", "prefs256", *ws], "not a midm-sft v1 index (got 'midm-prefs' v1)"),
+            ([*dpo, "--data", "sft256"], "format 'midm-sft' v1, expected 'midm-prefs' v1"),
+            ([*sft[:3], "--data", "nope", *ws], f"sft dataset {posttrain_data / 'nope'} does not exist"),
+            ([*sft[:3], *ws], "sft needs a dataset (the output of `midm data sft`): pass --data DIR"),
+            ([*dpo], "dpo needs a dataset (the output of `midm data prefs`): pass --data DIR or --set dpo.dataset"),
+            (["sft", "--recipe", "tiny", "--data", "sft256", *ws], "recipe 'tiny' has no sft section")):
+        proc = midm(["slurm", "submit", *argv, "--dry-run"], check=False)
+        assert proc.returncode == 2 and proc.stdout == "" and message in proc.stderr, proc.stderr
+        assert "data.blend" not in proc.stderr
+    (posttrain_data / "broken").mkdir()
+    for name in ("index.json", "train-00000"):
+        (posttrain_data / "broken" / name).symlink_to(posttrain_data / "sft256" / name)
+    (posttrain_data / "broken" / "train-00000" / "samples.npy").rename(posttrain_data / "samples.npy")
+    try:  # a damaged shard is found by the shard reader itself
+        proc = midm(["slurm", "submit", *sft[:3], "--data", "broken", *ws, "--dry-run"], check=False)
+        assert proc.returncode == 2 and "unreadable shard" in proc.stderr, proc.stderr
+    finally:
+        (posttrain_data / "samples.npy").rename(posttrain_data / "sft256" / "train-00000" / "samples.npy")
+
+
+def test_submit_data_checks_import_no_torch(prefixes, posttrain_data):
+    ws = f"'--gpus-per-node', '0', '--dry-run', '--workdir', {str(posttrain_data)!r}"
     code = ("import sys, json; from slurm.cli import main; "
-            f"rc = main(['submit', 'pretrain', '--recipe', 'tiny', '--gpus-per-node', '0', '--dry-run', "
-            f"'--set', 'data.blend={prefixes['ok']}', '--set', 'model.vocab_size=384']); "
+            f"rc = [main(['submit', 'pretrain', '--recipe', 'tiny', {ws}, "
+            f"'--set', 'data.blend={prefixes['ok']}', '--set', 'model.vocab_size=384']), "
+            f"main(['submit', 'sft', '--recipe', 'tiny_sft', '--data', 'sft256', {ws}]), "
+            f"main(['submit', 'dpo', '--recipe', 'tiny_dpo', '--reference', 'r', '--data', 'prefs256', {ws}])]; "
             "print(json.dumps([rc, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'megatron'))]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.splitlines()[-1]) == [0, []]
+    assert json.loads(out.splitlines()[-1]) == [[0, 0, 0], []]
 
 
 def test_slurm_cli_does_not_import_torch():
