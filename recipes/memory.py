@@ -73,7 +73,9 @@ def layout_of(recipe: Recipe, num_gpus: int) -> Layout:
     """
     p, t = recipe.parallel, recipe.train
     tp, pp, cp = p.tensor_model_parallel_size, p.pipeline_model_parallel_size, p.context_parallel_size
-    if num_gpus < 1 or num_gpus % (tp * pp * cp):
+    if num_gpus < 1:
+        raise PlanError(f"--gpus must be at least 1, got {num_gpus}")
+    if num_gpus % (tp * pp * cp):
         raise PlanError(f"--gpus {num_gpus} is not a multiple of TP × PP × CP = {tp} × {pp} × {cp}; "
                         "change --gpus or the layout (--set parallel.…)")
     dp = num_gpus // (tp * pp * cp)

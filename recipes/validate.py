@@ -95,10 +95,13 @@ def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None
         need(recipe.dpo.epochs is None or recipe.dpo.epochs > 0, "dpo.epochs must be positive")
         need(recipe.dpo.warmup_fraction is None or 0 <= recipe.dpo.warmup_fraction < 1,
              "dpo.warmup_fraction must be in [0, 1)")
-    if world_size is not None:
+    if world_size is not None and world_size < 1:
+        need(False, f"the job needs at least one process (GPU), got {world_size}")
+    elif world_size is not None:
         need(world_size % (tp * pp * cp) == 0,
              f"world size {world_size} is not a multiple of tensor_model_parallel_size × "
-             f"pipeline_model_parallel_size × context_parallel_size ({tp} × {pp} × {cp})")
+             f"pipeline_model_parallel_size × context_parallel_size ({tp} × {pp} × {cp}): start "
+             f"{tp * pp * cp} processes or a multiple (torchrun --nproc_per_node, srun --ntasks)")
         if world_size % (tp * pp * cp) == 0:
             dp = world_size // (tp * pp * cp)
             need(t.global_batch_size % (t.micro_batch_size * dp) == 0,

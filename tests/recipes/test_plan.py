@@ -154,4 +154,6 @@ def test_cli_json_text_and_errors():
     assert text.returncode == 0 and "DOES NOT FIT" in text.stdout and "tokens/s/GPU" in text.stdout
     bad = _midm("recipe", "plan", "midm_8b", "--gpus", "7")
     assert bad.returncode == 2 and "midm recipe: error: --gpus 7 is not a multiple" in bad.stderr
+    none = _midm("recipe", "plan", "midm_8b", "--gpus", "0")
+    assert none.returncode == 2 and "midm recipe: error: --gpus must be at least 1, got 0" in none.stderr
     assert _midm("recipe", "plan", "midm_8b", "--gpus", "8", "--set", "perf.recompute_granularity=x").returncode == 2

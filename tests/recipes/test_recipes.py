@@ -105,6 +105,14 @@ def test_invalid_combinations_name_the_field(overrides, world, gpu, message):
         validate(get_recipe("midm_8b", overrides), world_size=world, has_gpu=gpu)
 
 
+def test_a_world_size_the_layout_cannot_use_says_how_many_processes_to_start():
+    with pytest.raises(RecipeError, match=r"world size 1 is not a multiple .* \(2 × 1 × 1\): start 2 processes "
+                                          r"or a multiple \(torchrun --nproc_per_node, srun --ntasks\)"):
+        validate(get_recipe("tiny", ["parallel.tensor_model_parallel_size=2"]), world_size=1, has_gpu=False)
+    with pytest.raises(RecipeError, match="the job needs at least one process"):
+        validate(get_recipe("tiny"), world_size=0, has_gpu=False)
+
+
 @pytest.mark.parametrize("overrides,message", [
     (["dpo.beta=0"], "dpo.beta must be positive"),
     (["dpo.sft_loss_weight=-1"], "dpo.sft_loss_weight must be >= 0"),
