@@ -255,6 +255,12 @@ def run(model_dir: Path, benchmarks: list[Benchmark], *, data_dir: Path | None =
         os.environ["HF_DATASETS_OFFLINE"] = "1"
     if allow_code_execution:
         os.environ["HF_ALLOW_CODE_EVAL"] = "1"
+    if judged:
+        from evaluation.judge.client import check_reachable
+
+        cache = judge.cache or (judge_cache_path(output) if output is not None else None)
+        if cache is None or not Path(cache).is_file() or not Path(cache).stat().st_size:
+            check_reachable(judge)  # before hours of generation, not after (a cached re-run may run offline)
 
     started = time.time()
     batch = backends.resolve_batch_size(batch_size, device)

@@ -117,6 +117,26 @@ class JudgeClient:
                          f"last error: {last}")
 
 
+def check_reachable(config: JudgeConfig, timeout_s: float = 10.0) -> None:
+    """Open (and close) a TCP connection to the judge's host and port: an endpoint nobody listens on
+    is named before the model generates any answer, not after.
+
+    Raises:
+        JudgeError: the URL has no host, or no connection within ``timeout_s`` (refused, unknown host, timeout).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(config.endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise JudgeError(f"--judge {config.url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000)")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as err:
+        raise JudgeError(f"judge {config.endpoint} is not reachable ({type(err).__name__}: {err}); start the "
+                         f"judge server or fix --judge before the answers are generated") from err
+
+
 def _content(body: dict, endpoint: str) -> str:
     try:
         content = body["choices"][0]["message"].get("content")

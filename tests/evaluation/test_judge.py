@@ -197,3 +197,19 @@ def test_client_retries_with_backoff_then_gives_up(judge_server, tmp_path):
 def test_judge_flags_go_together(tiny_chat_model, capsys):
     assert midm_main(["eval", "--model", str(tiny_chat_model), "--tasks", "logickor", "--judge", "http://127.0.0.1:9"]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_an_unreachable_judge_is_named_before_any_answer_is_generated(tiny_chat_model, bench_dir, tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    code = midm_main(["eval", "--model", str(tiny_chat_model), "--tasks", "logickor", "--data-dir", str(bench_dir),
+                      "--output", str(tmp_path / "r.json"), "--device", "cpu", "--max-gen-toks", "4",
+                      "--judge", f"http://127.0.0.1:{port}", "--judge-model", "absent"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"judge http://127.0.0.1:{port}/v1/chat/completions is not reachable" in err, err
+    assert time.perf_counter() - started < 30 and not list(tmp_path.iterdir())  # nothing generated or written
