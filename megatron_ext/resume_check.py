@@ -11,7 +11,9 @@ Checked before any process group starts (torch-free: it reads ``recipe.json`` an
   ``checkpoint.override_scheduler=true``; then the recipe's schedule is recomputed at the resumed
   step, as Megatron-LM's ``--override-opt_param-scheduler`` does (both cosine and WSD).
 * **training data** (the resolved blend — prefixes and normalised weights, so an edited
-  ``data.blend_file`` counts —, ``data.split``, ``data.seq_length``, ``data.seed``) — refused unless
+  ``data.blend_file`` counts —, ``data.split``, ``data.seq_length``, ``data.seed``; for SFT / DPO the
+  resolved ``sft.dataset`` / ``dpo.dataset`` folder and a fingerprint of its files, so another
+  folder or data re-made in place counts, another spelling of the same path does not) — refused unless
   ``checkpoint.allow_data_change=true``; then the run continues on the new data from its sample counter.
 * anything else (logging, checkpoint cadence, evaluation, workers, batch split, parallel layout, Adam
   betas/eps, …) — applied as the recipe says.
@@ -37,6 +39,7 @@ from recipes import Recipe, recipe_from_dict, recipe_to_dict
 METRICS_FILE = "metrics.jsonl"  # megatron_ext.run_files.METRICS_FILE (that module is torch-free too)
 SCHEDULE_FIELDS = ("optimizer.lr", "optimizer.min_lr", "optimizer.weight_decay", "train.steps")
 DATA_FIELDS = ("data.blend", "data.blend_file", "data.split", "data.seq_length", "data.seed")
+_EDGE_BYTES = 1 << 20  # bytes hashed at each end of a data file for its fingerprint
 OVERRIDE_SCHEDULER = "checkpoint.override_scheduler"
 ALLOW_DATA_CHANGE = "checkpoint.allow_data_change"
 
@@ -98,6 +101,42 @@ def blend_record(recipe: Recipe) -> list[list]:
     return [[round(w / total, 12), os.path.abspath(p)] for w, p in zip(weights, prefixes)]
 
 
+def dataset_record(folder: str | os.PathLike) -> dict[str, str]:
+    """``{"dataset": absolute path, "fingerprint": hex}`` of a ``midm data sft`` / ``midm data prefs`` folder.
+
+    The fingerprint (SHA-256) covers ``index.json`` and, for every file of its splits, the name, the
+    size and the first and last MiB: data made again in place from other conversations changes it, a
+    copy of the folder does not, and a resume reads at most 2 MiB per file. ``stats.json`` (timings)
+    is left out, so re-making the same data counts as the same.
+    """
+    import hashlib
+
+    root = Path(folder).resolve()
+    digest = hashlib.sha256((root / "index.json").read_bytes())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.parent != root):
+        size = path.stat().st_size
+        digest.update(f"\0{path.relative_to(root).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as f:
+            digest.update(f.read(_EDGE_BYTES))
+            if size > 2 * _EDGE_BYTES:
+                f.seek(size - _EDGE_BYTES)
+                digest.update(f.read(_EDGE_BYTES))
+    return {"dataset": str(root), "fingerprint": digest.hexdigest()}
+
+
+def data_record(recipe: Recipe):
+    """What data ``recipe`` trains on, as kept in ``trainer_state.json`` (``data_blend``) and compared on
+    resume: the resolved blend (:func:`blend_record`), else the SFT / DPO dataset's
+    :func:`dataset_record`, else None."""
+    d = recipe.data
+    if d.blend or d.blend_file:
+        return blend_record(recipe)
+    for section in (recipe.dpo, recipe.sft):
+        if section is not None and section.dataset and (Path(section.dataset) / "index.json").is_file():
+            return dataset_record(section.dataset)
+    return None
+
+
 def compare(saved: Recipe, saved_state: dict, recipe: Recipe) -> list[Difference]:
     """Every difference between a checkpoint's recipe (+ trainer state) and this recipe, classified."""
     old, new = _flatten(recipe_to_dict(saved)), _flatten(recipe_to_dict(recipe))
@@ -118,9 +157,10 @@ def compare(saved: Recipe, saved_state: dict, recipe: Recipe) -> list[Difference
         diffs.append(Difference(field, old.get(field), new.get(field), kind))
     saved_blend = saved_state.get("data_blend")
     if saved_blend is not None and not any(d.kind == "data" for d in diffs):
-        current = blend_record(recipe)
-        if current != saved_blend:  # same fields, other files or weights (e.g. an edited blend file)
-            diffs.append(Difference("data blend", saved_blend, current, "data"))
+        current = data_record(recipe)
+        if current != saved_blend:  # same fields, other files or weights (an edited blend file, data re-made)
+            name = "data blend" if isinstance(saved_blend, list) else "dataset contents"
+            diffs.append(Difference(name, saved_blend, current, "data"))
     return diffs
 
 

@@ -35,7 +35,7 @@ from megatron_ext.data import MicroBatches, build_datasets, check_data, split_fo
 from megatron_ext import wandb_log
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
-from megatron_ext.resume_check import (blend_record, check_fresh_start, check_initial_weights, check_resume,
+from megatron_ext.resume_check import (check_fresh_start, check_initial_weights, check_resume, data_record,
                                        describe, schedule_params)
 from megatron_ext.run_files import SUMMARY_FILE
 from megatron_ext.run_lock import RunLockedError
@@ -150,10 +150,9 @@ class Trainer:
         return train, valid
 
     def data_record(self):
-        """What data this run reads, kept in ``trainer_state.json`` and compared on resume (the resolved
-        blend; None for stages whose data is not a GPT blend, e.g. SFT and DPO shards)."""
-        d = self.recipe.data
-        return blend_record(self.recipe) if (d.blend or d.blend_file) else None
+        """What data this run reads, kept in ``trainer_state.json`` and compared on resume
+        (``resume_check.data_record``: the resolved blend, or the SFT / DPO dataset's fingerprint)."""
+        return data_record(self.recipe)
 
     def build_data(self):
         """(train, valid) :class:`MicroBatches` for this data-parallel rank (valid None when empty)."""

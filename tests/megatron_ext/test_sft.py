@@ -77,6 +77,32 @@ def test_sft_trains_validates_and_checkpoints(sft_baseline):
     assert summary["steps"] == 6 and summary["recipe"] == "tiny_sft"
     saved = json.loads((sft_baseline / "checkpoints" / "iter_0000006" / "recipe.json").read_text())
     assert saved["sft"]["dataset"] and saved["scheduler"]["style"] == "linear"
+    state = json.loads((sft_baseline / "checkpoints" / "iter_0000006" / "trainer_state.json").read_text())
+    from megatron_ext.resume_check import dataset_record
+
+    assert state["data_blend"] == dataset_record(saved["sft"]["dataset"])  # what a resume compares
+
+
+def test_sft_data_made_again_in_place_is_a_data_change_on_resume(sft_data, tmp_path):
+    import shutil
+
+    from megatron_ext.resume_check import compare, dataset_record
+    from recipes import get_recipe
+
+    data = tmp_path / "data"
+    shutil.copytree(sft_data, data)
+    saved = get_recipe("tiny_sft", [f"sft.dataset={data}"])
+    state = {"data_blend": dataset_record(data)}
+    same = get_recipe("tiny_sft", [f"sft.dataset={tmp_path}/./data/"])  # another spelling of the same folder
+    assert not [d for d in compare(saved, state, same) if d.kind == "data"]
+    tokens = next(data.glob("train-*/tokens.npy"))
+    raw = bytearray(tokens.read_bytes())
+    raw[-1] ^= 1  # other token ids, same size (what `midm data sft` over other conversations can give)
+    tokens.write_bytes(bytes(raw))
+    changed = [d for d in compare(saved, state, same) if d.kind == "data"]
+    assert [d.field for d in changed] == ["dataset contents"]
+    other = get_recipe("tiny_sft", [f"sft.dataset={sft_data}"])  # another folder, same contents as at the start
+    assert [d.field for d in compare(saved, state, other) if d.kind == "data"] == ["dataset contents"]
 
 
 @pytest.mark.slow
