@@ -133,28 +133,30 @@ def _convert(ctx: StageContext) -> list[Word]:
 
 
 def _eval(ctx: StageContext) -> list[Word]:
+    judge = (["--judge", ctx.arg("judge"), "--judge-model", ctx.arg("judge_model")]
+             if ctx.args.get("judge") is not None else [])
     return ["eval", "--model", ctx.arg("model", str(ctx.run_dir / "hf")), "--tasks", ctx.arg("tasks"),
-            "--output", ctx.arg("output", str(ctx.run_dir / "eval" / "results.json"))]
+            "--output", ctx.arg("output", str(ctx.run_dir / "eval" / "results.json")), *judge]
 
 
 def _check_eval(args: dict[str, str | None]) -> None:
-    """``--tasks`` names benchmarks of ``evaluation.registry`` (the list ``midm eval list`` prints).
+    """``--tasks`` names benchmarks of ``evaluation.registry`` (the list ``midm eval list`` prints);
+    judge-scored ones need ``--judge URL --judge-model NAME`` (passed on to ``midm eval``).
 
-    Raises RenderError on an unknown name or a judge-scored benchmark (this stage passes no judge).
+    Raises RenderError on an unknown name, a judge-scored benchmark without a judge, or one of the two
+    judge flags without the other.
     """
-    from evaluation.registry import BENCHMARKS
+    from evaluation.registry import UnknownBenchmark, resolve
 
     names = [t.strip() for t in str(args.get("tasks") or "").split(",") if t.strip()]
     if not names:
         raise RenderError("--tasks is empty; give comma-separated benchmark names (midm eval list)")
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        raise RenderError(f"--tasks: unknown benchmark {', '.join(map(repr, unknown))}; known: "
-                          f"{', '.join(BENCHMARKS)} (midm eval list)")
-    judged = [n for n in names if BENCHMARKS[n].requires_judge]
-    if judged:
-        raise RenderError(f"--tasks: {', '.join(judged)}: scored by an LLM judge, which this stage does not pass; "
-                          "run `midm eval … --judge URL --judge-model NAME` for them")
+    if (args.get("judge") is None) != (args.get("judge_model") is None):
+        raise RenderError("--judge URL and --judge-model NAME go together")
+    try:
+        resolve(names, judge=args.get("judge") is not None)
+    except UnknownBenchmark as err:
+        raise RenderError(f"--tasks: {err}") from None
 
 
 def _workers(ctx: StageContext) -> list[Word]:
@@ -208,7 +210,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("eval", "single", "lm-evaluation-harness on a Hugging Face directory", _eval,
           args=(StageArg("--model", "HF directory (default: <run dir>/hf)"),
                 StageArg("--tasks", "comma-separated task list", required=True, is_path=False),
-                StageArg("--output", "results JSON (default: <run dir>/eval/results.json)")),
+                StageArg("--output", "results JSON (default: <run dir>/eval/results.json)"),
+                StageArg("--judge", "OpenAI-compatible judge URL (LogicKor, Ko-MT-Bench)", is_path=False),
+                StageArg("--judge-model", "the judge's model name", is_path=False)),
           default_gpus_per_node=1, check=_check_eval),
     Stage("data-filter", "chain", "filter raw text: one dependent job per pipeline step, each an array of "
           "--array N tasks over all the input (global dedup and quality cut)", _data_filter,

@@ -286,7 +286,9 @@ def test_recipe_is_optional_only_for_data_stages(tmp_path):
     (["pretrain", "--recipe", "no_such_recipe"], "unknown recipe"),
     (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,kmmluu"],
      "--tasks: unknown benchmark 'kmmluu'; known: haerae, kmmlu, kobest_comprehension"),
-    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,logickor"], "logickor: scored by an LLM judge"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "kmmlu,logickor"],
+     "--tasks: logickor (LogicKor) is scored by an LLM judge: pass --judge URL --judge-model NAME"),
+    (["eval", "--recipe", "midm_mini", "--tasks", "logickor", "--judge", "http://j:8000"], "go together"),
 ])
 def test_bad_values_are_rejected_with_a_clear_message(args, message, tmp_path):
     proc = midm(["slurm", "render", *args, "--workdir", str(tmp_path)], check=False)
@@ -433,3 +435,10 @@ def test_log_path_is_the_file_slurm_writes(tmp_path, prefixes):
     dry = midm(["slurm", "submit", "pretrain", "--recipe", "tiny", "--dry-run", "--gpus-per-node", "0",
                 "--workdir", str(tmp_path), *_tiny_data(prefixes["ok"])]).stderr
     assert "%x" not in dry and f"{single.job_name}-<job id>.out" in dry
+
+
+def test_eval_passes_the_judge_to_midm_eval(tmp_path):
+    proc = midm(["slurm", "render", "eval", "--recipe", "midm_mini", "--tasks", "kmmlu,logickor,ko_mtbench",
+                 "--judge", "http://judge:8000/v1", "--judge-model", "gpt-4o", "--workdir", str(tmp_path)])
+    line = next(ln for ln in proc.stdout.splitlines() if " eval --model " in ln)
+    assert "--tasks kmmlu,logickor,ko_mtbench" in line and "--judge http://judge:8000/v1 --judge-model gpt-4o" in line
