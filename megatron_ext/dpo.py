@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from megatron_ext.data import DataError
 from megatron_ext.dpo_data import build_pair_datasets, check_split, pairs_to_rows, read_index
-from megatron_ext.posttrain import adopt_model_and_data
+from megatron_ext.posttrain import adopt_model_and_data, replaced_steps
 from megatron_ext.trainer import Trainer
 from midm.errors import MidmError
 from recipes import DPOConfig, Recipe, RecipeError
@@ -120,9 +120,10 @@ def dpo_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
                                  error=DataError, made_by="midm data prefs")
     pairs = index["splits"]["train"]["pairs"]
     if out.dpo.epochs is not None:
-        out.train.steps = max(1, math.ceil(out.dpo.epochs * pairs / out.train.global_batch_size))
-        notes.append(f"train.steps = {out.train.steps} ({out.dpo.epochs} epochs of {pairs} pairs at global batch "
-                     f"{out.train.global_batch_size})")
+        steps = max(1, math.ceil(out.dpo.epochs * pairs / out.train.global_batch_size))
+        notes.append(f"train.steps = {steps} ({out.dpo.epochs} epochs of {pairs} pairs at global batch "
+                     f"{out.train.global_batch_size}){replaced_steps(out.train.steps, steps, 'dpo')}")
+        out.train.steps = steps
     if out.dpo.warmup_fraction is not None:
         out.scheduler.warmup_steps = round(out.dpo.warmup_fraction * out.train.steps)
     return out, notes

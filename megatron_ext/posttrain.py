@@ -75,3 +75,11 @@ def adopt_model_and_data(out: Recipe, index: dict, dataset: str, *, initial: str
         notes.append(f"data.seq_length {out.data.seq_length} → {seq_length} (what the {built_for})")
         out.data.seq_length = seq_length
     return notes
+
+
+def replaced_steps(recipe_steps: int, steps: int, section: str) -> str:
+    """The note's tail when ``{section}.epochs`` replaces another ``train.steps`` (e.g. a ``--set`` one)."""
+    if recipe_steps == steps:
+        return ""
+    return (f"; it replaces train.steps={recipe_steps}: {section}.epochs decides (for a fixed step count pass "
+            f"--set {section}.epochs=null --set train.steps=N)")

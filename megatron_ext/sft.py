@@ -31,7 +31,7 @@ import torch
 from data_prep.sft.shards import SFTDataError, SFTSplit, read_index
 from megatron_ext import packing
 from megatron_ext.model import te_available
-from megatron_ext.posttrain import adopt_model_and_data
+from megatron_ext.posttrain import adopt_model_and_data, replaced_steps
 from megatron_ext.trainer import Trainer, lm_loss
 from recipes import Recipe, RecipeError
 
@@ -53,9 +53,10 @@ def sft_recipe(recipe: Recipe) -> tuple[Recipe, list[str]]:
                                  error=SFTDataError, made_by="midm data sft")
     train_samples = sum(s["samples"] for s in index["splits"]["train"]["shards"])
     if out.sft.epochs is not None:
-        out.train.steps = max(1, math.ceil(out.sft.epochs * train_samples / out.train.global_batch_size))
-        notes.append(f"train.steps = {out.train.steps} ({out.sft.epochs} epochs of {train_samples} samples at "
-                     f"global batch {out.train.global_batch_size})")
+        steps = max(1, math.ceil(out.sft.epochs * train_samples / out.train.global_batch_size))
+        notes.append(f"train.steps = {steps} ({out.sft.epochs} epochs of {train_samples} samples at global batch "
+                     f"{out.train.global_batch_size}){replaced_steps(out.train.steps, steps, 'sft')}")
+        out.train.steps = steps
     if out.sft.warmup_fraction is not None:
         out.scheduler.warmup_steps = round(out.sft.warmup_fraction * out.train.steps)
     return out, notes

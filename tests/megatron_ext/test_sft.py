@@ -139,6 +139,12 @@ def test_sft_recipe_adopts_the_base_checkpoint_geometry(sft_data, tmp_path):
     assert recipe.data.seq_length == 256
     train_samples = json.loads((sft_data / "stats.json").read_text())["splits"]["train"]["samples"]
     assert recipe.train.steps == -(-3 * train_samples // 8)  # 3 epochs at global batch 8
+    overrides = [f"sft.dataset={sft_data}", f"checkpoint.load={tmp_path}", "train.steps=3"]
+    recipe, notes = sft_recipe(get_recipe("tiny_sft", overrides))  # epochs decide, and the note says so
+    assert recipe.train.steps == -(-3 * train_samples // 8)
+    assert any("it replaces train.steps=3: sft.epochs decides" in n and "--set sft.epochs=null" in n for n in notes)
+    recipe, notes = sft_recipe(get_recipe("tiny_sft", overrides + ["sft.epochs=null"]))
+    assert recipe.train.steps == 3 and not any("epochs" in n for n in notes)
 
 
 def test_converted_sft_model_chats_through_the_template_and_stops_at_eot(sft_baseline, chat_tokenizer_dir, tmp_path):
