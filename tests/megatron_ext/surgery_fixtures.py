@@ -84,3 +84,18 @@ def occupied_copy(checkpoints: Path, out: Path) -> Path:
 
     shutil.copytree(checkpoints, out)
     return out
+
+
+def assert_output_refused_first(capsys, command: str, source: Path, occupied: Path, args: list[str]) -> None:
+    """``midm COMMAND --checkpoint SOURCE --output OCCUPIED *ARGS`` exits 2 with the one-line refusal
+    before loading anything (``ARGS`` give a ``--calib`` that names no data, so a refusal that came
+    after loading the model would fail on that instead), and ``OCCUPIED`` is left byte for byte."""
+    from midm.cli import main as midm_main
+
+    before = tree_bytes(occupied)
+    latest = (occupied / "latest").read_text().strip()
+    assert midm_main([command, "--checkpoint", str(source), "--output", str(occupied), *args]) == 2
+    stdout, err = capsys.readouterr()
+    assert err == (f"midm {command}: error: --output {occupied} already holds a checkpoint (latest → {latest}); "
+                   "choose a new --output directory\n")
+    assert "loaded" not in stdout and tree_bytes(occupied) == before

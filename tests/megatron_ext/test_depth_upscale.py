@@ -12,8 +12,8 @@ from midm.cli import main as midm_main
 from recipes import get_recipe, num_parameters
 from tests.megatron_ext.byte_data import VOCAB
 from tests.megatron_ext.conftest import read_metrics, run_midm
-from tests.megatron_ext.surgery_fixtures import (TEACHER_STEPS, common_sets, occupied_copy, plain_tensors, summary,
-                                               trained_tiny, tree_bytes, upscaled_tiny)
+from tests.megatron_ext.surgery_fixtures import (assert_output_refused_first, common_sets, occupied_copy, plain_tensors,
+                                               summary, trained_tiny, upscaled_tiny)
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,5 @@ def test_scored_dus_measures_block_importance(root, byte_prefix, capsys):
 
     # An --output holding a checkpoint is refused before the source is read: --calib names no data,
     # which scored:L would read (after loading the model) were the refusal late.
-    occupied = occupied_copy(teacher, root / "occupied")
-    before = tree_bytes(occupied)
-    assert midm_main(["dus", "--checkpoint", str(teacher), "--output", str(occupied), "--map", "scored:5",
-                      "--calib", str(root / "no_such_prefix")]) == 2
-    stdout, err = capsys.readouterr()
-    assert err == (f"midm dus: error: --output {occupied} already holds a checkpoint (latest → "
-                   f"iter_{TEACHER_STEPS:07d}); choose a new --output directory\n")
-    assert "loaded" not in stdout and tree_bytes(occupied) == before
+    assert_output_refused_first(capsys, "dus", teacher, occupied_copy(teacher, root / "occupied"),
+                                ["--map", "scored:5", "--calib", str(root / "no_such_prefix")])

@@ -17,8 +17,8 @@ from recipes import ModelConfig
 from tests.conftest import REPO
 from tests.megatron_ext.byte_data import VOCAB
 from tests.megatron_ext.conftest import run_env
-from tests.megatron_ext.surgery_fixtures import (TEACHER_STEPS, occupied_copy, plain_tensors, pruned_tiny, summary,
-                                               trained_tiny, tree_bytes)
+from tests.megatron_ext.surgery_fixtures import (assert_output_refused_first, occupied_copy, plain_tensors, pruned_tiny,
+                                               summary, trained_tiny)
 
 SRC = ModelConfig(num_layers=2, hidden_size=8, ffn_hidden_size=6, num_attention_heads=4, num_query_groups=2,
                   kv_channels=2, vocab_size=5)
@@ -111,15 +111,9 @@ def test_prune_refuses_without_calibration_data(root, byte_prefix, capsys):
 
 def test_prune_refuses_an_existing_checkpoint_before_reading_any_weight(root, byte_prefix, capsys):
     teacher = trained_tiny(root, byte_prefix)
-    out = occupied_copy(teacher, root / "occupied")
-    before = tree_bytes(out)
     # --calib names no data: a refusal that came after loading the model would fail on it instead
-    assert midm_main(["prune", "--checkpoint", str(teacher), "--output", str(out), "--hidden", "64",
-                      "--calib", str(root / "no_such_prefix")]) == 2
-    stdout, err = capsys.readouterr()
-    assert err == (f"midm prune: error: --output {out} already holds a checkpoint (latest → "
-                   f"iter_{TEACHER_STEPS:07d}); choose a new --output directory\n")
-    assert "loaded" not in stdout and tree_bytes(out) == before
+    assert_output_refused_first(capsys, "prune", teacher, occupied_copy(teacher, root / "occupied"),
+                                ["--hidden", "64", "--calib", str(root / "no_such_prefix")])
 
 
 @pytest.mark.slow
