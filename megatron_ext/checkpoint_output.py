@@ -49,6 +49,24 @@ def existing_checkpoint(root: str | os.PathLike) -> str | None:
     return iters[-1] if iters else None
 
 
+def _is_iteration(path: Path) -> bool:
+    """An ``iter_*`` directory of a saved checkpoint (dist-checkpoint ``.metadata`` or our ``manifest.json``)."""
+    return path.name.startswith("iter_") and ((path / ".metadata").is_file() or (path / "manifest.json").is_file())
+
+
+def enclosing_checkpoint(output: str | os.PathLike) -> Path | None:
+    """The checkpoint ``output`` lies inside — an ``iter_*`` directory that is ``output`` or one of its
+    parents, or a parent that is a checkpoint root (holds ``latest`` or an ``iter_*`` directory) — or None."""
+    path = Path(output).absolute()
+    if _is_iteration(path):
+        return path
+    for parent in path.parents:
+        if _is_iteration(parent) or (parent / LATEST).is_file() or any(
+                _is_iteration(p) for p in parent.glob("iter_*")):
+            return parent
+    return None
+
+
 def check(output: str | os.PathLike, *, overwrite: bool | None) -> None:
     """Refuse an ``output`` the command may not write its checkpoint to.
 
@@ -56,11 +74,17 @@ def check(output: str | os.PathLike, *, overwrite: bool | None) -> None:
     then does not offer it).
 
     Raises:
-        OutputExistsError: ``output`` is a file, or holds a checkpoint and ``overwrite`` is not True.
+        OutputExistsError: ``output`` is a file, lies inside a checkpoint (an ``iter_*`` directory or a
+            checkpoint root above it: never, even with ``overwrite``), or holds a checkpoint and
+            ``overwrite`` is not True.
     """
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise OutputExistsError(f"--output {output} is a file, not a checkpoint directory")
+    inside = enclosing_checkpoint(output)
+    if inside is not None:
+        raise OutputExistsError(f"--output {output} is inside the checkpoint {inside}: writing there would change "
+                                "what that checkpoint loads; choose a directory outside it")
     found = existing_checkpoint(output)
     if found is None or overwrite:
         return

@@ -67,3 +67,19 @@ def test_overwrite_replaces_the_whole_root_only_once_complete(tmp_path):
     fresh = tmp_path / "fresh"
     with staged(fresh, overwrite=False) as root:
         assert root == fresh  # nothing to replace: checkpoint.save's own atomic iter_* write
+
+
+def test_an_output_inside_a_checkpoint_is_refused_even_with_overwrite(tmp_path):
+    run = _run_root(tmp_path / "run")
+    for step in (30, 60):
+        (run / f"iter_00000{step}" / ".metadata").write_bytes(b"x")  # what a saved iteration holds
+    for inside, where in ((run / "iter_0000060", run / "iter_0000060"),        # an iteration itself
+                          (run / "iter_0000060" / "sub", run / "iter_0000060"),
+                          (run / "pruned", run)):                              # beside latest, in the root
+        for overwrite in (False, True, None):
+            with pytest.raises(OutputExistsError, match=f"^--output {inside} is inside the checkpoint {where}: "):
+                check(inside, overwrite=overwrite)
+    (run / "latest").unlink()  # a root without its pointer still holds saved iterations
+    with pytest.raises(OutputExistsError, match="is inside the checkpoint"):
+        check(run / "pruned", overwrite=True)
+    check(tmp_path / "elsewhere" / "out", overwrite=False)  # beside the run, not inside it
