@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prefs = work / "prefs"
     run_midm(["data", "prefs", str(args.pairs), str(prefs), "--tokenizer", str(tok), "--seq-length", str(SEQ),
-              "--valid-fraction", str(args.valid_fraction), "--no-progress"], logs / "prefs.log")
+              "--valid-fraction", str(args.valid_fraction)], logs / "prefs.log")
     stats = json.loads((prefs / "stats.json").read_text())
     result["data"] = {k: stats[k] for k in ("records_read", "kept", "dropped", "balanced")}
     result["data"]["pairs"] = {k: v["pairs"] for k, v in stats["splits"].items()}

@@ -209,8 +209,7 @@ def sft_packing(args) -> dict:
     train_tokenizer([str(data / "tokenizer" / "ko_train.jsonl.gz"), str(data / "tokenizer" / "en_train.txt")],
                     tok / "sp", TrainConfig(vocab_size=2048))
     export(tok / "sp", tok / "hf")
-    stats = build([str(data / "sft" / "chatbot.jsonl")], args.workdir / "sft_data", str(tok / "hf"), seq_length=256,
-                  progress=False)
+    stats = build([str(data / "sft" / "chatbot.jsonl")], args.workdir / "sft_data", str(tok / "hf"), seq_length=256)
     device = cpu_overrides() if args.cpu else ["perf.transformer_impl=local"]
     recipe = get_recipe("tiny_sft", device + [f"sft.dataset={args.workdir / 'sft_data'}",
                                               f"logging.dir={args.workdir}", "logging.tensorboard=false",

@@ -12,10 +12,8 @@ import json
 import sys
 
 from data_prep.accounting import STATS_FILE
+from data_prep.docio.sources import FORMATS  # light: no datatrove, no torch
 from data_prep.errors import DataError
-
-
-FORMATS = ("auto", "jsonl", "warc", "parquet", "hub")  # = data_prep.docio.sources.FORMATS (kept import-light)
 
 
 def _add_format(p: argparse.ArgumentParser, hub: bool = True) -> None:

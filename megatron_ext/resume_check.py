@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from megatron_ext.checkpoint_integrity import check_structure
+from megatron_ext.checkpoint_output import existing_checkpoint
+from megatron_ext.run_files import METRICS_FILE
 from midm.errors import MidmError
 from recipes import Recipe, recipe_from_dict, recipe_to_dict
 
-METRICS_FILE = "metrics.jsonl"  # megatron_ext.run_files.METRICS_FILE (that module is torch-free too)
 SCHEDULE_FIELDS = ("optimizer.lr", "optimizer.min_lr", "optimizer.weight_decay", "train.steps")
 DATA_FIELDS = ("data.blend", "data.blend_file", "data.split", "data.seq_length", "data.seed")
 _EDGE_BYTES = 1 << 20  # bytes hashed at each end of a data file for its fingerprint
@@ -105,9 +106,9 @@ def dataset_record(folder: str | os.PathLike) -> dict[str, str]:
     """``{"dataset": absolute path, "fingerprint": hex}`` of a ``midm data sft`` / ``midm data prefs`` folder.
 
     The fingerprint (SHA-256) covers ``index.json`` and, for every file of its splits, the name, the
-    size and the first and last MiB: data made again in place from other conversations changes it, a
-    copy of the folder does not, and a resume reads at most 2 MiB per file. ``stats.json`` (timings)
-    is left out, so re-making the same data counts as the same.
+    size and the first and last MiB: data made again in place from other conversations changes it
+    (another folder changes ``dataset``), and a resume reads at most 2 MiB per file. ``stats.json``
+    (timings) is left out, so re-making the same data counts as the same.
     """
     import hashlib
 
@@ -240,7 +241,7 @@ def check_fresh_start(run_dir: Path, ckpt_dir: Path, resume: str, resume_from: P
     earlier = _earlier_run(run_dir, ckpt_dir)
     if not earlier:
         return None
-    if resume == "auto" and resume_from is None and not _has_checkpoints(ckpt_dir):
+    if resume == "auto" and resume_from is None and existing_checkpoint(ckpt_dir) is None:
         # An earlier attempt that never checkpointed (e.g. killed before its first save): keep its records.
         metrics = run_dir / METRICS_FILE
         n = 1
@@ -267,16 +268,12 @@ def _earlier_run(run_dir: Path, ckpt_dir: Path) -> str:
     latest = ckpt_dir / "latest"
     if latest.is_file():
         found.append(f"{ckpt_dir}/latest → {latest.read_text().strip()}")
-    elif _has_checkpoints(ckpt_dir):
+    elif existing_checkpoint(ckpt_dir) is not None:
         found.append(f"checkpoints in {ckpt_dir}")
     records = _metric_records(run_dir / METRICS_FILE)
     if records:
         found.append(f"{records} records in {METRICS_FILE}")
     return ", ".join(found)
-
-
-def _has_checkpoints(ckpt_dir: Path) -> bool:
-    return (ckpt_dir / "latest").is_file() or any(p.is_dir() for p in ckpt_dir.glob("iter_*"))
 
 
 def _metric_records(path: Path) -> int:

@@ -22,6 +22,21 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def last_logged(run_dir: str | Path, step: int) -> dict:
+    """The last record of ``step`` in ``metrics.jsonl`` ({} when none). Unlike :func:`read_metrics` it
+    skips a torn line: it reads the run a killed trainer left, to write that run's missing summary."""
+    path = Path(run_dir) / METRICS_FILE
+    found: dict = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step") == step:
+            found = record
+    return found
+
+
 def read_curve(run_dir: str | Path) -> dict:
     """A run's loss curves: ``{"run", "steps", "final_loss", "final_val_loss", "val_curve", "loss_curve"}``.
 

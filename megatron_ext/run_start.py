@@ -6,19 +6,16 @@
   "no ``latest``" while ``latest`` is there.
 * :func:`created_by_mkdir` / :func:`remove_if_empty` — a start that fails before training removes
   the directories it created, and only those, and only while they hold no file.
-* :func:`last_logged` — the record ``metrics.jsonl`` holds for a step (a finished run's summary).
 
 The caller (``Trainer``) holds the run lock (``checkpoint.lock_run``) around all of it.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
 
 from megatron_ext.checkpoint_integrity import DamagedCheckpointError, no_intact_checkpoint, resume_candidates
-from megatron_ext.run_files import METRICS_FILE
 
 
 def resume_hint(ckpt_dir: Path, resume: str, latest_name: str, check: Callable[[Path], Path],
@@ -72,17 +69,3 @@ def remove_if_empty(top: Path) -> None:
                 Path(dirpath).rmdir()
             except OSError:
                 pass  # not empty (a file below, or one that appeared meanwhile): keep it
-
-
-def last_logged(run_dir: Path, step: int) -> dict:
-    """The last ``metrics.jsonl`` record of ``step`` ({} when none; torn lines are skipped)."""
-    path = run_dir / METRICS_FILE
-    found: dict = {}
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("step") == step:
-            found = record
-    return found

@@ -24,7 +24,7 @@ import math
 import os
 import signal
 import time
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 
 import torch
@@ -37,9 +37,9 @@ from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
 from megatron_ext.resume_check import (check_fresh_start, check_initial_weights, check_resume, data_record,
                                        describe, schedule_params)
-from megatron_ext.run_files import SUMMARY_FILE
+from megatron_ext.run_files import SUMMARY_FILE, last_logged
 from megatron_ext.run_lock import RunLockedError
-from megatron_ext.run_start import created_by_mkdir, last_logged, remove_if_empty, resume_hint
+from megatron_ext.run_start import created_by_mkdir, remove_if_empty, resume_hint
 from recipes import Recipe, flops_per_token, validate
 
 
@@ -149,9 +149,11 @@ class Trainer:
         train, valid, _ = build_datasets(self.recipe, train_samples, valid_samples)
         return train, valid
 
+    @cached_property
     def data_record(self):
         """What data this run reads, kept in ``trainer_state.json`` and compared on resume
-        (``resume_check.data_record``: the resolved blend, or the SFT / DPO dataset's fingerprint)."""
+        (``resume_check.data_record``: the resolved blend, or the SFT / DPO dataset's fingerprint).
+        Computed once per run, not at every save: the data do not change while it trains."""
         return data_record(self.recipe)
 
     def build_data(self):
@@ -363,7 +365,7 @@ class Trainer:
     def save(self) -> None:
         ckpt.save(self.ckpt_dir, self.step, self.model, self.optimizer, self.scheduler, self.recipe,
                   {"step": self.step, "consumed_samples": self.consumed_samples,
-                   "data_blend": self.data_record()},
+                   "data_blend": self.data_record},
                   keep_last=self.recipe.checkpoint.keep_last)
 
     def run(self) -> bool:

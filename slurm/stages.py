@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from data_prep.docio.sources import FORMATS  # the input formats of `midm data filter/tokenize`
 from slurm.quoting import RenderError, Word
 
 
@@ -222,7 +223,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
                 StageArg("--config", "filter config YAML deep-merged over data_prep/configs/filter.yaml"),
                 StageArg("--format", "input format, as `midm data filter --format` (default auto: by extension, "
                          "else the first bytes; hub: --input is a Hub dataset id, kept as given)", is_path=False,
-                         choices=("auto", "jsonl", "warc", "parquet", "hub")),
+                         choices=FORMATS),
                 StageArg("--hub-config", "with --format hub: dataset config (e.g. kor_Hang)", is_path=False,
                          requires=("format", "hub")),
                 StageArg("--hub-split", "with --format hub: split (default train)", is_path=False,
@@ -234,7 +235,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
                 StageArg("--tokenizer", "tokenizer directory", required=True),
                 StageArg("--format", "input format, as `midm data tokenize --format` (default auto; a Hub "
                          "dataset: `midm data tokenize --format hub` in one job, it is split by --workers)",
-                         is_path=False, choices=("auto", "jsonl", "warc", "parquet"))),
+                         is_path=False, choices=tuple(f for f in FORMATS if f != "hub"))),
           default_gpus_per_node=0),
 )}
 

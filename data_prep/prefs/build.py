@@ -96,15 +96,6 @@ def held_out(prompt: list[dict], seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2 ** 64 < fraction
 
 
-def input_files(paths: list[str]) -> list[Path]:
-    """``.jsonl``/``.jsonl.gz`` files given directly or found under directories (sorted; a `midm data
-    filter` output: its kept shards), in a stable order — :func:`data_prep.docio.inputs.expand_inputs`.
-
-    Raises :class:`data_prep.errors.DataError` for a missing path or a directory without JSONL.
-    """
-    return expand_inputs(paths)
-
-
 def _lines(path: Path) -> Iterator[bytes]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -166,7 +157,7 @@ def build(inputs: list[str], out: str | Path, tokenizer_dir: str, *, seq_length:
         raise PrefsError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
     if out.exists() and any(out.iterdir()) and not (out / INDEX_FILE).is_file():
         raise PrefsError(f"{out} exists and is not a `midm data prefs` output; choose an empty or new directory")
-    files = input_files(inputs)
+    files = expand_inputs(inputs)  # files, or a directory's JSONL (a filter output: its kept shards)
     tokenizer = _tokenizer(tokenizer_dir)
     dtype = token_dtype(tokenizer.padded_vocab_size)
     with staged_dir(out) as tmp:  # replaces a previous `midm data prefs` output (checked above) when done

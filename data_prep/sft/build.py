@@ -40,17 +40,7 @@ from data_prep.sft.chat import ChatFormatError, load_chat_tokenizer, render_turn
 from data_prep.sft.records import DROP_REASONS, RecordError, parse_line
 from data_prep.sft.shards import FORMAT, INDEX_FILE, VERSION, SFTDataError, token_dtype, write_shard
 
-
 PROGRESS_EVERY = 50_000  # conversations between two progress lines on stderr
-
-
-def input_files(paths: list[str]) -> list[Path]:
-    """``.jsonl``/``.jsonl.gz`` files given directly or found under directories (sorted; a `midm data
-    filter` output: its kept shards), in a stable order — :func:`data_prep.docio.inputs.expand_inputs`.
-
-    Raises :class:`data_prep.errors.DataError` for a missing path or a directory without JSONL.
-    """
-    return expand_inputs(paths)
 
 
 def iter_lines(path: Path):
@@ -111,7 +101,7 @@ def build(paths: list[str], out: str | Path, tokenizer_dir: str, *, seq_length: 
         raise SFTDataError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
     if out.exists() and any(out.iterdir()) and not (out / INDEX_FILE).is_file():
         raise SFTDataError(f"{out} exists and is not a `midm data sft` output; choose an empty or new directory")
-    files = input_files(paths)
+    files = expand_inputs(paths)  # files, or a directory's JSONL (a filter output: its kept shards)
     try:
         tok = load_chat_tokenizer(tokenizer_dir)
     except (FileNotFoundError, ChatFormatError) as err:
@@ -196,4 +186,4 @@ def main_sft(args) -> int:
     return 0 if stats["balanced"] else 1
 
 
-__all__ = ["build", "fit_turns", "input_files", "main_sft", "pack"]
+__all__ = ["build", "fit_turns", "main_sft", "pack"]
