@@ -369,7 +369,8 @@ class Trainer:
                   keep_last=self.recipe.checkpoint.keep_last)
 
     def run(self) -> bool:
-        """Train to ``train.steps``; False when stopped early by a signal (after checkpointing)."""
+        """Train to ``train.steps``; False when stopped early (after checkpointing) by a signal or by
+        ``train.exit_after_steps``."""
         for sig in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(sig, self._request_stop)
         t, log_every = self.recipe.train, self.recipe.logging.log_interval
@@ -395,15 +396,19 @@ class Trainer:
             if self.step % log_every == 0 or "val_loss" in record:
                 self.metrics.log({**record, **self.throughput.report()})
             stop = self._agree_to_stop()
-            if self.step % self.recipe.checkpoint.save_interval == 0 or self.step == t.steps or stop:
+            # a time-boxed invocation (train.exit_after_steps) ends like a stop signal: checkpoint, exit 75
+            boxed = bool(t.exit_after_steps) and self.step - start_step >= t.exit_after_steps and self.step < t.steps
+            if self.step % self.recipe.checkpoint.save_interval == 0 or self.step == t.steps or stop or boxed:
                 save_start = time.perf_counter()
                 self.save()
                 self.throughput.exclude(time.perf_counter() - save_start)
             if stop:
                 self._print(f"checkpointed at step {self.step} after a stop signal; resume with --resume auto")
                 return False
-            if t.exit_after_steps and self.step - start_step >= t.exit_after_steps:
-                return self.step >= t.steps
+            if boxed:
+                self._print(f"checkpointed at step {self.step} of {t.steps}: train.exit_after_steps="
+                            f"{t.exit_after_steps} steps of this invocation are done; resume with --resume auto")
+                return False
         self._write_summary(last, time.perf_counter() - started, start_step)
         return True
 

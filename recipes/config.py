@@ -145,7 +145,8 @@ class TrainConfig:
     eval_interval: int = 1000
     eval_steps: int = 10
     seed: int = 1234
-    # When set, stop cleanly after this many steps of this invocation (used by tests and time-boxed jobs).
+    # When set, stop after this many steps of this invocation: checkpoint, then exit 75 like a stop signal
+    # (time-boxed jobs; Slurm's script requeues on 75). The invocation that reaches train.steps finishes (exit 0).
     exit_after_steps: int | None = None
 
 

@@ -6,8 +6,8 @@ DDP, ``get_megatron_optimizer`` (distributed optimizer on GPUs), ``OptimizerPara
 ``get_forward_backward_func`` pipeline schedules and ``dist_checkpointing`` — see ``trainer.py``
 for the step itself.
 
-Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after SIGUSR1/SIGTERM
-and not finished (the Slurm script requeues on 75).
+Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after SIGUSR1/SIGTERM or
+``train.exit_after_steps`` and not finished (the Slurm script requeues on 75).
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def build_parser(prog: str = "midm train", doc: str | None = None) -> argparse.A
 
 
 def run_trainer(build: Callable[[], "Trainer"]) -> int:
-    """Build a trainer, run it, and map the outcome to an exit status (0 done, 75 stopped by a signal).
+    """Build a trainer, run it, and map the outcome to an exit status (0 done; 75 stopped early, checkpointed:
+    a stop signal or ``train.exit_after_steps``).
 
     Bad recipes, data or checkpoints raise ``MidmError`` from ``build`` before any step runs; the
     CLI reports them (exit 2).
