@@ -65,3 +65,34 @@ def test_a_warc_cut_at_any_byte_counts_every_response_it_began(tmp_path):
             dropped = sum(v for k, v in counts.items() if k.startswith("dropped:"))
             assert counts["records"] == begun == len(kept) + dropped, (gz, cut, dict(counts))
             assert not [k for k in counts if k.startswith("warc_skipped:")], (gz, cut, dict(counts))
+
+
+def test_an_output_is_resumed_only_by_the_same_run_and_lists_only_its_shards(tmp_path, capsys):
+    """Re-running into an OUT of another run (other inputs, stages, tasks) used to 'resume' it: the old
+    documents and counts came back as the new run's. A *.jsonl.gz the user kept in OUT was listed
+    as a kept shard (so `midm data tokenize OUT` read it)."""
+    import gzip
+    import json
+
+    from data_prep.cli import main
+    from tests.data_prep.test_web_inputs import build_parquet, fineweb2_rows
+
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    build_parquet(a, fineweb2_rows())
+    build_parquet(b, fineweb2_rows()[:2])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.jsonl.gz").write_bytes(gzip.compress(b'{"text": "not this run\'s"}\n'))
+    run = ["filter", "--stages", "normalize", "--tasks", "1"]
+    assert main([*run, str(a), str(out)]) == 0
+    manifest = json.loads((out / "midm_output.json").read_text())
+    assert manifest["kept_files"] == ["00000.jsonl.gz"] and manifest["documents"] == 3
+    assert main([*run, str(a), str(out)]) == 0  # the same run: resumed (nothing left to do)
+    capsys.readouterr()
+    for other in ([*run, str(b), str(out)], ["filter", "--stages", "langid", "--tasks", "1", str(a), str(out)],
+                  [*run, "--keep-rejects", str(a), str(out)]):
+        assert main(other) == 2, other
+        err = capsys.readouterr().err
+        assert "holds a run started with different" in err and "--fresh" in err and len(err.splitlines()) == 1, err
+    assert main([*run, "--fresh", str(b), str(out)]) == 0
+    assert json.loads((out / "stats.json").read_text())["records_read"] == 2
