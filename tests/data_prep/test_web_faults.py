@@ -96,3 +96,11 @@ def test_an_output_is_resumed_only_by_the_same_run_and_lists_only_its_shards(tmp
         assert "holds a run started with different" in err and "--fresh" in err and len(err.splitlines()) == 1, err
     assert main([*run, "--fresh", str(b), str(out)]) == 0
     assert json.loads((out / "stats.json").read_text())["records_read"] == 2
+
+
+def test_a_warc_read_as_json_lines_is_named_as_warc(tmp_path):
+    """`--format jsonl` on a .warc.gz said "found plain text (first line: 'WARC/1.0\\r')"."""
+    from data_prep.docio.records import sniff_jsonl
+
+    (tmp_path / "x.warc.gz").write_bytes(_warc(True))
+    assert sniff_jsonl(tmp_path / "x.warc.gz") == "WARC records (read them with --format warc or auto)"
