@@ -6,7 +6,6 @@ import io
 import re
 import zlib
 from collections import Counter
-from pathlib import Path
 
 from data_prep.docio.html import decode_html
 from data_prep.docio.warc import iter_warc
