@@ -69,7 +69,9 @@ class Summarize(PipelineStep):
         tmp = out / ".stats.json.tmp"
         tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self.stats_path)
-        kept = sorted(f.name for f in out.glob("*.jsonl.gz"))
+        # the final step's shards only: other *.jsonl.gz a user kept in OUT are not this run's documents
+        kept = [name for name in (f"{rank:05d}.jsonl.gz" for rank in range(int(self.extra.get("tasks", 1))))
+                if (out / name).is_file()]
         write_manifest(out, "filter", kept, documents=stats["kept"], balanced=stats["balanced"],
                        stats="stats.json", rejects="rejects/", work="_work/")
         return iter(())
@@ -126,7 +128,7 @@ def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_r
     record was readable (the stats are written first). A start that fails removes the OUT it created.
     Under Slurm, see :func:`submit_filter` and :func:`slurm_stats`.
     """
-    from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
+    from data_prep.docio.outputs import check_output_dir, removed_if_start_fails, write_run_record
 
     if opts.kind == "slurm":
         steps = submit_filter(inputs, out, cfg, opts, keep_rejects, fresh)
@@ -137,11 +139,13 @@ def run_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, keep_r
             return slurm_stats(out, steps)
         return None
     out_dir = check_output_dir(out, "OUT")
-    _checked_sources(inputs, cfg, check_format=True, exclude=out_dir)  # bad input: nothing made or deleted yet
+    sources = _checked_sources(inputs, cfg, check_format=True, exclude=out_dir)  # bad input: nothing made or deleted yet
+    record = _same_run(inputs, sources, cfg, keep_rejects, out, check=not fresh)
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     with removed_if_start_fails(out_dir):
         executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, check_format=False)
+        write_run_record(RunPaths(out_dir).work, record)
     _run_local(executors, out_dir, verbose, progress)
     summary_step.run()
     return _checked_stats(summary_step.stats_path)
@@ -160,8 +164,13 @@ def submit_filter(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, kee
                         "(or use --executor local)")
     from data_prep.slurm_exec import refuse_if_active, submit
 
+    from data_prep.docio.outputs import write_run_record
+
     refuse_if_active(Path(out).resolve())  # before --fresh deletes what those jobs write to
+    sources = _checked_sources(inputs, cfg, exclude=Path(out).resolve())
+    record = _same_run(inputs, sources, cfg, keep_rejects, out, check=not fresh)
     executors, summary_step = build_executors(inputs, out, cfg, opts, keep_rejects, fresh, check_format=True)
+    write_run_record(RunPaths(Path(out).resolve()).work, record)
     if not any(ex.get_incomplete_ranks() for ex in executors):  # a finished run: nothing to submit
         summary_step.run()  # build_executors marked OUT in progress; the summary marks it complete again
     return submit(executors, RunPaths(Path(out).resolve()).work)
@@ -240,14 +249,32 @@ def run_step(inputs: list[str], out: str, cfg: dict, step: str, rank: int, keep_
     if not 0 <= rank < steps[step].tasks:
         raise DataError(f"--rank {rank} is outside step {step}'s {steps[step].tasks} task(s)")
     first = step == next(iter(steps))
+    sources = _checked_sources(inputs, cfg, exclude=Path(out).resolve())
+    record = _same_run(inputs, sources, cfg, keep_rejects, out, check=True)
     executors, summary_step = build_executors(inputs, out, cfg, ExecOptions(kind="local", workers=1), keep_rejects,
                                               check_format=first and rank == 0, start=first and rank == 0)
+    if first and rank == 0:
+        from data_prep.docio.outputs import write_run_record
+
+        write_run_record(RunPaths(Path(out).resolve()).work, record)
     if step == SUMMARY_STEP:
         summary_step.run()
         return _checked_stats(summary_step.stats_path)
     names = [s.name for s in filter_steps(cfg)]
     executors[names.index(step)]._run_for_rank(rank)
     return None
+
+
+def _same_run(inputs: list[str], sources: list, cfg: dict, keep_rejects: bool, out: str, check: bool) -> dict:
+    """The run's record (:func:`data_prep.docio.outputs.run_record`); with ``check``, raises
+    :class:`DataError` when ``OUT`` holds a run started with other inputs or settings (it would be
+    resumed: its finished tasks kept, its counts reported as this run's)."""
+    from data_prep.docio.outputs import check_same_run, run_record
+
+    record = run_record(inputs, sources, cfg, keep_rejects)
+    if check:
+        check_same_run(RunPaths(Path(out).resolve()).work, record, out)
+    return record
 
 
 def _checked_stats(stats_path: str) -> dict:
@@ -307,6 +334,7 @@ def build_executors(inputs: list[str], out: str, cfg: dict, opts: ExecOptions, k
             from data_prep.docio.reader import HubReader
 
             reader = HubReader(list(inputs), paths.counts, io.get("hub_config"), io.get("hub_split") or "train")
+            reader.rejects_dir = paths.rejects if keep_rejects else None
         else:
             reader = RobustJsonlReader(folder, paths.counts, int(io.get("max_doc_bytes", 2_000_000)),
                                        glob_pattern=None if paths_file else "**/*.jsonl*", paths_file=paths_file,

@@ -9,6 +9,11 @@ all mean windows-949 (CP949, a superset of EUC-KR: ``똠``, ``햏`` … are CP94
 real "EUC-KR" pages); ``iso-8859-1``/``ascii`` mean windows-1252. A candidate is used only if the
 bytes decode under it without error; when none does, the first candidate is used if at most
 0.1 % of the bytes are invalid (a stray byte in a real page), else the page is a ``decode_error``.
+A windows-1252 label (``ISO-8859-1`` is HTTP/1.1's default, and many Korean servers send it, or
+``us-ascii``, whatever the page is in) is tried after the multi-byte candidates (a ``<meta>``
+``euc-kr``, a detected CP949 or UTF-8): windows-1252 decodes nearly any bytes, so taken first it
+would turn a CP949 page into mojibake, while Latin-1 text practically never decodes as CP949 or
+UTF-8 without error.
 
 Main text: resiliparse's ``extract_plain_text(main_content=True)`` (ChatNoir's extractor; DOM
 rules drop navigation, headers, footers, forms and scripts). Chosen over trafilatura — which
@@ -35,6 +40,9 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codec
 _META = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 _HEADER = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 MAX_INVALID_FRACTION = 0.001
+# codecs whose error-free decoding of non-ASCII bytes is evidence (a byte-per-character codec decodes anything)
+_MULTI_BYTE = {"cp949", "utf-8", "euc_jp", "shift_jis", "cp932", "gb18030", "gbk", "gb2312", "big5", "big5hkscs",
+               "iso2022_kr", "iso2022_jp", "johab", "utf-16", "utf-16-le", "utf-16-be"}
 
 
 def codec_for(label: str | None) -> str | None:
@@ -68,6 +76,8 @@ def charset_candidates(body: bytes, content_type: str | None) -> list[tuple[str,
     detected = codec_for(detect_encoding(body, max_len=65536, html5_compatible=False, from_html_meta=False))
     if detected and detected not in {c for c, _ in found}:
         found.append((detected, "detected"))
+    if any(codec in _MULTI_BYTE for codec, _ in found):  # windows-1252 (ISO-8859-1, ASCII labels) last
+        found.sort(key=lambda candidate: candidate[0] == "cp1252")
     return found
 
 

@@ -1,12 +1,16 @@
-"""Output locations of the data commands: refused early when unusable, removed when the start fails.
+"""Output locations of the data commands: refused early when unusable, removed when the start fails,
+resumed only by the same run.
 
 ``midm data filter`` / ``tokenize`` create ``OUT`` (or ``OUT_PREFIX.shards/``) before they run. When
 the start fails — an input of the wrong format, a bad tokenizer, a config error — what they made is
 removed again, so a failed start leaves no half-made output behind (an output that existed before
-is left as it was: it may hold a resumable run).
+is left as it was: it may hold a resumable run). ``midm data filter`` resumes a run in ``OUT`` only
+when it was started with the same inputs and settings (``OUT/_work/run.json``); otherwise it stops
+with exit 2 and says to add ``--fresh`` or choose another ``OUT``.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -67,3 +71,57 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
+
+
+RUN_RECORD = "run.json"  # OUT/_work/run.json: what a resumable run was started with
+
+
+def run_record(inputs: list[str], sources: list, cfg: dict, keep_rejects: bool) -> dict:
+    """What decides a filter run's result: every input file with its size, mtime and format (with
+    ``--format hub``, the dataset ids as given), the merged config (stages, tasks, every setting) and
+    ``--keep-rejects``. ``sources``: the inputs expanded (:class:`data_prep.docio.sources.Source`)."""
+    if (cfg["io"].get("format") or "auto") == "hub":
+        files: list = list(inputs)
+    else:
+        files = []
+        for s in sources:
+            st = Path(s.path).stat()
+            files.append([str(Path(s.path).resolve()), st.st_size, st.st_mtime_ns, s.format])
+    return {"inputs": files, "config": json.loads(json.dumps(cfg, sort_keys=True, default=str)),
+            "keep_rejects": bool(keep_rejects)}
+
+
+def check_same_run(work: Path, record: dict, out: str | Path) -> None:
+    """Raise :class:`DataError` when ``work`` holds the record of a run started differently: resuming
+    it would keep that run's finished tasks (and report their counts) under the new inputs/settings.
+    No record (a new OUT, or one from before records were kept) passes."""
+    path = Path(work) / RUN_RECORD
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        old = {}
+    if old == record:
+        return
+    differ = [] if old.get("inputs") == record["inputs"] else ["inputs (files, sizes or modification times)"]
+    old_cfg, cfg = old.get("config") or {}, record["config"]
+    for key in sorted(set(old_cfg) | set(cfg)):
+        a, b = old_cfg.get(key), cfg.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differ += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            differ.append(key)
+    if old.get("keep_rejects") != record["keep_rejects"]:
+        differ.append("--keep-rejects")
+    raise DataError(f"{out} holds a run started with different {', '.join(differ) or 'settings'}: resuming it "
+                    f"would keep that run's finished tasks and counts. Add --fresh to start over, or choose another OUT")
+
+
+def write_run_record(work: Path, record: dict) -> None:
+    """``work/run.json`` (tmp + rename)."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f".{RUN_RECORD}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, work / RUN_RECORD)

@@ -108,10 +108,7 @@ class RobustJsonlReader(BaseDiskReader):
     def _source_drop(self, reason: str, n: int, where: dict) -> None:
         """With ``--keep-rejects``: where a WARC/Parquet record the input stage dropped was (its
         WARC-Record-ID and URL, or its Parquet row / row group), under rejects/input/."""
-        name = where.get("warc_record_id") or where.get("url") or (
-            f"row {where['row']}" if "row" in where else f"row group {where.get('row_group')}")
-        self._write_reject({"id": f"{self._file}#{name}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
-                            "records": n, **{k: v for k, v in where.items() if v is not None}, "file": self._file})
+        self._write_reject(_source_reject(self._file, reason, n, where))
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         self.counts["files"] += 1
@@ -164,6 +161,15 @@ class RobustJsonlReader(BaseDiskReader):
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)
 
 
+def _source_reject(file: str, reason: str, n: int, where: dict) -> dict:
+    """The ``rejects/input/`` record of ``n`` WARC/Parquet/Hub records the input stage dropped: where
+    they were (WARC-Record-ID and URL, or row / row group)."""
+    name = where.get("warc_record_id") or where.get("url") or (
+        f"row {where['row']}" if "row" in where else f"row group {where.get('row_group')}")
+    return {"id": f"{file}#{name}", "_midm_reject": {"stage": INPUT_STAGE, "reason": reason},
+            "records": n, **{k: v for k, v in where.items() if v is not None}, "file": file}
+
+
 class HubReader(PipelineStep):
     """Read Hugging Face datasets (ids, or local Hub-layout directories), each task its part of each stream."""
 
@@ -173,17 +179,33 @@ class HubReader(PipelineStep):
     def __init__(self, sources: list[str], counts_dir: str, config: str | None = None, split: str = "train"):
         super().__init__()
         self.sources, self.counts_dir, self.config, self.split = sources, counts_dir, config, split
+        self.rejects_dir: str | None = None  # set with --keep-rejects: dropped rows go to rejects/input/
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from data_prep.docio.sources import Source, iter_source_records
 
-        counts: Counter = Counter()
-        for source in self.sources:
-            for n, record in enumerate(iter_source_records(Source(source, "hub"), counts, hub_config=self.config,
-                                                           hub_split=self.split, rank=rank, world_size=world_size)):
-                counts["out"] += 1
-                self.stat_update("documents")
-                yield _document(record, source, n)
+        rejects = None
+
+        def sink(reason: str, n: int, where: dict) -> None:
+            nonlocal rejects
+            if rejects is None:
+                rejects = _open_rejects(self.rejects_dir, rank)
+            record = _source_reject(str(where.get("file")), reason, n, where)
+            rejects.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
+        counts: Counter = DropLog(sink) if self.rejects_dir else Counter()
+        if self.rejects_dir:  # a rank that is run again starts its rejects again
+            _rejects_path(self.rejects_dir, rank).unlink(missing_ok=True)
+        try:
+            for source in self.sources:
+                for n, record in enumerate(iter_source_records(Source(source, "hub"), counts, hub_config=self.config,
+                                                               hub_split=self.split, rank=rank, world_size=world_size)):
+                    counts["out"] += 1
+                    self.stat_update("documents")
+                    yield _document(record, source, n)
+        finally:
+            if rejects is not None:
+                rejects.close()
         counts = dict(counts)
         counts["in"] = counts.get("records", 0)
         write_counts(self.counts_dir, INPUT_STAGE, rank, counts)

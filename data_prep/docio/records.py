@@ -243,6 +243,8 @@ def sniff_jsonl(path: str | Path, text_key: str = "text", max_lines: int = 20) -
         return f"JSON objects without a string {text_key!r} field (keys: {', '.join(sorted(keys)[:8])})"
     if first.startswith(b"["):
         return "a JSON array (not one object per line)"
+    if first.startswith(b"WARC/"):
+        return "WARC records (read them with --format warc or auto)"
     if reasons["empty"] == len(seen):
         return None  # records, only empty ones: counted, not a format problem
     sample = seen[0][:60].decode("utf-8", "replace")

@@ -14,14 +14,15 @@ stage with a reason —
 * ``extraction_empty``  the extractor found no main text (:func:`data_prep.docio.html.extract_main_text`);
 * ``too_large``         the payload is over ``max_bytes`` (not held in memory);
 * ``truncated_warc``    the record's gzip member is cut off or does not inflate, or the record
-  holds fewer bytes than its ``Content-Length``, or warcio cannot parse it; a ``.warc.gz`` reader
+  holds fewer bytes than its ``Content-Length``, or its header block is cut off (a plain ``.warc``
+  that ends inside it, where warcio stops without a word), or warcio cannot parse it; a ``.warc.gz`` reader
   goes on at the next gzip member (a plain ``.warc`` ends there, and so does a ``.warc.gz``
   compressed as one stream rather than record by record — read with warcio as a stream).
 
 Other record types (``request``, ``metadata``, ``warcinfo``, ``revisit`` …) are not documents:
 they are counted under ``warc_skipped:<type>``, outside the identity. A cut-off member whose
-``WARC-Type`` is still legible is counted by its type; one cut before it is counted as a
-``truncated_warc`` response. Records are parsed with warcio (the reader datatrove uses); a
+``WARC-Type`` is still legible is counted by its type; one cut before it, or inside the type's
+name, is counted as a ``truncated_warc`` response. Records are parsed with warcio (the reader datatrove uses); a
 ``.warc.gz`` is read one gzip member at a time (the WARC 1.1 standard's record-at-a-time
 compression, what Common Crawl writes), so damage costs only the member it is in.
 
@@ -43,7 +44,8 @@ from data_prep.docio.html import decode_html, extract_main_text, is_html_type
 from data_prep.docio.records import BLOCK_BYTES, GZIP_MAGIC, next_gzip_member
 
 DOC_TYPES = ("response", "conversion")
-_TYPE = re.compile(rb"\r?\nWARC-Type:\s*([A-Za-z]+)", re.IGNORECASE)
+_TYPE = re.compile(rb"\r?\nWARC-Type:[ \t]*([A-Za-z]+)", re.IGNORECASE)
+WARC_TYPES = ("warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion", "continuation")
 _NEXT_RECORD = re.compile(rb"\r\n\r\nWARC/1\.[01]\r\n")  # a second record's start inside one gzip member
 _TARGET_URI = re.compile(rb"\r?\nWARC-Target-URI:\s*<?([^\s<>]{1,4000})>?", re.IGNORECASE)
 _RECORD_ID = re.compile(rb"\r?\nWARC-Record-ID:\s*(<[^>\r\n]{1,200}>)", re.IGNORECASE)
@@ -138,12 +140,48 @@ def _document(record, counts: Counter, max_bytes: int, path: str = "") -> dict |
     return {"id": doc_id, "text": text, **meta, "charset": charset}
 
 
+class _Tail:
+    """A read-only stream that keeps the last bytes it gave out (at least ``keep``), and its position.
+
+    warcio ends its iteration without a word when a stream stops inside a record's header block (it
+    takes the ``EOFError`` for the end of the file): what follows the last whole record is then
+    read back from here and counted. A gzip stream that ends early (``EOFError``) reads as its end."""
+
+    def __init__(self, stream: BinaryIO, keep: int = 1 << 16):
+        self.stream, self.keep, self.pos = stream, keep, 0
+        self.tail = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.stream.read(size)
+        except EOFError:
+            data = b""
+        self.pos += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * self.keep:
+            del self.tail[: len(self.tail) - self.keep]
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+    def since(self, offset: int) -> bytes:
+        """The bytes from ``offset`` on (only the kept ones when it lies further back)."""
+        back = self.pos - offset
+        return bytes(self.tail[-back:]) if 0 < back <= len(self.tail) else bytes(self.tail) if back > 0 else b""
+
+
 def _records(stream: BinaryIO, counts: Counter, max_bytes: int, path: str = "") -> Iterator[dict]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
+    tail = _Tail(stream)
+    records = ArchiveIterator(tail, arc2warc=True)
     try:
-        for record in ArchiveIterator(stream, arc2warc=True):
+        for record in records:
+            if record.rec_headers.get_header("Content-Length") is None:  # a header block cut off by the stream's end
+                _count_cut(b"\r\n" + record.rec_headers.to_bytes(), counts, path)
+                continue
             if record.rec_type not in DOC_TYPES:
                 counts[f"warc_skipped:{record.rec_type}"] += 1
                 continue
@@ -154,12 +192,18 @@ def _records(stream: BinaryIO, counts: Counter, max_bytes: int, path: str = "") 
     # cut in half, IndexError …): any of them ends this member or stream, counted, never the run
     except (ArchiveLoadFailed, ValueError, EOFError, OSError, zlib.error, AttributeError, IndexError, KeyError):
         _count_cut(b"", counts, path)  # unparsable or cut off mid-record: lost, counted, the file goes on (gzip)
+        return
+    rest = tail.since(records.offset)  # after the last whole record: blank lines, or a record cut in its headers
+    if rest.strip(b"\r\n\t \x00"):
+        _count_cut(rest, counts, path)
 
 
 def _count_cut(partial: bytes, counts: Counter, path: str = "", reason: str = "truncated_warc") -> None:
     """A record that cannot be read whole: by its type when legible, else a ``truncated_warc`` response."""
     match = _TYPE.search(partial[:8192])
     kind = match.group(1).decode("ascii").lower() if match else "response"
+    if kind not in WARC_TYPES:  # the name itself cut off ("respo")
+        kind = "response"
     if kind in DOC_TYPES:
         counts["records"] += 1
         found, uri = _RECORD_ID.search(partial[:8192]), _TARGET_URI.search(partial[:8192])

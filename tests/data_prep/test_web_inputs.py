@@ -225,10 +225,13 @@ def test_hub_dataset_from_a_local_hub_layout_directory(tmp_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["filter", str(repo), str(out), "--format", "hub", "--hub-config", "kor_Hang",
-                 "--stages", "normalize", "--tasks", "1"]) == 0
+                 "--stages", "normalize", "--tasks", "1", "--keep-rejects"]) == 0
     stats = _stats(out)
     assert stats["records_read"] == 5 and stats["kept"] == 3 and stats["balanced"]
     assert stats["dropped"]["input"] == {"empty": 1, "missing_text": 1}
+    # --keep-rejects: the Hub rows the input stage dropped are listed, by row, as Parquet rows are
+    rejects = [json.loads(ln) for ln in gzip.open(out / "rejects" / "input" / "00000.jsonl.gz", "rt", encoding="utf-8")]
+    assert {(r["row"], r["_midm_reject"]["reason"]) for r in rejects} == {(2, "missing_text"), (3, "empty")}
     assert {d["dump"] for d in read_output(out)} == {"CC-MAIN-2024-10"}
     # tokenize streams it too: two workers, one part of the stream each, the same documents
     tok = train_test_tokenizer(tmp_path / "tok")
