@@ -239,7 +239,8 @@ def check_split(index: PrefixIndex, split: str) -> dict[str, int]:
 
 
 def check_data(recipe, base_dir: str | Path | None = None) -> list[str]:
-    """Validate every prefix of the recipe's blend: files, vocabulary and split sizes; returns the prefixes.
+    """Validate every prefix of the recipe's blend: files, vocabulary, split sizes and that their
+    ``PREFIX.summary.json`` files record one tokenizer (``tokenizer_check.of_blend``); returns the prefixes.
 
     Raises ``DataError`` (a ``MidmError``: exit 2 at the CLI) on the first problem.
     """
@@ -250,4 +251,10 @@ def check_data(recipe, base_dir: str | Path | None = None) -> list[str]:
     for prefix in prefixes:
         index = _check_files(prefix, recipe.model.vocab_size)
         check_split(index, recipe.data.split)
+    from megatron_ext.tokenizer_check import TokenizerMismatchError, of_blend
+
+    try:
+        of_blend(prefixes)  # prefixes whose summaries record different tokenizers
+    except TokenizerMismatchError as err:
+        raise DataError(str(err)) from None
     return prefixes

@@ -116,6 +116,7 @@ def run(args) -> dict:
     from megatron_ext.run_files import DUS_SUMMARY_FILE
     from megatron_ext.stage_report import Progress, model_overrides, train_command, write_summary
     from megatron_ext.state_io import load_layers_remapped, save_output
+    from megatron_ext.tokenizer_check import carried
     from recipes import num_parameters
 
     progress = Progress("dus")
@@ -154,7 +155,7 @@ def run(args) -> dict:
         load_layers_remapped(new_model, iter_dir, layer_map, n)
         progress(f"read {len(layer_map)} layers from source layers {layer_map} of {iter_dir}")
         out_dir = save_output(args.output, new_model, target,
-                                      {"dus": {"source": str(iter_dir), "layer_map": layer_map}})
+                              {"dus": {"source": str(iter_dir), "layer_map": layer_map}, **carried(iter_dir)})
         summary.update(layer_map=layer_map, layers=len(layer_map), recipe=target.name, checkpoint=str(out_dir),
                        num_parameters=count_parameters(new_model), recipe_num_parameters=num_parameters(target.model),
                        seconds=round(time.perf_counter() - started, 2),

@@ -140,6 +140,10 @@ class Distiller(Trainer):
     """``Trainer`` with a frozen teacher: KD loss in training, plain LM loss in evaluation."""
 
     def __init__(self, recipe: Recipe, teacher: str, resume: str = "auto"):
+        from megatron_ext.tokenizer_check import check_data_against_checkpoint
+
+        # before any process group: a teacher of another tokenizer would teach garbage logits
+        check_data_against_checkpoint(recipe, teacher, role="teacher")
         super().__init__(recipe, resume)
         self.teacher_path = teacher
         self.teacher = build_teacher(recipe, teacher)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from megatron_ext.data import DataError
 from megatron_ext.dpo_data import build_pair_datasets, check_split, pairs_to_rows, read_index
 from megatron_ext.posttrain import adopt_model_and_data, replaced_steps
+from megatron_ext.tokenizer_check import check_data_against_checkpoint
 from megatron_ext.trainer import Trainer
 from midm.errors import MidmError
 from recipes import DPOConfig, Recipe, RecipeError
@@ -134,6 +135,8 @@ def reference_recipe(policy: Recipe, reference_path: str) -> Recipe:
 
     Raises:
         DPOError: the vocabularies differ (log-ratios over different tokenizations are meaningless).
+        TokenizerMismatchError: the pairs were made with another tokenizer than the reference records
+            (``checkpoint.allow_tokenizer_change`` to proceed).
         CheckpointError: ``reference_path`` is not a checkpoint.
     """
     from megatron_ext.loading import read_recipe
@@ -142,6 +145,7 @@ def reference_recipe(policy: Recipe, reference_path: str) -> Recipe:
     if saved.model.vocab_size != policy.model.vocab_size:
         raise DPOError(f"reference vocabulary {saved.model.vocab_size} != policy {policy.model.vocab_size}: "
                        "DPO compares the two models' log-probabilities of the same tokens")
+    check_data_against_checkpoint(policy, reference_path, role="reference")
     recipe = copy.deepcopy(policy)
     recipe.name = saved.name
     recipe.model = copy.deepcopy(saved.model)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from megatron_ext import tokenizer_check
 from megatron_ext.hf.mapping import Geometry
 from megatron_ext.hf.registry import HF_DTYPES, ConvertError, get_architecture
 
@@ -261,15 +262,19 @@ def _tokenizer_ids(tokenizer_dir: Path | None, architecture: str = DEFAULT_ARCHI
 
 def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: str | None = None,
           trim_vocab: bool = False, vocab_size: int | None = None, max_shard_size: str = "5GB",
-          overwrite: bool = False) -> dict:
+          overwrite: bool = False, allow_tokenizer_mismatch: bool = False) -> dict:
     """Export a dist-checkpoint (any TP/PP) as an HF model directory, streaming (see :func:`stream_to_hf`).
 
     ``dtype`` None keeps the dtype the checkpoint stores its weights in. Every check — tokenizer ↔
-    vocabulary, the output directory, the tensor plan — runs before any weight is read.
+    vocabulary, the tokenizer's fingerprint ↔ the one the checkpoint records (``tokenizer_check``;
+    ``allow_tokenizer_mismatch`` skips it), the output directory, the tensor plan — runs before any
+    weight is read. ``midm_conversion.json`` records the exported tokenizer's fingerprint (else the
+    checkpoint's) as ``tokenizer_fingerprint``.
 
     Raises:
         ConvertError: a tokenizer that does not belong to the model, a non-empty ``out`` without
             ``overwrite``, a vocabulary size that does not fit.
+        TokenizerMismatchError: ``tokenizer_dir`` is another tokenizer than the checkpoint records.
         CheckpointError: ``ckpt`` is not a readable checkpoint.
     """
     from megatron_ext import checkpoint as ckpt_mod
@@ -279,6 +284,12 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     started = time.time()
     recipe = read_recipe(ckpt)
     bos, eos_ids, pad, tok_len = _tokenizer_ids(tokenizer_dir)  # before the checksums read every weight
+    trained = tokenizer_check.of_checkpoint(ckpt)
+    exported = tokenizer_check.of_directory(tokenizer_dir) if tokenizer_dir is not None else None
+    tokenizer_check.require_same(
+        exported, trained, made_says=f"--tokenizer {tokenizer_dir} is", used_says=f"checkpoint {ckpt} was trained with",
+        fix="Export with the tokenizer the model was trained with", allow=allow_tokenizer_mismatch,
+        allow_hint="--allow-tokenizer-mismatch")
     iter_dir = ckpt_mod.check(ckpt)  # whole, safe to unpickle, checksums verified
     m = recipe.model
     if trim_vocab and vocab_size is None:
@@ -303,6 +314,7 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
         summary = {"direction": "to-hf", "source": str(ckpt), "output": str(out), "recipe": recipe.name,
                    "padded_vocab_size": m.vocab_size, "hf_vocab_size": hf_vocab, "dtype": DTYPES[dtype],
                    "dtype_from": dtype_from, **counts, "tokenizer": str(tokenizer_dir) if tokenizer_dir else None,
+                   "tokenizer_fingerprint": (exported or trained).fingerprint if (exported or trained) else None,
                    "elapsed_s": round(time.time() - started, 2)}
         if tmp is not None:
             write_hf(tmp, None, config, tokenizer_dir=tokenizer_dir, max_shard_size=max_shard_size,
@@ -348,7 +360,8 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     dtype as ``precision.dtype`` (never a silent fp32).
 
     ``out`` may not hold a checkpoint already (checked first); with ``overwrite`` the new one
-    replaces it once complete (``checkpoint_output.staged``).
+    replaces it once complete (``checkpoint_output.staged``). The fingerprint of the tokenizer in
+    ``hf_dir`` (``tokenizer.json`` / ``tokenizer.model``, when there) is recorded in the checkpoint.
 
     Raises:
         ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature
@@ -384,10 +397,13 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     parallel.initialize(1, 1)
     state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming="local")
     with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
-        path = Path(out) / _assign_and_save(state, recipe, root, {"converted_from": str(hf_dir)}).name
+        made_with = tokenizer_check.of_directory(hf_dir)  # the HF repo's own tokenizer, when it ships one
+        path = Path(out) / _assign_and_save(state, recipe, root, {"converted_from": str(hf_dir),
+                                                                  **(made_with.as_state() if made_with else {})}).name
         summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,
                    "hf_vocab_size": hf_vocab, "padded_vocab_size": recipe.model.vocab_size, "tensors": len(state),
                    "dtype": DTYPES[dtype], "recipe_dtype": recipe.precision.dtype,
+                   "tokenizer_fingerprint": made_with.fingerprint if made_with else None,
                    "elapsed_s": round(time.time() - started, 2)}
         if _rank() == 0:
             (root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -407,6 +423,7 @@ def reshard(ckpt: Path, out: Path, tp: int, pp: int, overwrite: bool = False) ->
     """
     from megatron_ext import checkpoint, checkpoint_output, ckpt_tensors, parallel
     from megatron_ext.model import build_model, torch_dtype, transformer_config
+    from megatron_ext.tokenizer_check import carried
 
     checkpoint_output.check(out, overwrite=overwrite)
     recipe = checkpoint.read_recipe(ckpt)
@@ -417,6 +434,7 @@ def reshard(ckpt: Path, out: Path, tp: int, pp: int, overwrite: bool = False) ->
                                                                  params_dtype=stored))
     checkpoint.load_model_only(ckpt, model)
     with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
-        saved = checkpoint.save(root, 0, model, None, None, recipe, {"iteration": 0, "resharded_from": str(ckpt)})
+        saved = checkpoint.save(root, 0, model, None, None, recipe,
+                                {"iteration": 0, "resharded_from": str(ckpt), **carried(ckpt)})
     _barrier()
     return Path(out) / saved.name

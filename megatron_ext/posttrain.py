@@ -40,11 +40,14 @@ def adopt_model_and_data(out: Recipe, index: dict, dataset: str, *, initial: str
     ``midm data prefs`` index records its tokenizer's padded vocabulary (``padded_vocab_size``, the
     embedding rows a model trained with that tokenizer has: ``tokenizer/layout.py``), and a
     checkpoint its rows (``model.vocab_size``), so the two must be equal. A tokenizer of the same
-    padded size but other pieces cannot be told apart from these records.
+    padded size but other pieces is told apart by the fingerprints both record
+    (``tokenizer_check.py``; unknown when either predates them).
 
     Raises:
         error: the data's padded vocabulary is not the initial checkpoint's (larger than the recipe's
             without one), or its sequence length exceeds ``model.max_position_embeddings``.
+        TokenizerMismatchError: same size, but the data's tokenizer fingerprint is not the one the
+            initial checkpoint records (unless ``checkpoint.allow_tokenizer_change``).
         CheckpointError: ``checkpoint.load`` is not a checkpoint.
     """
     from megatron_ext.loading import read_recipe
@@ -60,6 +63,9 @@ def adopt_model_and_data(out: Recipe, index: dict, dataset: str, *, initial: str
             raise error(f"{dataset} was tokenized with {data_tokenizer} (padded vocabulary {padded}) but the {initial} "
                         f"checkpoint {out.checkpoint.load} has model.vocab_size {base.model.vocab_size}{trained}: "
                         f"re-run `{made_by}` with --tokenizer set to the {initial} model's tokenizer")
+        from megatron_ext.tokenizer_check import check_data_against_checkpoint
+
+        check_data_against_checkpoint(out, out.checkpoint.load, role=initial)
         if base.model != out.model:
             notes.append(f"model from the {initial} checkpoint {out.checkpoint.load}: "
                          + ", ".join(f"{k}={v}" for k, v in base.model.geometry().items()))

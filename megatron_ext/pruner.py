@@ -15,6 +15,7 @@ from megatron_ext.loading import build_for_load, init_single_process, load_model
 from megatron_ext.run_files import PRUNE_SUMMARY_FILE
 from megatron_ext.stage_report import Progress, model_overrides, train_command, write_summary
 from megatron_ext.state_io import load_tensors, save_output, tensor_items
+from megatron_ext.tokenizer_check import carried
 
 
 def target_model(args, source):
@@ -88,7 +89,7 @@ def run(args) -> dict:
         best = min(fold_losses, key=fold_losses.get)
         if best != folds[-1]:
             load_tensors(student, slice_state(tensors, source.model, student_cfg, keep, best))
-        out_dir = save_output(args.output, student, out_recipe, {"prune": {"source": str(iter_dir)}})
+        out_dir = save_output(args.output, student, out_recipe, {"prune": {"source": str(iter_dir)}, **carried(iter_dir)})
         write_summary(args.output, "kept_indices.json", keep.to_json())
         summary = {
             "source": str(iter_dir), "checkpoint": str(out_dir), "recipe": out_recipe.name,

@@ -15,6 +15,8 @@ Checked before any process group starts (torch-free: it reads ``recipe.json`` an
   resolved ``sft.dataset`` / ``dpo.dataset`` folder and a fingerprint of its files, so another
   folder or data re-made in place counts, another spelling of the same path does not) — refused unless
   ``checkpoint.allow_data_change=true``; then the run continues on the new data from its sample counter.
+  Data of another *tokenizer* than the checkpoint's run recorded (``tokenizer_check.py``) is refused
+  even then, unless ``checkpoint.allow_tokenizer_change=true``.
 * anything else (logging, checkpoint cadence, evaluation, workers, batch split, parallel layout, Adam
   betas/eps, …) — applied as the recipe says.
 
@@ -170,7 +172,9 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
 
     Raises ``DamagedCheckpointError`` when the checkpoint misses (or cannot parse) a file a resume
     needs, ``ResumeError`` for a model-shape change, or a schedule / data change that the recipe
-    does not allow (``checkpoint.override_scheduler`` / ``checkpoint.allow_data_change``).
+    does not allow (``checkpoint.override_scheduler`` / ``checkpoint.allow_data_change``),
+    ``TokenizerMismatchError`` for data of another tokenizer than the checkpoint's
+    (``checkpoint.allow_tokenizer_change``).
     """
     path = _iter_dir(Path(checkpoint))
     if not (path / "recipe.json").is_file():
@@ -187,6 +191,14 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
             + ". A run keeps its model's shape: resume with the checkpoint's values (its recipe.json); to change "
             "width or depth, make new weights with `midm prune` / `midm dus` and train them as a new run "
             "(--set checkpoint.load=OUTPUT with another logging.run_name).")
+    from megatron_ext import tokenizer_check
+
+    tokenizer_check.require_same(
+        tokenizer_check.of_data(recipe), tokenizer_check.from_record(state),
+        made_says=f"this recipe's data ({tokenizer_check.data_name(recipe)}) was made with",
+        used_says=f"checkpoint {path} was trained with",
+        fix="Resume on data made with the checkpoint's tokenizer (`midm data tokenize|sft|prefs --tokenizer DIR`)",
+        allow=recipe.checkpoint.allow_tokenizer_change)
     refused, fixes = [], []
     schedule = [d for d in diffs if d.kind == "schedule"]
     if schedule and not recipe.checkpoint.override_scheduler:

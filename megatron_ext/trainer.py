@@ -32,7 +32,7 @@ import torch
 from megatron_ext import checkpoint as ckpt
 from megatron_ext import parallel
 from megatron_ext.data import MicroBatches, build_datasets, check_data, split_for_context_parallel
-from megatron_ext import wandb_log
+from megatron_ext import tokenizer_check, wandb_log
 from megatron_ext.metrics import MetricsLogger, Throughput
 from megatron_ext.model import build_model_chunks, require_te_features, transformer_config
 from megatron_ext.resume_check import (check_fresh_start, check_initial_weights, check_resume, data_record,
@@ -55,6 +55,8 @@ def lm_loss(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
 class Trainer:
     # Sequences each dataset sample contributes to a micro-batch (DPO: a pair = chosen + rejected).
     sequences_per_sample: int = 1
+    # The checkpoint whose weights this run continues (resumed or ``checkpoint.load``); None from scratch.
+    weights_from: "str | Path | None" = None
     # The logged {sum, count} pair that is the training objective (``loss``/``val_loss``).
     loss_key: str = "lm loss"
 
@@ -112,6 +114,7 @@ class Trainer:
                                                               or resume_from.resolve() != resume_hint.resolve()):
             changes = check_resume(recipe, resume_from)  # fell back past a damaged checkpoint: compare with this one
         if resume_from is not None:
+            self.weights_from = resume_from
             self.step, self.consumed_samples = state["step"], state["consumed_samples"]
             o = recipe.optimizer  # the checkpoint's param groups bring back its Adam settings: the recipe's win
             for group in self.optimizer.param_groups:
@@ -120,6 +123,7 @@ class Trainer:
             if changes:
                 self._print("this recipe differs from the checkpoint's:\n" + "\n".join(describe(changes, self.step)))
         elif recipe.checkpoint.load:
+            self.weights_from = recipe.checkpoint.load
             ckpt.load_model_only(recipe.checkpoint.load, self.model, verify=recipe.checkpoint.verify)
             self._print(f"initial weights from {recipe.checkpoint.load} (fresh optimizer)")
 
@@ -155,6 +159,16 @@ class Trainer:
         (``resume_check.data_record``: the resolved blend, or the SFT / DPO dataset's fingerprint).
         Computed once per run, not at every save: the data do not change while it trains."""
         return data_record(self.recipe)
+
+    @cached_property
+    def tokenizer_record(self):
+        """The tokenizer this run's weights belong to, kept in ``trainer_state.json``
+        (``tokenizer_check``): the data's, else the recorded one of the checkpoint the run resumed or
+        started from; None when nothing records one."""
+        found = tokenizer_check.of_data(self.recipe)
+        if found is None and self.weights_from is not None:
+            found = tokenizer_check.of_checkpoint(self.weights_from)
+        return found
 
     def build_data(self):
         """(train, valid) :class:`MicroBatches` for this data-parallel rank (valid None when empty)."""
@@ -252,6 +266,7 @@ class Trainer:
         if self.recipe.checkpoint.load:  # named now, not after process groups and model are built
             ckpt.check(self.recipe.checkpoint.load, verify=False)
             check_initial_weights(self.recipe, self.recipe.checkpoint.load)
+            tokenizer_check.check_data_against_checkpoint(self.recipe, self.recipe.checkpoint.load, role="initial")
         return []
 
     def _resume_path(self, resume: str) -> Path | None:
@@ -365,7 +380,8 @@ class Trainer:
     def save(self) -> None:
         ckpt.save(self.ckpt_dir, self.step, self.model, self.optimizer, self.scheduler, self.recipe,
                   {"step": self.step, "consumed_samples": self.consumed_samples,
-                   "data_blend": self.data_record},
+                   "data_blend": self.data_record,
+                   **(self.tokenizer_record.as_state() if self.tokenizer_record else {})},
                   keep_last=self.recipe.checkpoint.keep_last)
 
     def run(self) -> bool:

@@ -167,6 +167,9 @@ class CheckpointConfig:
     override_scheduler: bool = False
     # … and continue on a changed data blend / split / seq_length / seed from the sample counter.
     allow_data_change: bool = False
+    # Train or export although data, weights or --tokenizer record different tokenizer fingerprints
+    # (megatron_ext/tokenizer_check.py): only for a deliberate change, e.g. a vocabulary extended in place.
+    allow_tokenizer_change: bool = False
 
 
 @dataclass

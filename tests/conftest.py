@@ -62,3 +62,29 @@ def chat_tokenizer_dir(tmp_path_factory) -> Path:
     train([str(sample / "ko_train.jsonl.gz"), str(sample / "en_train.txt")], root / "sp", TrainConfig(vocab_size=2048))
     export(root / "sp", root / "hf")
     return root / "hf"
+
+
+@pytest.fixture(scope="session")
+def other_chat_tokenizer_dir(chat_tokenizer_dir, tmp_path_factory) -> Path:
+    """Another tokenizer of the same 2,048 ids: :func:`chat_tokenizer_dir` with two learned pieces
+    trading ids (scores kept, so the same merges; tokenizer.json regenerated from the model). Same
+    layout and padded size, other ids for those pieces — what two runs of `midm tokenizer train` on
+    different corpora give, without a second training (~0.1 s)."""
+    import json
+    import shutil
+
+    from tokenizer.hf import NORMAL, load_proto, write_hf_files
+
+    out = tmp_path_factory.mktemp("other_tok") / "hf"
+    shutil.copytree(chat_tokenizer_dir, out)
+    proto = load_proto(out / "tokenizer.model")
+    i, j = [k for k, p in enumerate(proto.pieces) if p.type == NORMAL and len(p.piece) > 1][:2]
+    a, b = type(proto.pieces[i])(), type(proto.pieces[j])()
+    a.CopyFrom(proto.pieces[i])
+    b.CopyFrom(proto.pieces[j])
+    proto.pieces[i].CopyFrom(b)
+    proto.pieces[j].CopyFrom(a)
+    (out / "tokenizer.model").write_bytes(proto.SerializeToString())
+    meta = json.loads((out / "midm_tokenizer.json").read_text(encoding="utf-8"))
+    write_hf_files(proto, out, meta, chat_template=True)
+    return out

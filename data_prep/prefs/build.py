@@ -10,7 +10,7 @@ share the prompt's ids token for token.
 Output (``OUT/``; written into a temporary directory and renamed into place, so ``OUT`` is either
 complete or absent)::
 
-    index.json                          format, seq_length, vocabulary, tokenizer, pairs per split
+    index.json                          format, seq_length, vocabulary, tokenizer (+ tokenizer_fingerprint), pairs per split
     stats.json                          the accounting: records read = kept + Σ dropped[reason]
     {train,valid}/tokens.{bin,idx}      ids; one document per pair = two sequences, chosen then rejected
     {train,valid}/loss_mask.{bin,idx}   uint8 masks of the same lengths (mask[i]: is ids[i] a target)
@@ -43,6 +43,7 @@ from data_prep.docio.outputs import staged_dir
 from data_prep.prefs.indexed import IndexedWriter, token_dtype
 from data_prep.prefs.records import DROP_REASONS, Pair, PairError, parse_line
 from midm.errors import MidmError
+from tokenizer.fingerprint import fingerprint
 
 FORMAT, VERSION = "midm-prefs", 1
 INDEX_FILE = "index.json"
@@ -193,7 +194,8 @@ def build(inputs: list[str], out: str | Path, tokenizer_dir: str, *, seq_length:
         index = {"format": FORMAT, "version": VERSION, "seq_length": seq_length,
                  "vocab_size": tokenizer.vocab_size, "padded_vocab_size": tokenizer.padded_vocab_size,
                  "pad_id": tokenizer.pad_id, "eot_id": tokenizer.piece_to_id("<|eot_id|>"),
-                 "tokenizer": os.fspath(tokenizer_dir), "dtype": dtype.name, "longest": longest,
+                 "tokenizer": os.fspath(tokenizer_dir), "tokenizer_fingerprint": fingerprint(tokenizer_dir),
+                 "dtype": dtype.name, "longest": longest,
                  "max_token_id": max_id, "seed": seed, "valid_fraction": valid_fraction,
                  "splits": {name: {"pairs": s.pairs} for name, s in splits.items()}}
         dropped_total = sum(dropped.values())

@@ -39,6 +39,7 @@ from data_prep.docio.outputs import staged_dir
 from data_prep.sft.chat import ChatFormatError, load_chat_tokenizer, render_turns
 from data_prep.sft.records import DROP_REASONS, RecordError, parse_line
 from data_prep.sft.shards import FORMAT, INDEX_FILE, VERSION, SFTDataError, token_dtype, write_shard
+from tokenizer.fingerprint import fingerprint
 
 PROGRESS_EVERY = 50_000  # conversations between two progress lines on stderr
 
@@ -148,7 +149,8 @@ def build(paths: list[str], out: str | Path, tokenizer_dir: str, *, seq_length: 
         index = {"format": FORMAT, "version": VERSION, "seq_length": seq_length, "packed": packed,
                  "bos_id": tok.bos_id, "eos_id": tok.eos_id, "pad_id": tok.pad_id,
                  "eot_id": tok.piece_to_id("<|eot_id|>"), "vocab_size": tok.vocab_size,
-                 "padded_vocab_size": tok.padded_vocab_size, "tokenizer": os.fspath(tokenizer_dir), "splits": {}}
+                 "padded_vocab_size": tok.padded_vocab_size, "tokenizer": os.fspath(tokenizer_dir),
+                 "tokenizer_fingerprint": fingerprint(tokenizer_dir), "splits": {}}
         split_stats = {}
         for name, members in splits.items():
             if not members:

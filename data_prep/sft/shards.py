@@ -2,7 +2,8 @@
 
 Layout of ``OUT/``::
 
-    index.json                       format, seq_length, packed, special ids, per-split shard list
+    index.json                       format, seq_length, packed, special ids, tokenizer (+ tokenizer_fingerprint),
+                                     per-split shard list
     stats.json                       the accounting summary (read = kept + Σ dropped)
     {split}-{k:05d}/tokens.npy       [n_tokens] uint16 (vocab < 65,500) or int32: every conversation's ids
     {split}-{k:05d}/loss_mask.npy    [n_tokens] uint8, 1 where the id is a training target

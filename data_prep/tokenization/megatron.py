@@ -21,7 +21,8 @@ process, pickles it to a worker and pickles its ids back to one writer):
   the indices joined; written as ``.tmp`` and renamed): one document per sequence, EOD (``eos_id``)
   appended, uint16 when the vocabulary has fewer than 65,500 ids, else int32;
 * ``OUT_PREFIX.summary.json`` records documents, tokens, throughput, the encoder backend in use
-  (and why) and the blend entry.
+  (and why), the blend entry and the tokenizer (``tokenizer``: the path given, ``tokenizer_fingerprint``:
+  ``tokenizer/fingerprint.py``, which trainers compare across a blend and with checkpoints).
 """
 from __future__ import annotations
 
@@ -137,6 +138,7 @@ def main_tokenize(args) -> int:
     which not one record is readable.
     """
     from tokenizer import load_tokenizer
+    from tokenizer.fingerprint import fingerprint
 
     from data_prep.docio.outputs import check_output_dir, removed_if_start_fails
 
@@ -148,6 +150,7 @@ def main_tokenize(args) -> int:
     files = [s.path if s.format == "hub" else Path(s.path) for s in sources]
     ref = load_tokenizer(args.tokenizer)  # fail fast on a bad tokenizer dir; encoding happens in the workers
     dtype = dtype_for(ref.vocab_size)
+    tokenizer_fingerprint = fingerprint(ref.directory)  # what trainers compare (megatron_ext/tokenizer_check.py)
     out_prefix = str(Path(args.out_prefix).resolve())
     check_output_dir(Path(out_prefix).parent, "OUT_PREFIX's folder")
     shard_dir = Path(f"{out_prefix}.shards")
@@ -196,6 +199,7 @@ def main_tokenize(args) -> int:
     backend = ",".join(sorted({b for b, _ in backends})) or "none (every shard resumed)"
     summary = {
         "output_prefix": out_prefix, "inputs": [str(f) for f in files], "tokenizer": str(args.tokenizer),
+        "tokenizer_fingerprint": tokenizer_fingerprint,
         "backend": backend, "backend_reason": "; ".join(sorted({r for _, r in backends})),
         "eos_id": int(ref.eos_id), "vocab_size": int(ref.vocab_size),
         "dtype": np.dtype(dtype).name, "documents": total_docs, "tokens": total_tokens,

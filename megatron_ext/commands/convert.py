@@ -1,14 +1,15 @@
 """``midm convert`` — Megatron distributed checkpoints ↔ Hugging Face (``LlamaForCausalLM``).
 
     midm convert to-hf   --checkpoint CKPT --output HF_DIR [--tokenizer DIR] [--dtype bf16] [--trim-vocab]
-                         [--max-shard-size 5GB] [--overwrite]
+                         [--max-shard-size 5GB] [--overwrite] [--allow-tokenizer-mismatch]
     midm convert from-hf --hf HF_DIR --output CKPT [--recipe NAME] [--set KEY=VALUE …] [--overwrite]
     midm convert reshard --checkpoint CKPT --output CKPT2 --tp N --pp M [--overwrite]   (under torchrun, N×M ranks)
 
 Checkpoints are read whatever TP/PP they were saved with. Weights keep the dtype they are stored
 in (bf16 stays bf16) unless ``--dtype`` says otherwise. ``to-hf`` refuses a non-empty ``--output``
 unless ``--overwrite`` (the new model replaces the old one only once it is complete) and a
-``--tokenizer`` whose vocabulary is not the model's, both before reading any weight. ``from-hf``
+``--tokenizer`` whose vocabulary is not the model's — by size, or by the fingerprint the checkpoint
+records (``--allow-tokenizer-mismatch`` to export anyway) —, all before reading any weight. ``from-hf``
 and ``reshard`` likewise refuse an ``--output`` that already holds a checkpoint (a training run's
 ``latest`` would point at the new weights) unless ``--overwrite``, which replaces the whole
 directory once the new checkpoint is complete.
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-shard-size", default="5GB", help="safetensors shard size (e.g. 5GB, 500MB)")
     a.add_argument("--overwrite", action="store_true",
                    help="replace the model already in --output (default: refuse a non-empty --output)")
+    a.add_argument("--allow-tokenizer-mismatch", action="store_true",
+                   help="export although --tokenizer's fingerprint is not the one the checkpoint records (default: "
+                        "refuse; a tokenizer of the same size but other pieces would ship garbage ids)")
     b = sub.add_parser("from-hf", help="HF LlamaForCausalLM (safetensors) → Megatron dist-checkpoint (TP=PP=1)",
                        description="Write a Megatron distributed checkpoint (TP=PP=1, iter_0000000 + latest, with "
                                    "the recipe) from a Hugging Face LlamaForCausalLM directory; `midm train` and "
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "to-hf":
             summary = to_hf(args.checkpoint, args.output, tokenizer_dir=args.tokenizer, dtype=args.dtype,
                             trim_vocab=args.trim_vocab, vocab_size=args.vocab_size, max_shard_size=args.max_shard_size,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, allow_tokenizer_mismatch=args.allow_tokenizer_mismatch)
         elif args.command == "from-hf":
             summary = from_hf(args.hf, args.output, recipe_name=args.recipe, overrides=args.overrides,
                               padded_vocab_size=args.padded_vocab_size, overwrite=args.overwrite)

@@ -57,6 +57,9 @@ def test_tokenize_matches_reference_and_resumes(tmp_path, sample_mixed, tokenize
     summary = json.loads(Path(f"{prefix}.summary.json").read_text())
     assert summary["documents"] == len(records) + 1 and summary["malformed_skipped"] == 1
     assert summary["dtype"] == "uint16" and summary["shards"] == 5  # a.jsonl in 3 byte ranges, b.gz, c
+    from tokenizer.fingerprint import fingerprint
+
+    assert summary["tokenizer_fingerprint"] == fingerprint(tokenizer_dir)  # what trainers compare
 
     ref = load_tokenizer(tokenizer_dir)
     ds = IndexedDataset(str(prefix))

@@ -73,3 +73,38 @@ def test_an_unused_test_split_is_not_built(few, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     n_train, n_valid, test = proc.stdout.split()[-3:]
     assert int(n_train) >= 64 and int(n_valid) >= 16 and test == "None"
+
+
+def test_a_blend_mixing_tokenizers_is_refused(few, tmp_path, capsys):
+    """Each prefix's OUT_PREFIX.summary.json (`midm data tokenize`) records its tokenizer's fingerprint; two
+    different ones in one blend are refused naming both prefixes and tokenizers. A summary without the field
+    (older data) or no summary at all is unknown and passes."""
+    import json
+    import shutil
+
+    from megatron_ext.data_check import DataError, check_data
+    from midm.cli import main
+    from recipes import get_recipe
+
+    prefixes = []
+    for name, fp in (("a", "aaaaaaaaaaaaaaaa"), ("b", "bbbbbbbbbbbbbbbb"), ("old", None), ("a2", "aaaaaaaaaaaaaaaa")):
+        prefix = str(tmp_path / name)
+        for ext in (".bin", ".idx"):
+            shutil.copy(few[41] + ext, prefix + ext)
+        summary = {"tokenizer": f"tok_{name}"} | ({"tokenizer_fingerprint": fp} if fp else {})
+        (tmp_path / f"{name}.summary.json").write_text(json.dumps(summary))
+        prefixes.append(prefix)
+    a, b, old, a2 = prefixes
+
+    def recipe(*blend: str):
+        return get_recipe("tiny", [f"data.blend={','.join(blend)}", f"model.vocab_size={VOCAB}",
+                                   "data.split=90,10,0"])
+
+    assert check_data(recipe("0.5", a, "0.3", old, "0.2", a2)) == [a, old, a2]
+    with pytest.raises(DataError) as err:
+        check_data(recipe("0.5", a, "0.3", old, "0.2", b))
+    assert (f"the blend mixes tokenizers: {a} was tokenized with tokenizer tok_a (fingerprint aaaaaaaaaaaaaaaa), "
+            f"{b} with tokenizer tok_b (fingerprint bbbbbbbbbbbbbbbb)") in str(err.value)
+    assert main(_train_args(tmp_path, f"0.5,{a},0.5,{b}", "--set", "data.split=90,10,0")) == 2
+    assert "the blend mixes tokenizers" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -186,6 +186,7 @@ def converted(tmp_path_factory) -> Path:
     for name, case in CASES.items():
         make_hf_model(root / name / "hf", case)
     make_tokenizer(root / "tokenizer")
+    shutil.copytree(root / "tokenizer", root / "mini_tied" / "hf", dirs_exist_ok=True)  # an HF repo ships its tokenizer
     torch.save(TOKENS, root / "tokens.pt")
     run_python(["convert", str(root)])
     return root
@@ -243,6 +244,14 @@ def test_padded_vocab_kept_by_default_and_tokenizer_exported(converted):
 
     assert len(AutoTokenizer.from_pretrained(str(out))) == 290
     assert json.loads((out / "midm_conversion.json").read_text())["hf_vocab_size"] == 384
+    # from-hf recorded the HF repo's tokenizer; to-hf --tokenizer with that same tokenizer was accepted
+    from tokenizer.fingerprint import fingerprint
+
+    state = json.loads((converted / "mini_tied" / "ckpt" / "iter_0000000" / "trainer_state.json").read_text())
+    assert state["tokenizer_fingerprint"] == fingerprint(converted / "tokenizer") == fingerprint(out)
+    assert json.loads((out / "midm_conversion.json").read_text())["tokenizer_fingerprint"] == fingerprint(out)
+    assert "tokenizer_fingerprint" not in json.loads(  # an HF repo without a tokenizer: unknown
+        (converted / "gqa_untied" / "ckpt" / "iter_0000000" / "trainer_state.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -354,8 +363,12 @@ def test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights(converted, tmp_p
     original = load_hf_dir(converted / "mini_tied" / "hf")
     original.pop("lm_head.weight", None)
     for layout in ("tp2pp1", "tp1pp2"):
-        saved = json.loads((tmp_path / layout / "iter_0000000" / "trainer_state.json").read_text())["layout"]
+        state = json.loads((tmp_path / layout / "iter_0000000" / "trainer_state.json").read_text())
+        saved = state["layout"]
         assert (saved["tp"], saved["pp"]) == (int(layout[2]), int(layout[5]))
+        if layout == "tp2pp1":  # reshard carries the source's tokenizer forward
+            source = json.loads((ckpt / "iter_0000000" / "trainer_state.json").read_text())
+            assert state["tokenizer_fingerprint"] == source["tokenizer_fingerprint"]
         out = load_hf_dir(tmp_path / f"hf_{layout}")
         assert out.keys() == original.keys()
         for k in original:

@@ -84,3 +84,51 @@ def test_matching_data_adopts_the_base_model_and_the_data_length(made):
     recipe, _ = dpo_recipe(get_recipe("tiny_dpo", [f"dpo.dataset={made['prefs256']}",
                                                    f"checkpoint.load={made['base2k']}"]))
     assert recipe.model.vocab_size == 2048 and recipe.data.seq_length == 256
+
+
+def test_data_of_another_tokenizer_of_the_same_size_is_refused(made, chat_tokenizer_dir, other_chat_tokenizer_dir,
+                                                              capsys, tmp_path, monkeypatch):
+    """Same padded vocabulary (2,048), other pieces: told apart by the fingerprints the data's index and the
+    base checkpoint's trainer_state.json record; refused at the CLI in one line naming both tokenizers,
+    accepted with checkpoint.allow_tokenizer_change, and never checked when the checkpoint records none."""
+    from data_prep.prefs.build import build as build_prefs
+    from data_prep.sft.build import build as build_sft
+    from megatron_ext.dpo import dpo_recipe
+    from megatron_ext.sft import sft_recipe
+    from midm.cli import main
+    from recipes import get_recipe
+    from tokenizer.fingerprint import fingerprint
+
+    mine, other = fingerprint(chat_tokenizer_dir), fingerprint(other_chat_tokenizer_dir)
+    for stage in ("sft", "prefs"):  # what `midm data sft` / `prefs` record beside the padded size
+        index = json.loads((made[f"{stage}256"] / "index.json").read_text())
+        assert (index["tokenizer"], index["tokenizer_fingerprint"]) == (str(chat_tokenizer_dir), mine)
+    sft = build_sft([str(TEST_DATA / "sft" / "chatbot.jsonl")], tmp_path / "sft", str(other_chat_tokenizer_dir),
+                    seq_length=256)
+    assert sft["kept"]
+    build_prefs([str(TEST_DATA / "prefs" / "square_pairs.jsonl")], tmp_path / "prefs", str(other_chat_tokenizer_dir),
+                seq_length=256)
+    base = made["base2k"]
+    state = base / "iter_0000001" / "trainer_state.json"
+    state.write_text(json.dumps({"step": 1, "consumed_samples": 8, "tokenizer": str(chat_tokenizer_dir),
+                                 "tokenizer_fingerprint": mine}))
+    monkeypatch.chdir(tmp_path)
+    try:
+        for cli, data in (("sft", tmp_path / "sft"), ("dpo", tmp_path / "prefs")):
+            assert main(_stage(cli, data, base)) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            role = "base" if cli == "sft" else "initial"
+            assert (f"the training data ({data}) was made with tokenizer {other_chat_tokenizer_dir} (fingerprint "
+                    f"{other}) but the {role} checkpoint {base} was trained with tokenizer {chat_tokenizer_dir} "
+                    f"(fingerprint {mine})") in err, err
+            assert "--set checkpoint.allow_tokenizer_change=true" in err
+        assert not (tmp_path / "runs").exists()
+        # the matching data, and the escape hatch
+        sft_recipe(get_recipe("tiny_sft", [f"sft.dataset={made['sft256']}", f"checkpoint.load={base}"]))
+        dpo_recipe(get_recipe("tiny_dpo", [f"dpo.dataset={made['prefs256']}", f"checkpoint.load={base}"]))
+        sft_recipe(get_recipe("tiny_sft", [f"sft.dataset={tmp_path / 'sft'}", f"checkpoint.load={base}",
+                                           "checkpoint.allow_tokenizer_change=true"]))
+    finally:
+        state.unlink()  # the other tests' base records no tokenizer (checkpoints from before fingerprints)
+    sft_recipe(get_recipe("tiny_sft", [f"sft.dataset={tmp_path / 'sft'}", f"checkpoint.load={base}"]))

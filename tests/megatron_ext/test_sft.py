@@ -68,7 +68,7 @@ def sft_baseline(sft_data, tmp_path_factory):
     return run_dir
 
 
-def test_sft_trains_validates_and_checkpoints(sft_baseline):
+def test_sft_trains_validates_and_checkpoints(sft_baseline, chat_tokenizer_dir):
     records = read_metrics(sft_baseline)
     assert [r["step"] for r in records] == list(range(1, 7))
     assert records[-1]["loss"] < records[0]["loss"]
@@ -81,6 +81,32 @@ def test_sft_trains_validates_and_checkpoints(sft_baseline):
     from megatron_ext.resume_check import dataset_record
 
     assert state["data_blend"] == dataset_record(saved["sft"]["dataset"])  # what a resume compares
+    from tokenizer.fingerprint import fingerprint
+
+    # the tokenizer the data's index.json records, kept with the weights (megatron_ext/tokenizer_check.py)
+    assert (state["tokenizer"], state["tokenizer_fingerprint"]) == (str(chat_tokenizer_dir),
+                                                                    fingerprint(chat_tokenizer_dir))
+
+
+def test_resume_on_data_of_another_tokenizer_is_refused(sft_baseline, other_chat_tokenizer_dir, tmp_path):
+    """checkpoint.allow_data_change lets a resume continue on other data, not on another tokenizer's:
+    that needs checkpoint.allow_tokenizer_change as well (checked before any process group)."""
+    from data_prep.sft.build import build
+    from megatron_ext.checkpoint import read_recipe
+    from megatron_ext.resume_check import check_resume
+    from megatron_ext.tokenizer_check import TokenizerMismatchError
+
+    other = tmp_path / "other"
+    build([str(TEST_DATA / "sft" / "chatbot.jsonl")], other, str(other_chat_tokenizer_dir), seq_length=256)
+    ckpt = sft_baseline / "checkpoints"
+    recipe = read_recipe(ckpt)
+    recipe.sft.dataset, recipe.checkpoint.allow_data_change = str(other), True
+    with pytest.raises(TokenizerMismatchError) as err:
+        check_resume(recipe, ckpt)
+    assert (f"this recipe's data ({other}) was made with tokenizer {other_chat_tokenizer_dir}" in str(err.value)
+            and f"but checkpoint {ckpt / 'iter_0000006'} was trained with tokenizer " in str(err.value))
+    recipe.checkpoint.allow_tokenizer_change = True
+    assert [d.field for d in check_resume(recipe, ckpt) if d.kind == "data"] == ["dataset contents"]
 
 
 def test_sft_data_made_again_in_place_is_a_data_change_on_resume(sft_data, tmp_path):
@@ -147,17 +173,30 @@ def test_sft_recipe_adopts_the_base_checkpoint_geometry(sft_data, tmp_path):
     assert recipe.train.steps == 3 and not any("epochs" in n for n in notes)
 
 
-def test_converted_sft_model_chats_through_the_template_and_stops_at_eot(sft_baseline, chat_tokenizer_dir, tmp_path):
+def test_converted_sft_model_chats_through_the_template_and_stops_at_eot(sft_baseline, chat_tokenizer_dir,
+                                                                          other_chat_tokenizer_dir, tmp_path, capsys):
     """`midm convert to-hf` carries the chat template and <|eot_id|> as a generation eos: transformers
-    renders our ids and stops the moment the model emits <|eot_id|> (forced here at the 3rd new token)."""
+    renders our ids and stops the moment the model emits <|eot_id|> (forced here at the 3rd new token).
+    A --tokenizer of the same size but another fingerprint than the checkpoint's is refused."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
     from data_prep.sft.chat import load_chat_tokenizer, render_prompt
 
+    from midm.cli import main as midm_main
+    from tokenizer.fingerprint import fingerprint
+
     out = tmp_path / "hf"
-    run_midm(["convert", "to-hf", "--checkpoint", str(sft_baseline / "checkpoints"), "--output", str(out),
-              "--tokenizer", str(chat_tokenizer_dir), "--dtype", "fp32"])
+    args = ["convert", "to-hf", "--checkpoint", str(sft_baseline / "checkpoints"), "--output", str(out),
+            "--dtype", "fp32", "--tokenizer"]
+    # another tokenizer of the same size is refused before any weight is read (the checkpoint records its own)
+    assert midm_main(args + [str(other_chat_tokenizer_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--tokenizer {other_chat_tokenizer_dir} is tokenizer" in err, err
+    assert "--allow-tokenizer-mismatch" in err and not out.exists()
+    run_midm(args + [str(chat_tokenizer_dir)])
+    conversion = json.loads((out / "midm_conversion.json").read_text())
+    assert conversion["tokenizer_fingerprint"] == fingerprint(out) == fingerprint(chat_tokenizer_dir)
     tok = AutoTokenizer.from_pretrained(str(out))
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
     eot = tok.convert_tokens_to_ids("<|eot_id|>")
