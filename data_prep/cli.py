@@ -83,7 +83,8 @@ def exec_options(args):
 
 def _run_filter(args, stages: list[str] | None) -> int:
     from data_prep.config import load_config
-    from data_prep.pipeline import run_filter, run_step
+    from data_prep.pipeline import run_filter
+    from data_prep.pipeline_slurm import run_step
 
     if len(args.paths) < 2:
         raise DataError("give at least one input and the output directory (IN … OUT)")
@@ -126,7 +127,7 @@ def _run_filter(args, stages: list[str] | None) -> int:
 def _submit_filter(args, cfg: dict) -> dict | None:
     """``--executor slurm``: submit, print the job ids (stdout, one a line) and what each step got
     (stderr); with ``--wait`` (or nothing left to run) return the finished run's stats."""
-    from data_prep.pipeline import slurm_stats, submit_filter
+    from data_prep.pipeline_slurm import slurm_stats, submit_filter
     from data_prep.slurm_exec import wait
 
     out = args.paths[-1]
