@@ -78,6 +78,21 @@ def test_pre_checks_are_met_by_every_match(kind):
     assert not any(p.search("개인정보가 없는 문장입니다. 제3조 1. 1990년 12월") for p in patterns.NEEDS[kind])
 
 
+def test_combined_digit_pre_check_skips_no_span():
+    """``find_structured`` first scans for all digit-initial pre-checks at once (``_DIGIT_NEEDS``): it
+    matches wherever one of them does, and the spans equal those of every pattern run without any
+    pre-check, on each sample alone (so each one's gating is exercised) and on the samples together."""
+    digit_needs = [p for ps in patterns.NEEDS.values() for p in ps if p.pattern.startswith(r"\d")]
+    pieces = [piece for text in _EVERY_ALTERNATIVE for piece in text.split(", ")]
+    texts = pieces + _EVERY_ALTERNATIVE + ["개인정보가 없는 문장입니다. 제3조 1. 1990년 12월", "AA:BB:CC:DD:EE:FF", ""]
+    for text in texts:
+        assert (patterns._DIGIT_NEEDS.search(text) is None) == all(p.search(text) is None for p in digit_needs), text
+        unfiltered = [span for kind, detect in patterns.DETECTORS for m in patterns.RX[kind].finditer(text)
+                      if (span := detect(text, m)) is not None]
+        assert list(patterns.find_structured(text)) == unfiltered, text
+    assert sum(patterns._DIGIT_NEEDS.search(t) is None for t in pieces) >= 5  # the skip is taken
+
+
 def test_names_need_context_and_addresses_need_structure(det):
     text = "담당자 이서연 주무관 (02-2110-6543) 과 김도현 사무관이 서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다."
     found = types_in(det, text)
