@@ -232,13 +232,17 @@ DETECTORS: list[tuple[str, Callable[[str, re.Match], Span | None]]] = [
 ]
 
 
+# the detectors whose pre-checks include one that does not start with a digit (EMAIL, PHONE, MAC, SNS)
+_OTHER_DETECTORS = [(kind, detect) for kind, detect in DETECTORS if _OTHER_NEEDS[kind]]
+
+
 def find_structured(text: str, types: set[str] | None = None) -> Iterator[Span]:
-    needs = NEEDS if _DIGIT_NEEDS.search(text) else _OTHER_NEEDS
-    for kind, detect in DETECTORS:
+    needs, detectors = (NEEDS, DETECTORS) if _DIGIT_NEEDS.search(text) else (_OTHER_NEEDS, _OTHER_DETECTORS)
+    for kind, detect in detectors:
         if types is not None and kind not in types and not (kind == "RRN" and "FRN" in types):
             continue
         run = MIN_DIGIT_RUN[kind]
-        if not needs[kind] or run and not _DIGIT_RUNS[run].search(text) or not any(p.search(text) for p in needs[kind]):
+        if run and not _DIGIT_RUNS[run].search(text) or not any(p.search(text) for p in needs[kind]):
             continue  # the text lacks what every match holds: none to find
         for m in RX[kind].finditer(text):
             span = detect(text, m)
