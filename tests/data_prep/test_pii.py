@@ -202,3 +202,35 @@ def test_address_matches_are_the_patterns_own():
              "경기 결과 강남구 주민 (서울시 강남구 역삼동 100-1, 3층 301호)", "세종특별자치시 한누리대로 2130 세종시청"]
     for text in texts:
         assert [m.span() for m in _matches(text)] == [m.span() for m in _ADDRESS.finditer(text) if m.end() > m.start()], text
+
+
+def test_name_prefilters_are_the_full_checks():
+    """The name finder's cheap forms of its checks answer as the plain ones do, at every position of
+    texts with labels, roles, numbered lines, titles, ages and names: the surname-chunk scan (surname
+    class first, run start checked after it), the title-after check (first-character lookahead) and
+    the label/role-before check (patterns searched only when the last character before can end one)."""
+    from data_prep.pii import names
+
+    finder = names.NameAddressFinder
+    chunk = re.compile(r"(?<![가-힣])[" + "".join(sorted(names.SURNAMES_1 | {s[0] for s in names.SURNAMES_2}))
+                       + r"][가-힣]{1,11}")
+    title_next = re.compile(r"\s*(?:" + finder._AGE + "|" + "|".join(sorted(names.TITLES, key=len, reverse=True)) + ")")
+
+    def label_before(text, start):
+        return bool(names.LABELS.search(text[max(0, start - 20):start])
+                    or names._GENERIC_LABEL.search(text[max(0, start - 14):start])
+                    or names._GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start])
+                    or names._ROLE_BEFORE.search(text[max(0, start - 10):start]))
+
+    texts = ["성명: 김민수 / 담당자 : 이서연", "작성자 :\n   박지훈 과장", "1. 최유진\n 12)  정하늘", "피고인 ( 한지호",
+             "담당 주무관 김도현 사무관이", "신청인                         :   이현도 씨", "학부모는 (김성동(54)",
+             "윤재민 교육부 차관이, '김수로', 가수 이현도씨", "위원은 이서윤 위원장과 박모(54·여) 씨",
+             "응대：  김재현 소방경", "이름\t\t'정하늘'", "제3조 1. 1990년 12월 관계자: 남궁민"]
+    texts += ["결승전에서 박서진은 두 골을 넣었고 한지호가 도움을 기록했다.", "출연: 김민재, 이서윤, 정하늘",
+              "담당자 이서연 주무관 (02-2110-6543) 과 김도현 사무관이 서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다."]
+    for text in texts:
+        assert [m.span() for m in finder._SURNAME_CHUNK.finditer(text)] == [m.span() for m in chunk.finditer(text)]
+        for i in range(len(text) + 1):
+            assert bool(finder._TITLE_NEXT.match(text, i)) == bool(title_next.match(text, i)), (text, i)
+            assert finder._label_before(text, i) == label_before(text, i), (text, i)
+    assert sum(label_before(t, i) for t in texts for i in range(len(t))) >= 20  # the labels are there
