@@ -108,8 +108,9 @@ class NameAddressFinder:
     """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily.
 
     ``cache_words`` bounds each per-process memo (Kiwi analyses per Hangul run and per context
-    window, candidate verdicts per run, places; a full memo is emptied): ~260 bytes per entry measured, so at most ~100 MB per
-    worker at the default. The memos only save time: spans are the same with any size (tested with 1).
+    window, candidate verdicts per run, places; a full memo is emptied): ~260 bytes per entry
+    measured, so at most ~100 MB per worker at the default. The memos only save time: spans are
+    the same with any size (tested with 1).
     """
 
     def __init__(self, cache_words: int = 200_000) -> None:

@@ -103,7 +103,8 @@ _DIGIT_RUNS = {n: re.compile(rf"\d{{{n}}}") for n in set(MIN_DIGIT_RUN.values())
 
 
 def _after_first_digit(pattern: str) -> str:
-    """``pattern`` (which starts with ``\\d``) less its first digit: ``\\d{6}`` -> ``\\d{5}``, ``\\d\\.x`` -> ``\\.x``."""
+    """``pattern`` (which starts with ``\\d``) less its first digit: ``\\d{6}`` -> ``\\d{5}``,
+    ``\\d\\.x`` -> ``\\.x``."""
     m = re.match(r"\\d\{(\d+)\}", pattern)
     return rf"\d{{{int(m.group(1)) - 1}}}" + pattern[m.end():] if m else pattern[2:]
 
@@ -112,8 +113,8 @@ def _after_first_digit(pattern: str) -> str:
 # matches (most texts, even with years and article numbers in them) skips them all in one scan instead of
 # one scan per kind; a text that holds one is checked kind by kind as before. The leading ``\d`` lets sre
 # skip to the digits in C (the bare alternation ``A|B|…`` is tried at every character: 5x slower).
-_DIGIT_NEEDS = re.compile(r"\d(?:" + "|".join(dict.fromkeys(
-    _after_first_digit(p.pattern) for patterns in NEEDS.values() for p in patterns if p.pattern.startswith(r"\d"))) + ")")
+_DIGIT_NEEDS = re.compile(r"\d(?:" + "|".join(dict.fromkeys(_after_first_digit(p.pattern) for patterns in NEEDS.values()
+                                                             for p in patterns if p.pattern.startswith(r"\d"))) + ")")
 _OTHER_NEEDS = {kind: tuple(p for p in patterns if not p.pattern.startswith(r"\d")) for kind, patterns in NEEDS.items()}
 
 CONTEXT = {
