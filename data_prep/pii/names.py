@@ -54,7 +54,9 @@ LABELS = re.compile(r"(성명|이름|성함|담당자?|작성자?|작성|환자|
                     r"\s*[:：]?\s*[\"'(\[]?\s*$")
 AFTER_PAREN = re.compile(r"^\s*\((?:\d|만|[一-鿿]|[남여]|\w{0,4}[,)]|부친|모친|장남|장녀|배우자|본인)")
 _GENERIC_LABEL = re.compile(r"(?:[가-힣]{1,6}(?:자|인|사|원|장|관|측|님)|작성|응대|판사|주관|담당)\s*[:：]\s*$|^\s*\d{1,2}[.)]\s*$")
+_GENERIC_LAST = frozenset(":：.)")  # the last non-space character of any _GENERIC_LABEL match
 _ROLE_BEFORE = re.compile(r"[가-힣]*(?:자|측|장|관|사|의원|교수|위원|담임|선생)(?:는|은)?\s*[(（]?\s*$")
+_ROLE_LAST = frozenset("자측장관사원수임생는은(（")  # … of any _ROLE_BEFORE match
 _TITLE_AFTER_ORG = re.compile(  # 윤병세 외교부 장관, 김형완 인권정책연구소장: a title after one organisation word
     r"^\s+(?:[가-힣]{1,12}(?:부|청|처|원|회|당|소|단|국|실|과|팀|교|대|위|사|센터|재단|협회|공사|그룹|은행|병원|연구소)\s+"
     r"(?:장관|차관|청장|처장|원장|회장|위원장|위원|의원|대표|사장|이사장|총장|교수|소장|국장|실장|부장|과장|팀장|단장|센터장|연구원|기자|감독)"
@@ -90,14 +92,6 @@ class _Cand(NamedTuple):
     before: str  # up to 12 characters before it (for 안산시 단원구)
 
 
-def _has_surname(form: str) -> bool:
-    if not 2 <= len(form) <= 4 or not all("가" <= c <= "힣" for c in form):
-        return False
-    if form[:2] in SURNAMES_2 and len(form) in (3, 4):
-        return True
-    return form[0] in SURNAMES_1 and len(form) in (2, 3)
-
-
 def _looks_like_name(form: str) -> bool:
     if not 2 <= len(form) <= 4 or not all("가" <= c <= "힣" for c in form):
         return False
@@ -113,9 +107,10 @@ def _looks_like_name(form: str) -> bool:
 class NameAddressFinder:
     """Uses the process's shared Kiwi (:func:`data_prep.kiwi_shared.shared_kiwi`), built lazily.
 
-    ``cache_words`` bounds each per-process memo (Kiwi analyses per Hangul run, candidate verdicts
-    per run, places; a full memo is emptied): ~260 bytes per entry measured, so at most ~100 MB per
-    worker at the default. The memos only save time: spans are the same with any size (tested with 1).
+    ``cache_words`` bounds each per-process memo (Kiwi analyses per Hangul run and per context
+    window, candidate verdicts per run, places; a full memo is emptied): ~260 bytes per entry
+    measured, so at most ~100 MB per worker at the default. The memos only save time: spans are
+    the same with any size (tested with 1).
     """
 
     def __init__(self, cache_words: int = 200_000) -> None:
@@ -124,6 +119,7 @@ class NameAddressFinder:
         self._words: dict[str, tuple] = {}
         self._places: dict[str, bool] = {}
         self._verdicts: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._windows: dict[str, tuple] = {}
 
     @property
     def kiwi(self):
@@ -134,9 +130,11 @@ class NameAddressFinder:
         return self._kiwi
 
     # the first 2–12 syllables of a Hangul run that starts with a surname syllable: the chunk whose
-    # candidates are read, and Kiwi's analysis unit for them (see _unit)
-    _SURNAME_CHUNK = re.compile(r"(?<![가-힣])[" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
-                                + r"][가-힣]{1,11}")
+    # candidates are read, and Kiwi's analysis unit for them (see _unit). The surname class comes
+    # first and the run start is checked after it (``(?<![가-힣].)``: no syllable before it), so sre
+    # skips to surname syllables in C instead of trying a lookbehind at every character.
+    _SURNAME_CHUNK = re.compile(r"[" + "".join(sorted(SURNAMES_1 | {s[0] for s in SURNAMES_2}))
+                                + r"](?<![가-힣].)[가-힣]{1,11}")
     # what may follow a name inside its eojeol before Kiwi is asked (cheap pre-filter): nothing,
     # a title, or something that starts like a particle / copula
     _REST = re.compile(r"(?:$|[이가은는을를의에와과도만랑야아]|께|처럼|보다|부터|까지|한테|라는|라고|란|로|으로|였|나|씨|님|조차|마저|뿐|밖에)")
@@ -145,8 +143,11 @@ class NameAddressFinder:
     _AGE = r"\(\s*\d{1,3}\s*[,)·세]"  # 김성동(54), 박모(54·여)
     _PERSONAL = re.compile(r"\s*(?:씨|님|" + _AGE + ")")  # 김수로 씨, 김성동(54): a person even if it reads like a place
     _LIST_SEP = re.compile(r"^[\s,·/]*$")
-    # a title or 씨/님/(age) right after a chunk: 이현도 씨, 김학규 시장, 김성동(54)
-    _TITLE_NEXT = re.compile(r"\s*(?:" + _AGE + "|" + "|".join(sorted(TITLES, key=len, reverse=True)) + ")")
+    # a title or 씨/님/(age) right after a chunk: 이현도 씨, 김학규 시장, 김성동(54). The lookahead (a first
+    # character of one of them) is implied by the alternation; it fails most positions at once instead of
+    # after trying ~150 alternatives (it is tried after every surname chunk: 0.6 -> 0.25 CPU-s/600k).
+    _TITLE_NEXT = re.compile(r"\s*(?=[(" + "".join(sorted({t[0] for t in TITLES})) + "])(?:" + _AGE + "|"
+                             + "|".join(sorted(TITLES, key=len, reverse=True)) + ")")
 
     def window_tokens(self, text: str, start: int, end: int, cache: dict, context: bool = False) -> list:
         """Kiwi tokens ``(absolute start, length, tag, oov)`` around the candidate [start, end).
@@ -158,17 +159,26 @@ class NameAddressFinder:
         same words recur across documents, and Kiwi (~16 µs per character here) is most of PII
         masking's cost.
         ``context=True`` (a candidate followed by a title, rare) asks for a window of
-        :data:`_CONTEXT_WIDTH` characters each side, cut at whitespace, once per document: a word
-        alone can read differently (``가수 이현도 씨`` is a name in context, 이/현도 alone).
+        :data:`_CONTEXT_WIDTH` characters each side, cut at whitespace, analysed once per process
+        (memoised by the window's text: ~13% of windows recur across documents): a word alone can
+        read differently (``가수 이현도 씨`` is a name in context, 이/현도 alone).
+        Both are also kept in the document's ``cache`` by position.
         """
         if context:
             lo, hi = self._window(text, start, end, _CONTEXT_WIDTH)
             key = ("c", lo, hi)
             if key not in cache:
-                cache[key] = self._tokenize(text, lo, hi)
+                window = text[lo:hi]
+                toks = self._windows.get(window)
+                if toks is None:  # the same window recurs across documents (boilerplate, repeated names)
+                    toks = self._remember(self._windows, window, tuple(_token_tuples(self.kiwi.tokenize(window))))
+                cache[key] = [(s + lo, n, tag, oov) for s, n, tag, oov in toks]
             return cache[key]
-        unit = self._unit(text, start, end)
-        return [(s + start, n, tag, oov) for s, n, tag, oov in self.word_tokens(unit)]
+        toks = cache.get((start, end))  # a candidate is checked several times (veto, particle, name)
+        if toks is None:
+            unit = self._unit(text, start, end)
+            toks = cache[start, end] = [(s + start, n, tag, oov) for s, n, tag, oov in self.word_tokens(unit)]
+        return toks
 
     @staticmethod
     def _unit(text: str, start: int, end: int) -> str:
@@ -199,9 +209,6 @@ class NameAddressFinder:
         hi = min(len(text), end + width)
         sp = text.rfind(" ", end, hi)
         return lo, (sp if sp != -1 else hi)
-
-    def _tokenize(self, text: str, lo: int, hi: int) -> list:
-        return [(s + lo, n, tag, oov) for s, n, tag, oov in _token_tuples(self.kiwi.tokenize(text[lo:hi]))]
 
     def _vetoed(self, text: str, start: int, length: int, strong: bool, cache: dict, context: bool = False) -> bool:
         toks = self.window_tokens(text, start, start + length, cache, context)
@@ -260,16 +267,38 @@ class NameAddressFinder:
         return known
 
     def _strong_context(self, text: str, start: int, end: int, rest: str) -> bool:
+        """Person context around the span [start, end): a title after it, a label or role before it,
+        an age/number in parentheses after it, or quotes/commas around it."""
+        return self._context_after(text, start, end, rest) or self._label_before(text, start)
+
+    @staticmethod
+    def _context_after(text: str, start: int, end: int, rest: str) -> bool:
+        """The parts of :meth:`_strong_context` that depend on where the span ends."""
         after = text[end:end + 30]
         return (rest.startswith(TITLES)
                 or after.lstrip().startswith(TITLES)
                 or bool(_TITLE_AFTER_ORG.match(after))
-                or bool(LABELS.search(text[max(0, start - 20):start]))
-                or bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
-                or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start]))
-                or bool(_ROLE_BEFORE.search(text[max(0, start - 10):start]))
                 or bool(AFTER_PAREN.match(after))
                 or (start > 0 and text[start - 1] in ",\"'" and end < len(text) and text[end] in ",\"'"))
+
+    @staticmethod
+    def _label_before(text: str, start: int) -> bool:
+        """The parts of :meth:`_strong_context` that look before ``start`` only (the same for a
+        chunk's 2-, 3- and 4-syllable candidates): a label (``성명:``), a generic ``…자:`` label or a
+        numbered line, a role (``담당 주무관``).
+
+        ``_GENERIC_LABEL`` ends in ``[:：.)]`` + spaces and ``_ROLE_BEFORE`` in a role syllable (+ 는/은)
+        or an opening parenthesis + spaces, so each is searched only when the last non-space character
+        before ``start`` is one of those (the line-long ``_GENERIC_LABEL`` search was most of this)."""
+        window = text[max(0, start - 20):start]
+        last = window.rstrip()[-1:]
+        if not last:  # 20 spaces (or the text's start): look as far as each pattern does
+            last = None
+        return (bool(LABELS.search(window))
+                or (last is None or last in _GENERIC_LAST) and (
+                    bool(_GENERIC_LABEL.search(text[max(0, start - 14):start]))
+                    or bool(_GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start])))
+                or (last is None or last in _ROLE_LAST) and bool(_ROLE_BEFORE.search(text[max(0, start - 10):start])))
 
     def _verdict(self, text: str, start: int, chunk: str, cache: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """``(lengths, survivors)`` of a chunk (= its analysis unit, :meth:`_unit`), memoised.
@@ -279,7 +308,9 @@ class NameAddressFinder:
         those that pass the checks needing only the unit's analysis (:meth:`_never_form`, :meth:`_vetoed`
         as with person context, :meth:`_followed_by_particle`). Both depend on the unit alone.
         """
-        lengths = tuple(n for n in (3, 4, 2) if len(chunk) >= n and _has_surname(chunk[:n])
+        # chunk[:n] starts with a surname: a two-syllable one + 1–2 syllables, a one-syllable one + 1–2
+        double, single = chunk[:2] in SURNAMES_2, chunk[0] in SURNAMES_1
+        lengths = tuple(n for n in (3, 4, 2) if len(chunk) >= n and (double and n > 2 or single and n < 4)
                         and (self._REST.match(chunk, n) or chunk.startswith(TITLES, n)))
         surv = tuple(n for n in lengths if not (
             self._never_form(chunk[:n])
@@ -345,17 +376,19 @@ class NameAddressFinder:
         around it too (``가수 이현도 씨``: 이/현도 alone, a name in context).
         """
         live: list[tuple[list[_Cand], list[_Cand], bool]] = []  # (alternatives, survivors, person context)
-        verdicts = self._verdicts
-        for m in self._SURNAME_CHUNK.finditer(text):
-            chunk, start = m.group(), m.start()
-            lengths, surv = verdicts.get(chunk) or self._verdict(text, start, chunk, cache)
-            if not surv and not (lengths and self._TITLE_NEXT.match(text, start + len(chunk))):
+        verdict, title_next = self._verdicts.get, self._TITLE_NEXT.match
+        for m in self._SURNAME_CHUNK.finditer(text):  # ~50 per document: keep this loop lean
+            chunk = m.group()
+            lengths, surv = verdict(chunk) or self._verdict(text, m.start(), chunk, cache)
+            if not surv and not (lengths and title_next(text, m.end())):
                 continue  # nothing survives its word's analysis, and no title follows the chunk
+            start = m.start()
             alts = self._cands(text, start, chunk, lengths)
             keep = [c for c in alts if c.length in surv and not self._place(c.form, c.personal, cache, c.before)]
             titled = any(self._titled(text, c) for c in alts)
             if keep or titled:
-                strong = titled or any(self._strong_context(text, c.start, c.start + c.length, c.rest) for c in alts)
+                strong = titled or any(self._context_after(text, c.start, c.start + c.length, c.rest)
+                                       for c in alts) or self._label_before(text, start)
                 live.append((alts, keep, strong))
         if not live:
             return

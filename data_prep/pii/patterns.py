@@ -84,7 +84,7 @@ NEEDS: dict[str, tuple[re.Pattern, ...]] = {kind: tuple(re.compile(p) for p in p
     "CARD": [r"\d(?:\d{3}[- ]\d|\d{14})"],                    # dddd[- ]d… or \d{15,16}
     "ACCOUNT": [r"\d(?:\d-\d\d|\d{9})"],                     # dd-dd… or \d{10,14}
     "IP": [r"\d\.\d{1,3}\.\d{1,3}\.\d"],
-    "MAC": [r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]"],
+    "MAC": [r"[:-](?<=[0-9A-Fa-f]{2}[:-])[0-9A-Fa-f]{2}[:-]"],  # hh:hh: found from its rarer ':'/'-'
     "PASSPORT": [r"\d(?:\d{6}|\d\d[A-Z]\d{4})"],              # \d{7,9} or ddd[A-Z]dddd
     "DRIVER_LICENSE": [r"\d\d-\d{6}-\d"],
     "VEHICLE": [r"\d\s?[" + _VEHICLE_USES + r"]\s?\d{4}"],
@@ -93,13 +93,29 @@ NEEDS: dict[str, tuple[re.Pattern, ...]] = {kind: tuple(re.compile(p) for p in p
     "SNS": ["@"],
 }.items()}
 # The longest run of digits (``\\d``) every match of ``RX[kind]`` holds, from its alternatives' digit
-# groups (e.g. CARD: dddd-…, dddd dddddd ddddd, \\d{15,16} -> 4). One scan finds a text's longest run;
-# kinds that need more skip their pre-check: a statute's years (4 digits) leave 6 of 15 to check.
+# groups (e.g. CARD: dddd-…, dddd dddddd ddddd, \\d{15,16} -> 4); a text without such a run skips the
+# kind's pre-check: a statute's years (4 digits) leave 6 of 15 to check.
 MIN_DIGIT_RUN: dict[str, int] = {
     "EMAIL": 0, "PHONE": 4, "RRN": 6, "CORP_REG": 7, "BUSINESS_REG": 5, "CARD": 4, "ACCOUNT": 2, "IP": 1, "MAC": 0,
     "PASSPORT": 4, "DRIVER_LICENSE": 6, "VEHICLE": 4, "HEALTH_INSURANCE": 10, "CUSTOMS": 12, "SNS": 0,
 }
-_DIGIT_RUN = re.compile(r"\d+")
+_DIGIT_RUNS = {n: re.compile(rf"\d{{{n}}}") for n in set(MIN_DIGIT_RUN.values()) if n}  # longest run >= n
+
+
+def _after_first_digit(pattern: str) -> str:
+    """``pattern`` (which starts with ``\\d``) less its first digit: ``\\d{6}`` -> ``\\d{5}``,
+    ``\\d\\.x`` -> ``\\.x``."""
+    m = re.match(r"\\d\{(\d+)\}", pattern)
+    return rf"\d{{{int(m.group(1)) - 1}}}" + pattern[m.end():] if m else pattern[2:]
+
+
+# The pre-checks that start with a digit, as one pattern ``\d(?:rest A|rest B|…)``: a text none of them
+# matches (most texts, even with years and article numbers in them) skips them all in one scan instead of
+# one scan per kind; a text that holds one is checked kind by kind as before. The leading ``\d`` lets sre
+# skip to the digits in C (the bare alternation ``A|B|…`` is tried at every character: 5x slower).
+_DIGIT_NEEDS = re.compile(r"\d(?:" + "|".join(dict.fromkeys(_after_first_digit(p.pattern) for patterns in NEEDS.values()
+                                                             for p in patterns if p.pattern.startswith(r"\d"))) + ")")
+_OTHER_NEEDS = {kind: tuple(p for p in patterns if not p.pattern.startswith(r"\d")) for kind, patterns in NEEDS.items()}
 
 CONTEXT = {
     "ACCOUNT": re.compile(_BANKS),
@@ -217,12 +233,17 @@ DETECTORS: list[tuple[str, Callable[[str, re.Match], Span | None]]] = [
 ]
 
 
+# the detectors whose pre-checks include one that does not start with a digit (EMAIL, PHONE, MAC, SNS)
+_OTHER_DETECTORS = [(kind, detect) for kind, detect in DETECTORS if _OTHER_NEEDS[kind]]
+
+
 def find_structured(text: str, types: set[str] | None = None) -> Iterator[Span]:
-    longest = max(map(len, _DIGIT_RUN.findall(text)), default=0)
-    for kind, detect in DETECTORS:
+    needs, detectors = (NEEDS, DETECTORS) if _DIGIT_NEEDS.search(text) else (_OTHER_NEEDS, _OTHER_DETECTORS)
+    for kind, detect in detectors:
         if types is not None and kind not in types and not (kind == "RRN" and "FRN" in types):
             continue
-        if longest < MIN_DIGIT_RUN[kind] or not any(p.search(text) for p in NEEDS[kind]):
+        run = MIN_DIGIT_RUN[kind]
+        if run and not _DIGIT_RUNS[run].search(text) or not any(p.search(text) for p in needs[kind]):
             continue  # the text lacks what every match holds: none to find
         for m in RX[kind].finditer(text):
             span = detect(text, m)

@@ -78,6 +78,21 @@ def test_pre_checks_are_met_by_every_match(kind):
     assert not any(p.search("개인정보가 없는 문장입니다. 제3조 1. 1990년 12월") for p in patterns.NEEDS[kind])
 
 
+def test_combined_digit_pre_check_skips_no_span():
+    """``find_structured`` first scans for all digit-initial pre-checks at once (``_DIGIT_NEEDS``): it
+    matches wherever one of them does, and the spans equal those of every pattern run without any
+    pre-check, on each sample alone (so each one's gating is exercised) and on the samples together."""
+    digit_needs = [p for ps in patterns.NEEDS.values() for p in ps if p.pattern.startswith(r"\d")]
+    pieces = [piece for text in _EVERY_ALTERNATIVE for piece in text.split(", ")]
+    texts = pieces + _EVERY_ALTERNATIVE + ["개인정보가 없는 문장입니다. 제3조 1. 1990년 12월", "AA:BB:CC:DD:EE:FF", ""]
+    for text in texts:
+        assert (patterns._DIGIT_NEEDS.search(text) is None) == all(p.search(text) is None for p in digit_needs), text
+        unfiltered = [span for kind, detect in patterns.DETECTORS for m in patterns.RX[kind].finditer(text)
+                      if (span := detect(text, m)) is not None]
+        assert list(patterns.find_structured(text)) == unfiltered, text
+    assert sum(patterns._DIGIT_NEEDS.search(t) is None for t in pieces) >= 5  # the skip is taken
+
+
 def test_names_need_context_and_addresses_need_structure(det):
     text = "담당자 이서연 주무관 (02-2110-6543) 과 김도현 사무관이 서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다."
     found = types_in(det, text)
@@ -187,3 +202,35 @@ def test_address_matches_are_the_patterns_own():
              "경기 결과 강남구 주민 (서울시 강남구 역삼동 100-1, 3층 301호)", "세종특별자치시 한누리대로 2130 세종시청"]
     for text in texts:
         assert [m.span() for m in _matches(text)] == [m.span() for m in _ADDRESS.finditer(text) if m.end() > m.start()], text
+
+
+def test_name_prefilters_are_the_full_checks():
+    """The name finder's cheap forms of its checks answer as the plain ones do, at every position of
+    texts with labels, roles, numbered lines, titles, ages and names: the surname-chunk scan (surname
+    class first, run start checked after it), the title-after check (first-character lookahead) and
+    the label/role-before check (patterns searched only when the last character before can end one)."""
+    from data_prep.pii import names
+
+    finder = names.NameAddressFinder
+    chunk = re.compile(r"(?<![가-힣])[" + "".join(sorted(names.SURNAMES_1 | {s[0] for s in names.SURNAMES_2}))
+                       + r"][가-힣]{1,11}")
+    title_next = re.compile(r"\s*(?:" + finder._AGE + "|" + "|".join(sorted(names.TITLES, key=len, reverse=True)) + ")")
+
+    def label_before(text, start):
+        return bool(names.LABELS.search(text[max(0, start - 20):start])
+                    or names._GENERIC_LABEL.search(text[max(0, start - 14):start])
+                    or names._GENERIC_LABEL.search(text[text.rfind("\n", 0, start) + 1:start])
+                    or names._ROLE_BEFORE.search(text[max(0, start - 10):start]))
+
+    texts = ["성명: 김민수 / 담당자 : 이서연", "작성자 :\n   박지훈 과장", "1. 최유진\n 12)  정하늘", "피고인 ( 한지호",
+             "담당 주무관 김도현 사무관이", "신청인                         :   이현도 씨", "학부모는 (김성동(54)",
+             "윤재민 교육부 차관이, '김수로', 가수 이현도씨", "위원은 이서윤 위원장과 박모(54·여) 씨",
+             "응대：  김재현 소방경", "이름\t\t'정하늘'", "제3조 1. 1990년 12월 관계자: 남궁민"]
+    texts += ["결승전에서 박서진은 두 골을 넣었고 한지호가 도움을 기록했다.", "출연: 김민재, 이서윤, 정하늘",
+              "담당자 이서연 주무관 (02-2110-6543) 과 김도현 사무관이 서울특별시 강서구 화곡로 287, 102동 1204호 를 방문했다."]
+    for text in texts:
+        assert [m.span() for m in finder._SURNAME_CHUNK.finditer(text)] == [m.span() for m in chunk.finditer(text)]
+        for i in range(len(text) + 1):
+            assert bool(finder._TITLE_NEXT.match(text, i)) == bool(title_next.match(text, i)), (text, i)
+            assert finder._label_before(text, i) == label_before(text, i), (text, i)
+    assert sum(label_before(t, i) for t in texts for i in range(len(t))) >= 20  # the labels are there
