@@ -14,10 +14,10 @@ the tokenizer path it was given, under the same two keys — ``"tokenizer"`` (th
 
 and the checks below compare them where two meet, before any heavy work: a blend whose prefixes
 record different tokenizers (always an error), data against the checkpoint a run starts from or
-resumes, a teacher / reference against the data, and ``convert to-hf --tokenizer DIR`` against the
-checkpoint. A record without the field (written before it existed) is *unknown* and never checked.
+resumes, a teacher / reference against the data, ``convert to-hf --tokenizer DIR`` against the
+checkpoint, and the ``--calib`` data of ``midm prune`` / ``dus --map scored:L`` against the source checkpoint. A record without the field (written before it existed) is *unknown* and never checked.
 A deliberate change (e.g. a tokenizer extended in place, its old ids kept) passes with
-``--set checkpoint.allow_tokenizer_change=true`` (``convert to-hf``: ``--allow-tokenizer-mismatch``).
+``--set checkpoint.allow_tokenizer_change=true`` (``convert to-hf``, ``prune``, ``dus``: ``--allow-tokenizer-mismatch``).
 """
 from __future__ import annotations
 
@@ -171,6 +171,21 @@ def check_data_against_checkpoint(recipe, checkpoint: str | os.PathLike, *, role
                  allow=bool(getattr(recipe.checkpoint, "allow_tokenizer_change", False)))
 
 
+def check_calibration(prefix: str, checkpoint: str | os.PathLike, *, allow: bool = False) -> None:
+    """``midm prune --calib PREFIX`` / ``midm dus --map scored:L --calib PREFIX``: the calibration windows
+    must come from the tokenizer ``checkpoint`` was trained with — on another tokenizer's ids the
+    activations (and so the neurons, heads and blocks kept) measure nothing. ``allow``:
+    ``--allow-tokenizer-mismatch``.
+
+    Raises:
+        TokenizerMismatchError: both record a fingerprint and they differ, not allowed.
+    """
+    require_same(of_prefix(prefix), of_checkpoint(checkpoint), made_says=f"--calib {prefix} was tokenized with",
+                 used_says=f"checkpoint {checkpoint} was trained with",
+                 fix="Calibrate on data tokenized with the checkpoint's tokenizer (`midm data tokenize … "
+                     "--tokenizer DIR`)", allow=allow, allow_hint="--allow-tokenizer-mismatch")
+
+
 def carried(checkpoint: str | os.PathLike) -> dict[str, str]:
     """The tokenizer keys of ``checkpoint``'s ``trainer_state.json``, for a checkpoint derived from it
     (``midm dus`` / ``prune`` / ``convert reshard``); empty when it records none."""
@@ -196,5 +211,5 @@ def _is_number(text: str) -> bool:
 
 
 __all__ = ["ALLOW_TOKENIZER_CHANGE", "PATH_FIELD", "TokenizerMismatchError", "TokenizerRecord", "carried",
-           "check_data_against_checkpoint", "data_name", "from_record", "of_blend", "of_checkpoint", "of_data",
-           "of_dataset", "of_directory", "of_prefix", "require_same"]
+           "check_calibration", "check_data_against_checkpoint", "data_name", "from_record", "of_blend",
+           "of_checkpoint", "of_data", "of_dataset", "of_directory", "of_prefix", "require_same"]
