@@ -337,7 +337,9 @@ def _exported_padding(hf_dir: Path, hf_vocab: int) -> int | None:
         record = json.loads((Path(hf_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    padded = record.get("padded_vocab_size") if isinstance(record, dict) and record.get("direction") == "to-hf" else None
+    if not isinstance(record, dict) or record.get("direction") != "to-hf":
+        return None
+    padded = record.get("padded_vocab_size")
     return padded if isinstance(padded, int) and padded >= hf_vocab else None
 
 

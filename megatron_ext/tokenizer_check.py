@@ -15,9 +15,11 @@ the tokenizer path it was given, under the same two keys — ``"tokenizer"`` (th
 and the checks below compare them where two meet, before any heavy work: a blend whose prefixes
 record different tokenizers (always an error), data against the checkpoint a run starts from or
 resumes, a teacher / reference against the data, ``convert to-hf --tokenizer DIR`` against the
-checkpoint, and the ``--calib`` data of ``midm prune`` / ``dus --map scored:L`` against the source checkpoint. A record without the field (written before it existed) is *unknown* and never checked.
-A deliberate change (e.g. a tokenizer extended in place, its old ids kept) passes with
-``--set checkpoint.allow_tokenizer_change=true`` (``convert to-hf``, ``prune``, ``dus``: ``--allow-tokenizer-mismatch``).
+checkpoint, and the ``--calib`` data of ``midm prune`` / ``dus --map scored:L`` against the source
+checkpoint (``midm slurm submit`` runs the trainers' checks on the login node). A record without the
+field (written before it existed) is *unknown* and never checked. A deliberate change (e.g. a tokenizer
+extended in place, its old ids kept) passes with ``--set checkpoint.allow_tokenizer_change=true``
+(``convert to-hf``, ``prune``, ``dus``: ``--allow-tokenizer-mismatch``).
 """
 from __future__ import annotations
 
@@ -164,11 +166,22 @@ def check_data_against_checkpoint(recipe, checkpoint: str | os.PathLike, *, role
     data = of_data(recipe)
     if data is None:
         return
-    require_same(data, of_checkpoint(checkpoint), made_says=f"the training data ({data_name(recipe)}) was made with",
+    check_record_against_checkpoint(data, data_name(recipe), checkpoint, role=role,
+                                    allow=bool(getattr(recipe.checkpoint, "allow_tokenizer_change", False)))
+
+
+def check_record_against_checkpoint(data: TokenizerRecord | None, name: str, checkpoint: str | os.PathLike, *,
+                                    role: str, allow: bool = False) -> None:
+    """:func:`check_data_against_checkpoint` on a data record already read (``name``: the data, for the
+    message), e.g. by ``midm slurm submit``, which resolves paths against the job's working directory.
+
+    Raises:
+        TokenizerMismatchError: both known, different fingerprints, not ``allow``.
+    """
+    require_same(data, of_checkpoint(checkpoint), made_says=f"the training data ({name}) was made with",
                  used_says=f"the {role} checkpoint {checkpoint} was trained with",
                  fix="Make the data again with the checkpoint's tokenizer (`midm data tokenize|sft|prefs "
-                     "--tokenizer DIR`) or start from a checkpoint trained with the data's tokenizer",
-                 allow=bool(getattr(recipe.checkpoint, "allow_tokenizer_change", False)))
+                     "--tokenizer DIR`) or start from a checkpoint trained with the data's tokenizer", allow=allow)
 
 
 def check_calibration(prefix: str, checkpoint: str | os.PathLike, *, allow: bool = False) -> None:
@@ -211,5 +224,6 @@ def _is_number(text: str) -> bool:
 
 
 __all__ = ["ALLOW_TOKENIZER_CHANGE", "PATH_FIELD", "TokenizerMismatchError", "TokenizerRecord", "carried",
-           "check_calibration", "check_data_against_checkpoint", "data_name", "from_record", "of_blend",
-           "of_checkpoint", "of_data", "of_dataset", "of_directory", "of_prefix", "require_same"]
+           "check_calibration", "check_data_against_checkpoint", "check_record_against_checkpoint", "data_name",
+           "from_record", "of_blend", "of_checkpoint", "of_data", "of_dataset", "of_directory", "of_prefix",
+           "require_same"]

@@ -120,7 +120,8 @@ def test_prune_and_scored_dus_refuse_calibration_data_of_another_tokenizer(tmp_p
         assert midm_main([command, "--checkpoint", str(source), "--output", str(out), *args, "--calib", calib]) == 2
         err = capsys.readouterr().err
         assert err == (f"midm {command}: error: --calib {calib} was tokenized with tokenizer tok_b (fingerprint "
-                       f"{'b' * 16}) but checkpoint {source} was trained with tokenizer tok_a (fingerprint {'a' * 16}): "
+                       f"{'b' * 16}) but checkpoint {source} was trained with tokenizer tok_a (fingerprint "
+                       f"{'a' * 16}): "
                        "the same ids mean other pieces in each. Calibrate on data tokenized with the checkpoint's "
                        "tokenizer (`midm data tokenize … --tokenizer DIR`); if the change is deliberate, add "
                        "--allow-tokenizer-mismatch\n")
