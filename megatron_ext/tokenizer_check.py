@@ -184,6 +184,23 @@ def check_record_against_checkpoint(data: TokenizerRecord | None, name: str, che
                      "--tokenizer DIR`) or start from a checkpoint trained with the data's tokenizer", allow=allow)
 
 
+def check_checkpoints_agree(checkpoint: str | os.PathLike, role: str, other: str | os.PathLike | None,
+                            other_role: str, *, allow: bool = False) -> None:
+    """Two checkpoints whose logits are compared id by id (``--teacher`` and the student, ``--reference``
+    and the policy: ``other`` = ``checkpoint.load``, None to skip) must record one tokenizer — checked
+    directly, so data made before fingerprints (unknown, never checked) does not let them differ.
+
+    Raises:
+        TokenizerMismatchError: both record a fingerprint and they differ, not ``allow``.
+    """
+    if not other:
+        return
+    require_same(of_checkpoint(checkpoint), of_checkpoint(other), made_says=f"the {role} checkpoint {checkpoint} "
+                 f"was trained with", used_says=f"the {other_role} checkpoint {other} with",
+                 fix=f"The {role} and {other_role} models must share one tokenizer (their logits are compared id by "
+                     "id)", allow=allow)
+
+
 def check_calibration(prefix: str, checkpoint: str | os.PathLike, *, allow: bool = False) -> None:
     """``midm prune --calib PREFIX`` / ``midm dus --map scored:L --calib PREFIX``: the calibration windows
     must come from the tokenizer ``checkpoint`` was trained with — on another tokenizer's ids the
@@ -224,6 +241,6 @@ def _is_number(text: str) -> bool:
 
 
 __all__ = ["ALLOW_TOKENIZER_CHANGE", "PATH_FIELD", "TokenizerMismatchError", "TokenizerRecord", "carried",
-           "check_calibration", "check_data_against_checkpoint", "check_record_against_checkpoint", "data_name",
-           "from_record", "of_blend", "of_checkpoint", "of_data", "of_dataset", "of_directory", "of_prefix",
-           "require_same"]
+           "check_calibration", "check_checkpoints_agree", "check_data_against_checkpoint",
+           "check_record_against_checkpoint", "data_name", "from_record", "of_blend", "of_checkpoint", "of_data",
+           "of_dataset", "of_directory", "of_prefix", "require_same"]
