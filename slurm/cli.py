@@ -157,7 +157,8 @@ def _check_tokenizers(stage: str, recipe_dict: dict, stage_args: dict, base_dir:
     """The trainers' tokenizer checks (``megatron_ext/tokenizer_check.py``) of the job's data (``data``: the
     record read, ``name`` for the message) against the checkpoints it starts from: the initial one (``--base``,
     ``--student``, ``checkpoint.load``; for dpo the ``--reference`` by default), dpo's reference and distill's
-    teacher. A checkpoint that an earlier job of a chain has not written yet records nothing and passes.
+    teacher; and the reference / teacher against the initial checkpoint directly. A checkpoint that an earlier
+    job of a chain has not written yet records nothing and passes.
 
     Raises:
         TokenizerMismatchError: as the job would, after its nodes were granted.
@@ -169,12 +170,14 @@ def _check_tokenizers(stage: str, recipe_dict: dict, stage_args: dict, base_dir:
         stage_args.get("reference") if stage == "dpo" else None)
     roles = [("base" if stage == "sft" else "initial", initial), ("reference", stage_args.get("reference")),
              ("teacher", stage_args.get("teacher"))]
-    for role, path in roles:
-        if path:
-            where = Path(str(path)).expanduser()
-            tokenizer_check.check_record_against_checkpoint(
-                data, name, where if where.is_absolute() else base_dir / where, role=role,
-                allow=bool(checkpoint.get("allow_tokenizer_change")))
+    allow = bool(checkpoint.get("allow_tokenizer_change"))
+    paths = {role: base_dir / Path(str(p)).expanduser() for role, p in roles if p}  # an absolute path stays
+    for role, path in paths.items():
+        tokenizer_check.check_record_against_checkpoint(data, name, path, role=role, allow=allow)
+    for role in ("reference", "teacher"):  # their logits meet the initial model's id by id, whatever the data
+        if role in paths:
+            tokenizer_check.check_checkpoints_agree(paths[role], role, paths.get(roles[0][0]), roles[0][0],
+                                                    allow=allow)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -438,6 +438,11 @@ def test_submit_refuses_data_of_another_tokenizer_than_its_checkpoints(tmp_path,
         assert proc.stderr.endswith("add --set checkpoint.allow_tokenizer_change=true\n")
         assert proc.stderr.count("\n") == 1  # one line
         assert midm(["slurm", "submit", *argv, *hatch]).returncode == 0
+    # data made before fingerprints (the byte prefix records none): the teacher still meets the student
+    proc = midm(["slurm", "submit", "distill", "--recipe", "tiny", "--teacher", other, "--student", same,
+                 *_tiny_data(prefixes["ok"]), *ws], check=False)
+    assert proc.returncode == 2 and f"the teacher checkpoint {other} was trained with" in proc.stderr, proc.stderr
+    assert f"but the initial checkpoint {same} with" in proc.stderr
     for argv in ([*sft, "--base", same], [*dpo, "--reference", same], [*sft, "--base", str(tmp_path / "not_yet")]):
         assert midm(["slurm", "submit", *argv]).returncode == 0
 
