@@ -104,7 +104,8 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
         old = {}
     if old == record:
         return
-    differ = [] if old.get("inputs") == record["inputs"] else ["inputs (files, sizes or modification times)"]
+    differ = [] if old.get("inputs") == record["inputs"] else [
+        f"inputs ({_inputs_diff(old.get('inputs'), record['inputs'])})"]
     old_cfg, cfg = old.get("config") or {}, record["config"]
     for key in sorted(set(old_cfg) | set(cfg)):
         a, b = old_cfg.get(key), cfg.get(key)
@@ -116,6 +117,24 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
         differ.append("--keep-rejects")
     raise DataError(f"{out} holds a run started with different {', '.join(differ) or 'settings'}: resuming it "
                     f"would keep that run's finished tasks and counts. Add --fresh to start over, or choose another OUT")
+
+
+def _inputs_diff(old: list | None, new: list, show: int = 3) -> str:
+    """Which inputs differ between two run records, for the refusal: new ones, ones no longer given, and
+    files whose size, modification time or format changed (at most ``show`` names of each)."""
+    def by_name(entries: list | None) -> dict:
+        return {(e[0] if isinstance(e, list) and e else str(e)): e for e in entries or []}
+
+    before, now = by_name(old), by_name(new)
+    parts = []
+    for label, names in (("new", [n for n in now if n not in before]),
+                         ("no longer given", [n for n in before if n not in now]),
+                         ("size, modification time or format changed",
+                          [n for n in now if n in before and before[n] != now[n]])):
+        if names:
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            parts.append(f"{label}: " + ", ".join(names[:show]) + more)
+    return "; ".join(parts) or "their order"
 
 
 def write_run_record(work: Path, record: dict) -> None:

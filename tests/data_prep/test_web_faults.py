@@ -93,6 +93,8 @@ def test_an_output_is_resumed_only_by_the_same_run_and_lists_only_its_shards(tmp
         assert main(other) == 2, other
         err = capsys.readouterr().err
         assert "holds a run started with different" in err and "--fresh" in err and len(err.splitlines()) == 1, err
+        if str(b) in other:  # which inputs differ is named (it used to say "files, sizes or modification times")
+            assert f"different inputs (new: {b}; no longer given: {a})" in err, err
     assert main([*run, "--fresh", str(b), str(out)]) == 0
     assert json.loads((out / "stats.json").read_text())["records_read"] == 2
 
