@@ -102,6 +102,7 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
         return
     except (OSError, ValueError):
         old = {}
+    old, record = _comparable(old), _comparable(record)
     if old == record:
         return
     differ = [] if old.get("inputs") == record["inputs"] else [
@@ -110,13 +111,29 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
     for key in sorted(set(old_cfg) | set(cfg)):
         a, b = old_cfg.get(key), cfg.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            differ += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            differ += [f"{key}.{k}{_change(a.get(k), b.get(k))}" for k in sorted(set(a) | set(b))
+                       if a.get(k) != b.get(k)]
         elif a != b:
-            differ.append(key)
+            differ.append(f"{key}{_change(a, b)}")
     if old.get("keep_rejects") != record["keep_rejects"]:
         differ.append("--keep-rejects")
     raise DataError(f"{out} holds a run started with different {', '.join(differ) or 'settings'}: resuming it "
                     f"would keep that run's finished tasks and counts. Add --fresh to start over, or choose another OUT")
+
+
+def _comparable(record: dict) -> dict:
+    """``record`` without what cannot change the result: ``io.format`` of file inputs (each file's resolved
+    format is in ``inputs``, so ``--format jsonl`` and ``auto`` reading the same .jsonl are one run)."""
+    io = (record.get("config") or {}).get("io")
+    if not isinstance(io, dict) or "format" not in io or (io.get("format") or "auto") == "hub":
+        return record
+    return {**record, "config": {**record["config"], "io": {k: v for k, v in io.items() if k != "format"}}}
+
+
+def _change(a, b, limit: int = 80) -> str:
+    """`` (A → B)`` for two settings short enough to print (values, stage lists), else nothing."""
+    a, b = json.dumps(a, ensure_ascii=False), json.dumps(b, ensure_ascii=False)
+    return f" ({a} → {b})" if len(a) + len(b) <= limit else ""
 
 
 def _inputs_diff(old: list | None, new: list, show: int = 3) -> str:
