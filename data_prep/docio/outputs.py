@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from data_prep.config import ALL_STAGES
 from data_prep.errors import DataError
 
 
@@ -108,7 +109,10 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
     differ = [] if old.get("inputs") == record["inputs"] else [
         f"inputs ({_inputs_diff(old.get('inputs'), record['inputs'])})"]
     old_cfg, cfg = old.get("config") or {}, record["config"]
+    one_run_only = set(old_cfg) ^ set(cfg)  # sections of stages only one of the runs enables: `stages` says it
     for key in sorted(set(old_cfg) | set(cfg)):
+        if key in ALL_STAGES and key in one_run_only:
+            continue
         a, b = old_cfg.get(key), cfg.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             differ += [f"{key}.{k}{_change(a.get(k), b.get(k))}" for k in sorted(set(a) | set(b))
@@ -122,12 +126,18 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
 
 
 def _comparable(record: dict) -> dict:
-    """``record`` without what cannot change the result: ``io.format`` of file inputs (each file's resolved
-    format is in ``inputs``, so ``--format jsonl`` and ``auto`` reading the same .jsonl are one run)."""
-    io = (record.get("config") or {}).get("io")
-    if not isinstance(io, dict) or "format" not in io or (io.get("format") or "auto") == "hub":
+    """``record`` without what cannot change the result: the settings of stages the run does not enable
+    (each stage reads its own section only), and ``io.format`` of file inputs (each file's resolved format
+    is in ``inputs``, so ``--format jsonl`` and ``auto`` reading the same .jsonl are one run)."""
+    cfg = record.get("config")
+    if not isinstance(cfg, dict):
         return record
-    return {**record, "config": {**record["config"], "io": {k: v for k, v in io.items() if k != "format"}}}
+    stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else ALL_STAGES
+    cfg = {k: v for k, v in cfg.items() if k not in ALL_STAGES or k in stages}
+    io = cfg.get("io")
+    if isinstance(io, dict) and (io.get("format") or "auto") != "hub":
+        cfg["io"] = {k: v for k, v in io.items() if k != "format"}
+    return {**record, "config": cfg}
 
 
 def _change(a, b, limit: int = 80) -> str:

@@ -88,6 +88,11 @@ def test_an_output_is_resumed_only_by_the_same_run_and_lists_only_its_shards(tmp
     assert manifest["kept_files"] == ["00000.jsonl.gz"] and manifest["documents"] == 3
     assert main([*run, str(a), str(out)]) == 0  # the same run: resumed (nothing left to do)
     assert main([*run, "--format", "parquet", str(a), str(out)]) == 0  # the format auto found: the same run
+    (tmp_path / "langid.yaml").write_text("langid:\n  min_letters: 5\n")  # a stage this run does not enable
+    assert main([*run, "--config", str(tmp_path / "langid.yaml"), str(a), str(out)]) == 0
+    (tmp_path / "normalize.yaml").write_text("normalize:\n  fix_mojibake: false\n")
+    assert main([*run, "--config", str(tmp_path / "normalize.yaml"), str(a), str(out)]) == 2
+    assert "different normalize.fix_mojibake (true → false)" in capsys.readouterr().err
     capsys.readouterr()
     for other in ([*run, str(b), str(out)], ["filter", "--stages", "langid", "--tasks", "1", str(a), str(out)],
                   [*run, "--keep-rejects", str(a), str(out)]):
