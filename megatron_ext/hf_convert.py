@@ -330,16 +330,19 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     return summary
 
 
-def _exported_padding(hf_dir: Path, hf_vocab: int) -> int | None:
-    """The Megatron vocabulary rows ``midm convert to-hf`` recorded in ``hf_dir/midm_conversion.json``
-    (``padded_vocab_size``); None without that record or when it cannot hold ``hf_vocab`` rows."""
+def _export_record(hf_dir: Path) -> dict:
+    """What ``midm convert to-hf`` recorded in ``hf_dir/midm_conversion.json``; empty for another HF directory."""
     try:
         record = json.loads((Path(hf_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("direction") != "to-hf":
-        return None
-    padded = record.get("padded_vocab_size")
+        return {}
+    return record if isinstance(record, dict) and record.get("direction") == "to-hf" else {}
+
+
+def _exported_padding(hf_dir: Path, hf_vocab: int) -> int | None:
+    """The Megatron vocabulary rows ``midm convert to-hf`` recorded (``padded_vocab_size``); None without
+    that record or when it cannot hold ``hf_vocab`` rows."""
+    padded = _export_record(hf_dir).get("padded_vocab_size")
     return padded if isinstance(padded, int) and padded >= hf_vocab else None
 
 
@@ -378,7 +381,8 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
 
     ``out`` may not hold a checkpoint already (checked first); with ``overwrite`` the new one
     replaces it once complete (``checkpoint_output.staged``). The fingerprint of the tokenizer in
-    ``hf_dir`` (``tokenizer.json`` / ``tokenizer.model``, when there) is recorded in the checkpoint.
+    ``hf_dir`` (``tokenizer.json`` / ``tokenizer.model``, when there; else the one ``to-hf`` recorded in
+    ``midm_conversion.json``) is recorded in the checkpoint.
 
     Raises:
         ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature
@@ -416,7 +420,8 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     parallel.initialize(1, 1)
     state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming="local")
     with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
-        made_with = tokenizer_check.of_directory(hf_dir)  # the HF repo's own tokenizer, when it ships one
+        # the HF repo's own tokenizer when it ships one, else the one `to-hf` recorded for an export without it
+        made_with = tokenizer_check.of_directory(hf_dir) or tokenizer_check.from_record(_export_record(hf_dir))
         path = Path(out) / _assign_and_save(state, recipe, root, {"converted_from": str(hf_dir),
                                                                   **(made_with.as_state() if made_with else {})}).name
         summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,

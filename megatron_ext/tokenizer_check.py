@@ -10,7 +10,8 @@ the tokenizer path it was given, under the same two keys — ``"tokenizer"`` (th
 * checkpoints → ``iter_*/trainer_state.json``: a training run takes them from its data (the blend's
   summaries, the SFT / DPO folder's index), else from the checkpoint it started from or resumed;
   ``midm dus`` / ``prune`` / ``convert reshard`` carry the source's forward; ``convert from-hf``
-  fingerprints the HF directory's tokenizer.
+  fingerprints the HF directory's tokenizer (else takes the one ``convert to-hf`` recorded for an export
+  without tokenizer files).
 
 and the checks below compare them where two meet, before any heavy work: a blend whose prefixes
 record different tokenizers (always an error), data against the checkpoint a run starts from or

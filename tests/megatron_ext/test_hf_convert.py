@@ -223,12 +223,18 @@ def test_hf_megatron_hf_round_trip_is_bit_exact(converted, name):
 
 def test_round_trip_restores_the_exported_padding_not_the_matching_recipes(converted):
     """`tiny`'s geometry with a 300-id tokenizer's 384 rows (tiny's recipe says 4,096): to-hf trimmed to
-    300, then from-hf without flags gets the 384 rows to-hf recorded — 4,096 would add 3,712 zero rows
-    (logit 0 each) and refuse `midm data sft|prefs` output of that same tokenizer."""
+    300 (without --tokenizer), then from-hf without flags gets the 384 rows to-hf recorded — 4,096 would
+    add 3,712 zero rows (logit 0 each) and refuse `midm data sft|prefs` output of that same tokenizer —
+    and the tokenizer fingerprint to-hf recorded (the export holds no tokenizer files)."""
     d = converted / "tiny_384"
     assert json.loads((d / "hf_trimmed" / "config.json").read_text())["vocab_size"] == 300
+    assert not (d / "hf_trimmed" / "tokenizer.json").exists()
     recipe = json.loads((d / "ckpt_back" / "iter_0000000" / "recipe.json").read_text())
     assert recipe["name"] == "tiny_from_hf" and recipe["model"]["vocab_size"] == 384
+    from tokenizer.fingerprint import fingerprint
+
+    state = json.loads((d / "ckpt_back" / "iter_0000000" / "trainer_state.json").read_text())
+    assert state["tokenizer_fingerprint"] == fingerprint(converted / "tokenizer")
 
 
 def test_sharded_output_has_an_index_and_reads_back(converted):
@@ -429,6 +435,7 @@ def _tiny_trimmed_round_trip(d: Path, convert_main) -> None:
                          head_dim=m.kv_channels, max_position_embeddings=m.max_position_embeddings, vocab_size=384,
                          tie_word_embeddings=False, rms_norm_eps=1e-5)
     LlamaForCausalLM(config).save_pretrained(d / "hf")
+    shutil.copytree(d.parent / "tokenizer", d / "hf", dirs_exist_ok=True)  # exported below without it
     hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=384)
     assert convert_main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_trimmed"),
                          "--vocab-size", "300"]) == 0
