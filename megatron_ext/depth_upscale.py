@@ -116,7 +116,7 @@ def run(args) -> dict:
     from megatron_ext.run_files import DUS_SUMMARY_FILE
     from megatron_ext.stage_report import Progress, model_overrides, train_command, write_summary
     from megatron_ext.state_io import load_layers_remapped, save_output
-    from megatron_ext.tokenizer_check import carried
+    from megatron_ext.tokenizer_check import carried, check_calibration
     from recipes import num_parameters
 
     progress = Progress("dus")
@@ -126,6 +126,8 @@ def run(args) -> dict:
     if kind == "scored" and not args.calib:
         raise MapError("scored:L measures block importance on calibration data: pass --calib PREFIX "
                        "(a Megatron .bin/.idx prefix) [--samples N]")
+    if kind == "scored":  # before the model is loaded: another tokenizer's ids would score nothing
+        check_calibration(args.calib, args.checkpoint, allow=args.allow_tokenizer_mismatch)
     source = read_recipe(args.checkpoint)
     iter_dir = ckpt.resolve(args.checkpoint)
     init_single_process()

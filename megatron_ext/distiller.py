@@ -83,7 +83,12 @@ def distill_loss(loss_mask, labels, teacher_logits, distill_cfg, output_tensor):
 
 # ---------------------------------------------------------------- teacher
 def teacher_recipe(student: Recipe, teacher_path: str) -> Recipe:
-    """The teacher laid out like the student (TP, precision), with the checkpoint's geometry."""
+    """The teacher laid out like the student (TP, precision), with the checkpoint's geometry.
+
+    Raises:
+        DistillError: the vocabulary sizes differ, or the teacher is not ``distill.teacher_recipe``'s geometry.
+        TokenizerMismatchError: teacher and initial student (``checkpoint.load``) record other tokenizers.
+    """
     from megatron_ext import checkpoint as ckpt
     from recipes import get_recipe
 
@@ -91,6 +96,10 @@ def teacher_recipe(student: Recipe, teacher_path: str) -> Recipe:
     if saved.model.vocab_size != student.model.vocab_size:
         raise DistillError(f"teacher vocabulary {saved.model.vocab_size} != student {student.model.vocab_size}: "
                            "logit distillation needs the same tokenizer")
+    from megatron_ext.tokenizer_check import check_checkpoints_agree
+
+    check_checkpoints_agree(teacher_path, "teacher", student.checkpoint.load, "initial",
+                            allow=student.checkpoint.allow_tokenizer_change)
     named = student.distill.teacher_recipe
     if named:
         diff = saved.model.geometry_diff(get_recipe(named).model)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from megatron_ext.data import DataError
 from megatron_ext.dpo_data import build_pair_datasets, check_split, pairs_to_rows, read_index
 from megatron_ext.posttrain import adopt_model_and_data, replaced_steps
-from megatron_ext.tokenizer_check import check_data_against_checkpoint
+from megatron_ext.tokenizer_check import check_checkpoints_agree, check_data_against_checkpoint
 from megatron_ext.trainer import Trainer
 from midm.errors import MidmError
 from recipes import DPOConfig, Recipe, RecipeError
@@ -135,8 +135,9 @@ def reference_recipe(policy: Recipe, reference_path: str) -> Recipe:
 
     Raises:
         DPOError: the vocabularies differ (log-ratios over different tokenizations are meaningless).
-        TokenizerMismatchError: the pairs were made with another tokenizer than the reference records
-            (``checkpoint.allow_tokenizer_change`` to proceed).
+        TokenizerMismatchError: the pairs were made with another tokenizer than the reference records, or
+            the policy's ``checkpoint.load`` records another than the reference (``checkpoint.allow_tokenizer_change``
+            to proceed).
         CheckpointError: ``reference_path`` is not a checkpoint.
     """
     from megatron_ext.loading import read_recipe
@@ -146,6 +147,8 @@ def reference_recipe(policy: Recipe, reference_path: str) -> Recipe:
         raise DPOError(f"reference vocabulary {saved.model.vocab_size} != policy {policy.model.vocab_size}: "
                        "DPO compares the two models' log-probabilities of the same tokens")
     check_data_against_checkpoint(policy, reference_path, role="reference")
+    check_checkpoints_agree(reference_path, "reference", policy.checkpoint.load, "initial",
+                            allow=policy.checkpoint.allow_tokenizer_change)
     recipe = copy.deepcopy(policy)
     recipe.name = saved.name
     recipe.model = copy.deepcopy(saved.model)

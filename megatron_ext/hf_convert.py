@@ -330,6 +330,22 @@ def to_hf(ckpt: Path, out: Path, *, tokenizer_dir: Path | None = None, dtype: st
     return summary
 
 
+def _export_record(hf_dir: Path) -> dict:
+    """What ``midm convert to-hf`` recorded in ``hf_dir/midm_conversion.json``; empty for another HF directory."""
+    try:
+        record = json.loads((Path(hf_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and record.get("direction") == "to-hf" else {}
+
+
+def _exported_padding(hf_dir: Path, hf_vocab: int) -> int | None:
+    """The Megatron vocabulary rows ``midm convert to-hf`` recorded (``padded_vocab_size``); None without
+    that record or when it cannot hold ``hf_vocab`` rows."""
+    padded = _export_record(hf_dir).get("padded_vocab_size")
+    return padded if isinstance(padded, int) and padded >= hf_vocab else None
+
+
 def _base_recipe(name: str | None, fields: dict[str, Any]):
     """(recipe, geometry matched): the named recipe, or the registered pretraining recipe whose geometry
     matches the HF model (post-training recipes — those with an ``sft``/``dpo`` section — share their
@@ -355,13 +371,18 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     (``hf_files.SafetensorsDir``); the checkpoint is saved from those tensors directly (no model is
     allocated or initialised). Peak memory: the weights once, plus one layer's parts.
 
+    Megatron's vocabulary rows: ``padded_vocab_size``, else the padded size ``to_hf`` recorded in
+    ``hf_dir/midm_conversion.json`` (a round trip keeps its rows, trimmed or not), else the matching
+    recipe's when it holds the HF vocabulary, else the HF vocabulary.
+
     The written recipe is the registered one whose geometry matches (``--recipe`` to choose one);
     when none does, ``tiny``'s non-model settings with the HF model's geometry and the HF weights'
     dtype as ``precision.dtype`` (never a silent fp32).
 
     ``out`` may not hold a checkpoint already (checked first); with ``overwrite`` the new one
     replaces it once complete (``checkpoint_output.staged``). The fingerprint of the tokenizer in
-    ``hf_dir`` (``tokenizer.json`` / ``tokenizer.model``, when there) is recorded in the checkpoint.
+    ``hf_dir`` (``tokenizer.json`` / ``tokenizer.model``, when there; else the one ``to-hf`` recorded in
+    ``midm_conversion.json``) is recorded in the checkpoint.
 
     Raises:
         ConvertError: not an HF safetensors directory, an unregistered ``model_type``, or a feature
@@ -385,9 +406,11 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     for key, value in fields.items():
         setattr(recipe.model, key, value)
     hf_vocab = int(config["vocab_size"])
-    # Restore the recipe's padding when its geometry is this model's (a Megatron → HF(trimmed) →
-    # Megatron round trip gets its rows back); otherwise keep the HF vocabulary as it is.
-    recipe.model.vocab_size = padded_vocab_size or (base_vocab if matched and base_vocab >= hf_vocab else hf_vocab)
+    # Restore the padding: the one `midm convert to-hf` recorded for this export (a Megatron → HF → Megatron
+    # round trip gets its own rows back, whatever recipe default its geometry matches), else the recipe's
+    # when its geometry is this model's; otherwise keep the HF vocabulary as it is.
+    recipe.model.vocab_size = padded_vocab_size or _exported_padding(hf_dir, hf_vocab) or (
+        base_vocab if matched and base_vocab >= hf_vocab else hf_vocab)
     dtype = source_dtype(hf_state)
     if not matched and recipe_name is None:
         recipe.precision.dtype = dtype  # not tiny's fp32: the geometry is the HF model's, so is its dtype
@@ -397,7 +420,8 @@ def from_hf(hf_dir: Path, out: Path, *, recipe_name: str | None = None, override
     parallel.initialize(1, 1)
     state = hf_to_megatron(hf_state, geometry(recipe.model, hf_vocab), arch.rules, naming="local")
     with checkpoint_output.staged(out, overwrite=overwrite, writer=_rank() == 0) as root:
-        made_with = tokenizer_check.of_directory(hf_dir)  # the HF repo's own tokenizer, when it ships one
+        # the HF repo's own tokenizer when it ships one, else the one `to-hf` recorded for an export without it
+        made_with = tokenizer_check.of_directory(hf_dir) or tokenizer_check.from_record(_export_record(hf_dir))
         path = Path(out) / _assign_and_save(state, recipe, root, {"converted_from": str(hf_dir),
                                                                   **(made_with.as_state() if made_with else {})}).name
         summary = {"direction": "from-hf", "source": str(hf_dir), "output": str(path), "recipe": recipe.name,

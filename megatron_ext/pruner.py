@@ -15,7 +15,7 @@ from megatron_ext.loading import build_for_load, init_single_process, load_model
 from megatron_ext.run_files import PRUNE_SUMMARY_FILE
 from megatron_ext.stage_report import Progress, model_overrides, train_command, write_summary
 from megatron_ext.state_io import load_tensors, save_output, tensor_items
-from megatron_ext.tokenizer_check import carried
+from megatron_ext.tokenizer_check import carried, check_calibration
 
 
 def target_model(args, source):
@@ -62,6 +62,7 @@ def run(args) -> dict:
         raise PruneError("no calibration data: Minitron pruning ranks neurons, heads and channels by their "
                          "activations, so it needs --calib PREFIX (a Megatron .bin/.idx prefix, e.g. from "
                          "`midm data tokenize`) and --samples N (Minitron uses 1024). Refusing to prune blindly.")
+    check_calibration(args.calib, args.checkpoint, allow=args.allow_tokenizer_mismatch)  # before any weight is read
     progress = Progress("prune")
     started = time.perf_counter()
     init_single_process()

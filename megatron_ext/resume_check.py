@@ -186,6 +186,12 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
     diffs = compare(saved, state, recipe)
     model = [d for d in diffs if d.kind == "model"]
     if model:
+        base = saved.checkpoint.load
+        if getattr(recipe, "sft", None) is not None and base and not recipe.checkpoint.load:
+            # `midm sft` takes its model from --base: a re-run without it gets the recipe's own geometry
+            raise ResumeError(f"this recipe's model has another shape than checkpoint {path}: "
+                              + "; ".join(map(str, model)) + f". This run took its model from --base {base}: "
+                              f"run the same command again, with --base {base}")
         raise ResumeError(
             f"this recipe's model has another shape than checkpoint {path}: " + "; ".join(map(str, model))
             + ". A run keeps its model's shape: resume with the checkpoint's values (its recipe.json); to change "

@@ -10,14 +10,17 @@ the tokenizer path it was given, under the same two keys — ``"tokenizer"`` (th
 * checkpoints → ``iter_*/trainer_state.json``: a training run takes them from its data (the blend's
   summaries, the SFT / DPO folder's index), else from the checkpoint it started from or resumed;
   ``midm dus`` / ``prune`` / ``convert reshard`` carry the source's forward; ``convert from-hf``
-  fingerprints the HF directory's tokenizer.
+  fingerprints the HF directory's tokenizer (else takes the one ``convert to-hf`` recorded for an export
+  without tokenizer files).
 
 and the checks below compare them where two meet, before any heavy work: a blend whose prefixes
 record different tokenizers (always an error), data against the checkpoint a run starts from or
-resumes, a teacher / reference against the data, and ``convert to-hf --tokenizer DIR`` against the
-checkpoint. A record without the field (written before it existed) is *unknown* and never checked.
-A deliberate change (e.g. a tokenizer extended in place, its old ids kept) passes with
-``--set checkpoint.allow_tokenizer_change=true`` (``convert to-hf``: ``--allow-tokenizer-mismatch``).
+resumes, a teacher / reference against the data, ``convert to-hf --tokenizer DIR`` against the
+checkpoint, and the ``--calib`` data of ``midm prune`` / ``dus --map scored:L`` against the source
+checkpoint (``midm slurm submit`` runs the trainers' checks on the login node). A record without the
+field (written before it existed) is *unknown* and never checked. A deliberate change (e.g. a tokenizer
+extended in place, its old ids kept) passes with ``--set checkpoint.allow_tokenizer_change=true``
+(``convert to-hf``, ``prune``, ``dus``: ``--allow-tokenizer-mismatch``).
 """
 from __future__ import annotations
 
@@ -164,11 +167,54 @@ def check_data_against_checkpoint(recipe, checkpoint: str | os.PathLike, *, role
     data = of_data(recipe)
     if data is None:
         return
-    require_same(data, of_checkpoint(checkpoint), made_says=f"the training data ({data_name(recipe)}) was made with",
+    check_record_against_checkpoint(data, data_name(recipe), checkpoint, role=role,
+                                    allow=bool(getattr(recipe.checkpoint, "allow_tokenizer_change", False)))
+
+
+def check_record_against_checkpoint(data: TokenizerRecord | None, name: str, checkpoint: str | os.PathLike, *,
+                                    role: str, allow: bool = False) -> None:
+    """:func:`check_data_against_checkpoint` on a data record already read (``name``: the data, for the
+    message), e.g. by ``midm slurm submit``, which resolves paths against the job's working directory.
+
+    Raises:
+        TokenizerMismatchError: both known, different fingerprints, not ``allow``.
+    """
+    require_same(data, of_checkpoint(checkpoint), made_says=f"the training data ({name}) was made with",
                  used_says=f"the {role} checkpoint {checkpoint} was trained with",
                  fix="Make the data again with the checkpoint's tokenizer (`midm data tokenize|sft|prefs "
-                     "--tokenizer DIR`) or start from a checkpoint trained with the data's tokenizer",
-                 allow=bool(getattr(recipe.checkpoint, "allow_tokenizer_change", False)))
+                     "--tokenizer DIR`) or start from a checkpoint trained with the data's tokenizer", allow=allow)
+
+
+def check_checkpoints_agree(checkpoint: str | os.PathLike, role: str, other: str | os.PathLike | None,
+                            other_role: str, *, allow: bool = False) -> None:
+    """Two checkpoints whose logits are compared id by id (``--teacher`` and the student, ``--reference``
+    and the policy: ``other`` = ``checkpoint.load``, None to skip) must record one tokenizer — checked
+    directly, so data made before fingerprints (unknown, never checked) does not let them differ.
+
+    Raises:
+        TokenizerMismatchError: both record a fingerprint and they differ, not ``allow``.
+    """
+    if not other:
+        return
+    require_same(of_checkpoint(checkpoint), of_checkpoint(other), made_says=f"the {role} checkpoint {checkpoint} "
+                 f"was trained with", used_says=f"the {other_role} checkpoint {other} with",
+                 fix=f"The {role} and {other_role} models must share one tokenizer (their logits are compared id by "
+                     "id)", allow=allow)
+
+
+def check_calibration(prefix: str, checkpoint: str | os.PathLike, *, allow: bool = False) -> None:
+    """``midm prune --calib PREFIX`` / ``midm dus --map scored:L --calib PREFIX``: the calibration windows
+    must come from the tokenizer ``checkpoint`` was trained with — on another tokenizer's ids the
+    activations (and so the neurons, heads and blocks kept) measure nothing. ``allow``:
+    ``--allow-tokenizer-mismatch``.
+
+    Raises:
+        TokenizerMismatchError: both record a fingerprint and they differ, not allowed.
+    """
+    require_same(of_prefix(prefix), of_checkpoint(checkpoint), made_says=f"--calib {prefix} was tokenized with",
+                 used_says=f"checkpoint {checkpoint} was trained with",
+                 fix="Calibrate on data tokenized with the checkpoint's tokenizer (`midm data tokenize … "
+                     "--tokenizer DIR`)", allow=allow, allow_hint="--allow-tokenizer-mismatch")
 
 
 def carried(checkpoint: str | os.PathLike) -> dict[str, str]:
@@ -196,5 +242,6 @@ def _is_number(text: str) -> bool:
 
 
 __all__ = ["ALLOW_TOKENIZER_CHANGE", "PATH_FIELD", "TokenizerMismatchError", "TokenizerRecord", "carried",
-           "check_data_against_checkpoint", "data_name", "from_record", "of_blend", "of_checkpoint", "of_data",
+           "check_calibration", "check_checkpoints_agree", "check_data_against_checkpoint",
+           "check_record_against_checkpoint", "data_name", "from_record", "of_blend", "of_checkpoint", "of_data",
            "of_dataset", "of_directory", "of_prefix", "require_same"]

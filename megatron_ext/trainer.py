@@ -423,7 +423,8 @@ class Trainer:
                 return False
             if boxed:
                 self._print(f"checkpointed at step {self.step} of {t.steps}: train.exit_after_steps="
-                            f"{t.exit_after_steps} steps of this invocation are done; resume with --resume auto")
+                            f"{t.exit_after_steps} steps of this invocation are done; run the same command again "
+                            "to continue (--resume auto)")
                 return False
         self._write_summary(last, time.perf_counter() - started, start_step)
         return True

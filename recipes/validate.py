@@ -83,6 +83,9 @@ def validate(recipe: Recipe, world_size: int | None = None, has_gpu: bool | None
     need(recipe.scheduler.style in _SCHEDULES, f"scheduler.style must be one of {_SCHEDULES}, got {recipe.scheduler.style!r}")
     need(recipe.scheduler.warmup_steps >= 0, "scheduler.warmup_steps must be >= 0")
     need(t.steps >= 1, "train.steps must be >= 1")
+    need(t.exit_after_steps is None or t.exit_after_steps >= 1,
+         "train.exit_after_steps must be >= 1 (steps of one invocation), or null for no limit; "
+         f"got {t.exit_after_steps}")
     need(recipe.checkpoint.save_interval >= 1, "checkpoint.save_interval must be >= 1")
     need(not (recipe.data.blend and recipe.data.blend_file), "set only one of data.blend and data.blend_file")
     if recipe.sft is not None:

@@ -118,7 +118,8 @@ def _check_stage_data(stage: str, recipe_dict: dict, stage_args: dict, workdir: 
     dataset, wrong vocabulary, a split left empty) fails here, in a second, instead of after the nodes
     are granted. Relative paths resolve against the job's working directory, as they will in the job.
     """
-    from megatron_ext.data_check import DataError, check_data
+    from megatron_ext import tokenizer_check
+    from megatron_ext.data_check import check_data
     from midm.errors import MidmError
     from recipes import recipe_from_dict
 
@@ -135,17 +136,48 @@ def _check_stage_data(stage: str, recipe_dict: dict, stage_args: dict, workdir: 
             tool = "midm data sft" if stage == "sft" else "midm data prefs"
             return f"{stage} needs a dataset (the output of `{tool}`): pass --data DIR or --set {stage}.dataset=DIR"
         path = Path(dataset).expanduser()
+        path = path if path.is_absolute() else base_dir / path
         check = check_sft_dataset if stage == "sft" else check_prefs_dataset
         try:
-            check(path if path.is_absolute() else base_dir / path)
+            check(path)
+            _check_tokenizers(stage, recipe_dict, stage_args, base_dir, tokenizer_check.of_dataset(path), str(path))
         except MidmError as err:
             return str(err)
         return None
     try:
-        check_data(recipe_from_dict(recipe_dict), base_dir=base_dir)
-    except DataError as err:
+        prefixes = check_data(recipe_from_dict(recipe_dict), base_dir=base_dir)
+        _check_tokenizers(stage, recipe_dict, stage_args, base_dir, tokenizer_check.of_blend(prefixes),
+                          " ".join(prefixes))
+    except MidmError as err:
         return str(err)
     return None
+
+
+def _check_tokenizers(stage: str, recipe_dict: dict, stage_args: dict, base_dir: Path, data, name: str) -> None:
+    """The trainers' tokenizer checks (``megatron_ext/tokenizer_check.py``) of the job's data (``data``: the
+    record read, ``name`` for the message) against the checkpoints it starts from: the initial one (``--base``,
+    ``--student``, ``checkpoint.load``; for dpo the ``--reference`` by default), dpo's reference and distill's
+    teacher; and the reference / teacher against the initial checkpoint directly. A checkpoint that an earlier
+    job of a chain has not written yet records nothing and passes.
+
+    Raises:
+        TokenizerMismatchError: as the job would, after its nodes were granted.
+    """
+    from megatron_ext import tokenizer_check
+
+    checkpoint = recipe_dict.get("checkpoint") or {}
+    initial = stage_args.get("base") or stage_args.get("student") or checkpoint.get("load") or (
+        stage_args.get("reference") if stage == "dpo" else None)
+    roles = [("base" if stage == "sft" else "initial", initial), ("reference", stage_args.get("reference")),
+             ("teacher", stage_args.get("teacher"))]
+    allow = bool(checkpoint.get("allow_tokenizer_change"))
+    paths = {role: base_dir / Path(str(p)).expanduser() for role, p in roles if p}  # an absolute path stays
+    for role, path in paths.items():
+        tokenizer_check.check_record_against_checkpoint(data, name, path, role=role, allow=allow)
+    for role in ("reference", "teacher"):  # their logits meet the initial model's id by id, whatever the data
+        if role in paths:
+            tokenizer_check.check_checkpoints_agree(paths[role], role, paths.get(roles[0][0]), roles[0][0],
+                                                    allow=allow)
 
 
 def main(argv: list[str] | None = None) -> int:

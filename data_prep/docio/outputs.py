@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from data_prep.config import ALL_STAGES
 from data_prep.errors import DataError
 
 
@@ -102,20 +103,65 @@ def check_same_run(work: Path, record: dict, out: str | Path) -> None:
         return
     except (OSError, ValueError):
         old = {}
+    old, record = _comparable(old), _comparable(record)
     if old == record:
         return
-    differ = [] if old.get("inputs") == record["inputs"] else ["inputs (files, sizes or modification times)"]
+    differ = [] if old.get("inputs") == record["inputs"] else [
+        f"inputs ({_inputs_diff(old.get('inputs'), record['inputs'])})"]
     old_cfg, cfg = old.get("config") or {}, record["config"]
+    one_run_only = set(old_cfg) ^ set(cfg)  # sections of stages only one of the runs enables: `stages` says it
     for key in sorted(set(old_cfg) | set(cfg)):
+        if key in ALL_STAGES and key in one_run_only:
+            continue
         a, b = old_cfg.get(key), cfg.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            differ += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            differ += [f"{key}.{k}{_change(a.get(k), b.get(k))}" for k in sorted(set(a) | set(b))
+                       if a.get(k) != b.get(k)]
         elif a != b:
-            differ.append(key)
+            differ.append(f"{key}{_change(a, b)}")
     if old.get("keep_rejects") != record["keep_rejects"]:
         differ.append("--keep-rejects")
     raise DataError(f"{out} holds a run started with different {', '.join(differ) or 'settings'}: resuming it "
                     f"would keep that run's finished tasks and counts. Add --fresh to start over, or choose another OUT")
+
+
+def _comparable(record: dict) -> dict:
+    """``record`` without what cannot change the result: the settings of stages the run does not enable
+    (each stage reads its own section only), and ``io.format`` of file inputs (each file's resolved format
+    is in ``inputs``, so ``--format jsonl`` and ``auto`` reading the same .jsonl are one run)."""
+    cfg = record.get("config")
+    if not isinstance(cfg, dict):
+        return record
+    stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else ALL_STAGES
+    cfg = {k: v for k, v in cfg.items() if k not in ALL_STAGES or k in stages}
+    io = cfg.get("io")
+    if isinstance(io, dict) and (io.get("format") or "auto") != "hub":
+        cfg["io"] = {k: v for k, v in io.items() if k != "format"}
+    return {**record, "config": cfg}
+
+
+def _change(a, b, limit: int = 80) -> str:
+    """`` (A → B)`` for two settings short enough to print (values, stage lists), else nothing."""
+    a, b = json.dumps(a, ensure_ascii=False), json.dumps(b, ensure_ascii=False)
+    return f" ({a} → {b})" if len(a) + len(b) <= limit else ""
+
+
+def _inputs_diff(old: list | None, new: list, show: int = 3) -> str:
+    """Which inputs differ between two run records, for the refusal: new ones, ones no longer given, and
+    files whose size, modification time or format changed (at most ``show`` names of each)."""
+    def by_name(entries: list | None) -> dict:
+        return {(e[0] if isinstance(e, list) and e else str(e)): e for e in entries or []}
+
+    before, now = by_name(old), by_name(new)
+    parts = []
+    for label, names in (("new", [n for n in now if n not in before]),
+                         ("no longer given", [n for n in before if n not in now]),
+                         ("size, modification time or format changed",
+                          [n for n in now if n in before and before[n] != now[n]])):
+        if names:
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            parts.append(f"{label}: " + ", ".join(names[:show]) + more)
+    return "; ".join(parts) or "their order"
 
 
 def write_run_record(work: Path, record: dict) -> None:

@@ -84,6 +84,30 @@ def build_phase(phase: dict, sources: dict, base: Path, max_epochs: float) -> di
             **({"description": phase["description"]} if phase.get("description") else {})}
 
 
+def check_one_tokenizer(prefixes: list[str], config: str) -> None:
+    """Raise :class:`DataError` when the prefixes' ``PREFIX.summary.json`` (``midm data tokenize``) record
+    two tokenizer fingerprints: a curriculum trains one model, on one tokenizer's ids (the trainers refuse
+    such a blend too: ``megatron_ext/tokenizer_check.py``). Prefixes without a fingerprint are not checked."""
+    from tokenizer.fingerprint import FIELD
+
+    first: tuple[str, dict] | None = None
+    for prefix in dict.fromkeys(prefixes):
+        try:
+            summary = json.loads(Path(f"{prefix}.summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(summary, dict) or not summary.get(FIELD):
+            continue
+        if first is None:
+            first = (prefix, summary)
+        elif summary[FIELD] != first[1][FIELD]:
+            def says(s: dict) -> str:
+                return f"tokenizer {s.get('tokenizer') or '?'} (fingerprint {s[FIELD]})"
+            raise DataError(f"{config} mixes tokenizers: {first[0]} was tokenized with {says(first[1])}, {prefix} "
+                            f"with {says(summary)}; a model trains on one tokenizer's ids: re-run `midm data tokenize` "
+                            "on one of them with the other's --tokenizer")
+
+
 def main_mix(config: str, out_dir: str) -> int:
     cfg_path = Path(config).resolve()
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
@@ -91,12 +115,13 @@ def main_mix(config: str, out_dir: str) -> int:
         raise DataError(f"{config} must define `sources` and `phases` (see data_prep/configs/mix_example.yaml)")
     base = Path(cfg.get("prefix_base", cfg_path.parent))
     base = base if base.is_absolute() else (cfg_path.parent / base).resolve()
+    results = [build_phase(phase, cfg["sources"], base, float(cfg.get("max_epochs", 4.0))) for phase in cfg["phases"]]
+    check_one_tokenizer([p for result in results for _, p in result["blend"]], config)  # before any file is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     index = []
     cumulative = 0
-    for i, phase in enumerate(cfg["phases"]):
-        result = build_phase(phase, cfg["sources"], base, float(cfg.get("max_epochs", 4.0)))
+    for i, result in enumerate(results):
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", result["name"])
         path = out / f"{i:02d}_{safe}.json"
         path.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -96,13 +96,15 @@ def _hub_options(args) -> tuple[str | None, str]:
     return getattr(args, "hub_config", None), getattr(args, "hub_split", None) or "train"
 
 
-def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
+def _resumable_plan(shard_dir: Path, sources: list, args, tokenizer_fingerprint: str) -> list:
     """The units of this run; the same as the interrupted run's when inputs and settings are the same.
 
     ``OUT_PREFIX.shards/plan.json`` records the units with the inputs' sizes and mtimes, the
-    tokenizer and the text key. Finished shards are reused only under an identical record:
+    tokenizer (its path and its fingerprint: a tokenizer trained again into the same directory is
+    another tokenizer) and the text key. Finished shards are reused only under an identical record:
     otherwise (an input changed, another tokenizer, other unit sizes) they are deleted first, so a
-    resumed run never merges shards of different inputs.
+    resumed run never merges shards of different inputs, nor labels one tokenizer's ids with another's
+    fingerprint.
     """
     size = unit_size(sources, max(1, int(args.shard_mb * 1e6)), args.workers)
     hub_config, hub_split = _hub_options(args)
@@ -116,15 +118,16 @@ def _resumable_plan(shard_dir: Path, sources: list, args) -> list:
         except ValueError:
             old = {}
         same = (old.get("inputs") == inputs and old.get("tokenizer") == str(Path(args.tokenizer).resolve())
-                and old.get("text_key") == args.text_key)
+                and old.get("tokenizer_fingerprint") == tokenizer_fingerprint and old.get("text_key") == args.text_key)
         if same:
             return [tuple(u) for u in old["units"]]
         print(f"tokenize: {shard_dir} holds shards of another input or tokenizer; starting over", file=sys.stderr)
         for f in shard_dir.iterdir():
             f.unlink()
     units = plan_units(sources, size, hub_parts=args.workers, hub_config=hub_config, hub_split=hub_split)
-    record = {"inputs": inputs, "tokenizer": str(Path(args.tokenizer).resolve()), "text_key": args.text_key,
-              "unit_bytes": size, "units": units}
+    record = {"inputs": inputs, "tokenizer": str(Path(args.tokenizer).resolve()),
+              "tokenizer_fingerprint": tokenizer_fingerprint, "text_key": args.text_key, "unit_bytes": size,
+              "units": units}
     tmp = shard_dir / "plan.json.tmp"
     tmp.write_text(json.dumps(record), encoding="utf-8")
     tmp.replace(plan_file)
@@ -158,7 +161,7 @@ def main_tokenize(args) -> int:
         shard_dir.mkdir(parents=True, exist_ok=True)
         for stale in shard_dir.glob("*.tmp"):  # left by a run that was killed (kill -9) mid-unit
             stale.unlink()
-        units = _resumable_plan(shard_dir, sources, args)
+        units = _resumable_plan(shard_dir, sources, args, tokenizer_fingerprint)
         probe = list(itertools.islice((t for u in units for t in iter_unit_texts(u, args.text_key, Counter())), 64))
     prefixes = [str(shard_dir / f"{k:06d}") for k in range(len(units))]
     todo = [k for k, p in enumerate(prefixes) if not (Path(f"{p}.idx").exists() and Path(f"{p}.bin").exists())]

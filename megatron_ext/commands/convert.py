@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "geometry matches, else tiny)")
     add_set_arg(b, "override a field of the recipe written with the checkpoint (repeatable)")
     b.add_argument("--padded-vocab-size", type=int, default=None,
-                   help="Megatron vocab rows (default: the recipe's padded size when it fits)")
+                   help="Megatron vocab rows (default: the padded size `midm convert to-hf` recorded in "
+                        "midm_conversion.json, else the matching recipe's when it fits, else the HF vocab)")
     b.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     c = sub.add_parser("reshard", help="re-save a checkpoint under another TP×PP layout (run under torchrun)",
                        description="Load CKPT (any layout) and save it again as CKPT2 under tensor-parallel size "

@@ -17,7 +17,8 @@ Logged per step (``metrics.jsonl``, TensorBoard): ``loss`` (the objective), ``dp
 ``sft_loss`` (token-mean NLL of the chosen responses); the same with ``val_`` on validation.
 The method and its parallel layout: ``megatron_ext/dpo.py``.
 
-Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after a signal.
+Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after a signal or after
+``train.exit_after_steps`` steps of this invocation (run the same command again to continue).
 """
 from __future__ import annotations
 

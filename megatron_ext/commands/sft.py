@@ -7,7 +7,8 @@ assistant tokens only (``megatron_ext/sft.py``). ``--data`` sets ``sft.dataset``
 ``checkpoint.load`` (the run adopts that checkpoint's model geometry). Runs plain on CPU, under
 ``torchrun`` or one task per GPU under ``srun``.
 
-Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after a signal.
+Exit status: 0 finished; 2 invalid recipe/data/checkpoint; 75 checkpointed after a signal or after
+``train.exit_after_steps`` steps of this invocation (run the same command again to continue).
 """
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def test_example_curriculum(tmp_path, capsys):
 
 def test_tokenized_sources_and_epoch_guard(tmp_path, capsys):
     tok = tmp_path / "ko"
-    Path(f"{tok}.summary.json").write_text(json.dumps({"output_prefix": str(tok), "tokens": 1000}))
+    Path(f"{tok}.summary.json").write_text(json.dumps({"output_prefix": str(tok), "tokens": 1000,
+                                                       "tokenizer": "tok_a", "tokenizer_fingerprint": "a" * 16}))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"sources:\n  ko: {{tokenized: {tok}}}\n  en: {{prefix: en, tokens: 5000}}\n"
                    "phases:\n  - {name: p1, tokens: 2000, weights: {ko: 1, en: 3}}\n")
@@ -42,3 +43,16 @@ def test_tokenized_sources_and_epoch_guard(tmp_path, capsys):
                    "phases:\n  - {name: p1, tokens: 5000, weights: {ko: 1}}\n")
     assert main(["mix", str(cfg), str(tmp_path / "o2")]) == 2  # a usage error: exit 2, one line
     assert "5.00 times" in capsys.readouterr().err
+    # a source tokenized with another tokenizer (in any phase): refused before anything is written
+    other = tmp_path / "en_b"
+    Path(f"{other}.summary.json").write_text(json.dumps({"output_prefix": str(other), "tokens": 9000,
+                                                         "tokenizer": "tok_b", "tokenizer_fingerprint": "b" * 16}))
+    cfg.write_text(f"sources:\n  ko: {{tokenized: {tok}}}\n  en: {{tokenized: {other}}}\n"
+                   "phases:\n  - {name: p1, tokens: 500, weights: {ko: 1}}\n"
+                   "  - {name: p2, tokens: 500, weights: {en: 1}}\n")
+    assert main(["mix", str(cfg), str(tmp_path / "o3")]) == 2
+    assert capsys.readouterr().err == (
+        f"midm data mix: error: {cfg} mixes tokenizers: {tok} was tokenized with tokenizer tok_a "
+        f"(fingerprint {'a' * 16}), {other} with tokenizer tok_b (fingerprint {'b' * 16}); a model trains on one "
+        "tokenizer's ids: re-run `midm data tokenize` on one of them with the other's --tokenizer\n")
+    assert not (tmp_path / "o3").exists()

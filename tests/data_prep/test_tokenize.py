@@ -83,6 +83,34 @@ def test_tokenize_matches_reference_and_resumes(tmp_path, sample_mixed, tokenize
     assert not Path(f"{prefix}.shards").exists()
 
 
+def test_tokenizer_trained_again_in_place_is_not_resumed(tmp_path, sample_mixed, tokenizer_dir):
+    """Shards kept (or left by an interrupted run) under one tokenizer are not resumed when the same
+    --tokenizer path now holds another tokenizer (`midm tokenizer train --overwrite` into tok/): they
+    would be merged as the new tokenizer's ids, under its fingerprint."""
+    import shutil
+
+    from tokenizer.fingerprint import fingerprint
+
+    tok = tmp_path / "tok"
+    shutil.copytree(tokenizer_dir, tok)
+    prefix = tmp_path / "out" / "corpus"
+    args = ["tokenize", str(sample_mixed), str(prefix), "--tokenizer", str(tok), "--no-progress", "--keep-shards"]
+    assert main(args) == 0
+    # the same directory, another tokenizer of the same size: two learned pieces trade ids
+    data = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = data["model"]["vocab"]
+    a, b = [p for p in vocab if len(p) > 1 and vocab[p] > 300][:2]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (tok / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    assert fingerprint(tok) != fingerprint(tokenizer_dir)
+    assert main(args) == 0
+    summary = json.loads(Path(f"{prefix}.summary.json").read_text())
+    assert summary["tokenizer_fingerprint"] == fingerprint(tok) and summary["resumed_documents"] == 0
+    fresh = tmp_path / "fresh" / "corpus"  # what the new tokenizer makes of the same input
+    assert main(["tokenize", str(sample_mixed), str(fresh), "--tokenizer", str(tok), "--no-progress"]) == 0
+    assert Path(f"{prefix}.bin").read_bytes() == Path(f"{fresh}.bin").read_bytes()
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_leaves_no_tmp(tmp_path, tokenizer_dir):
     """Ctrl-C (SIGINT to the process group) mid-run: the command exits promptly, its workers with

@@ -87,12 +87,22 @@ def test_an_output_is_resumed_only_by_the_same_run_and_lists_only_its_shards(tmp
     manifest = json.loads((out / "midm_output.json").read_text())
     assert manifest["kept_files"] == ["00000.jsonl.gz"] and manifest["documents"] == 3
     assert main([*run, str(a), str(out)]) == 0  # the same run: resumed (nothing left to do)
+    assert main([*run, "--format", "parquet", str(a), str(out)]) == 0  # the format auto found: the same run
+    (tmp_path / "langid.yaml").write_text("langid:\n  min_letters: 5\n")  # a stage this run does not enable
+    assert main([*run, "--config", str(tmp_path / "langid.yaml"), str(a), str(out)]) == 0
+    (tmp_path / "normalize.yaml").write_text("normalize:\n  fix_mojibake: false\n")
+    assert main([*run, "--config", str(tmp_path / "normalize.yaml"), str(a), str(out)]) == 2
+    assert "different normalize.fix_mojibake (true → false)" in capsys.readouterr().err
     capsys.readouterr()
     for other in ([*run, str(b), str(out)], ["filter", "--stages", "langid", "--tasks", "1", str(a), str(out)],
                   [*run, "--keep-rejects", str(a), str(out)]):
         assert main(other) == 2, other
         err = capsys.readouterr().err
         assert "holds a run started with different" in err and "--fresh" in err and len(err.splitlines()) == 1, err
+        if str(b) in other:  # which inputs differ is named (it used to say "files, sizes or modification times")
+            assert f"different inputs (new: {b}; no longer given: {a})" in err, err
+        if "langid" in other:  # a changed setting is shown with both values
+            assert 'different stages (["normalize"] → ["langid"])' in err, err
     assert main([*run, "--fresh", str(b), str(out)]) == 0
     assert json.loads((out / "stats.json").read_text())["records_read"] == 2
 

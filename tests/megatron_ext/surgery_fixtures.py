@@ -99,3 +99,18 @@ def assert_output_refused_first(capsys, command: str, source: Path, occupied: Pa
     assert err == (f"midm {command}: error: --output {occupied} already holds a checkpoint (latest → {latest}); "
                    "choose a new --output directory\n")
     assert "loaded" not in stdout and tree_bytes(occupied) == before
+
+
+def fingerprinted_stub(root: Path, fingerprint: str) -> Path:
+    """A checkpoint root holding only what is read before any weight: `tiny`'s recipe.json and a
+    trainer_state.json recording tokenizer ``tok_a`` of ``fingerprint`` (no shards: a command that
+    went on to load weights would fail on that instead)."""
+    from recipes import get_recipe, recipe_to_dict
+
+    iter_dir = root / "iter_0000002"
+    iter_dir.mkdir(parents=True)
+    (iter_dir / "recipe.json").write_text(json.dumps(recipe_to_dict(get_recipe("tiny"))))
+    (iter_dir / "trainer_state.json").write_text(json.dumps({"step": 2, "tokenizer": "tok_a",
+                                                             "tokenizer_fingerprint": fingerprint}))
+    (root / "latest").write_text(iter_dir.name)
+    return root

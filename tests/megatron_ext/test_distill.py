@@ -14,7 +14,8 @@ from megatron_ext.distiller import distill_loss, kd_token_losses
 from midm.cli import main as midm_main
 from recipes import DistillConfig
 from tests.megatron_ext.conftest import read_metrics, run_midm
-from tests.megatron_ext.surgery_fixtures import MINI_SETS, common_sets, plain_tensors, pruned_tiny, upscaled_tiny
+from tests.megatron_ext.surgery_fixtures import (MINI_SETS, common_sets, fingerprinted_stub, plain_tensors, pruned_tiny,
+                                               upscaled_tiny)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,26 @@ def test_teacher_with_another_vocabulary_is_rejected(root, byte_prefix, capsys):
     assert midm_main(["distill", "--recipe", "tiny_mini", "--teacher", str(teacher), "--student", str(student),
                          "--set", "model.vocab_size=512", "--set", f"data.blend={byte_prefix}"]) == 2
     assert "vocabulary 384 != student 512" in capsys.readouterr().err
+
+
+def test_teacher_and_student_of_other_tokenizers_are_rejected(tmp_path, byte_prefix, capsys):
+    """Same vocabulary size, other tokenizers: refused even when the data predate fingerprints (the byte
+    prefix records none), before any process group or model exists; the hatch lets the check pass."""
+    teacher, student = fingerprinted_stub(tmp_path / "t", "a" * 16), fingerprinted_stub(tmp_path / "s", "b" * 16)
+    argv = ["distill", "--recipe", "tiny", "--teacher", str(teacher), "--student", str(student),
+            "--set", f"data.blend={byte_prefix}"]
+    assert midm_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"midm distill: error: the teacher checkpoint {teacher} was trained with tokenizer tok_a "
+                          f"(fingerprint {'a' * 16}) but the initial checkpoint {student} with tokenizer tok_a "
+                          f"(fingerprint {'b' * 16}): ") and err.count("\n") == 1
+
+    from megatron_ext.dpo import reference_recipe
+    from megatron_ext.tokenizer_check import TokenizerMismatchError
+    from recipes import get_recipe
+
+    policy = get_recipe("tiny_dpo", [f"checkpoint.load={student}", "model.vocab_size=4096"])
+    with pytest.raises(TokenizerMismatchError, match=f"the reference checkpoint {teacher} was trained with"):
+        reference_recipe(policy, str(teacher))  # DPO: the frozen reference against the policy's initial weights
+    policy.checkpoint.allow_tokenizer_change = True
+    assert reference_recipe(policy, str(teacher)).model.vocab_size == 4096

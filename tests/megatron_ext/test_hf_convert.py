@@ -221,6 +221,22 @@ def test_hf_megatron_hf_round_trip_is_bit_exact(converted, name):
     assert recipe["model"]["vocab_size"] == case["padded"] and recipe["model"]["kv_channels"] == case["head_dim"]
 
 
+def test_round_trip_restores_the_exported_padding_not_the_matching_recipes(converted):
+    """`tiny`'s geometry with a 300-id tokenizer's 384 rows (tiny's recipe says 4,096): to-hf trimmed to
+    300 (without --tokenizer), then from-hf without flags gets the 384 rows to-hf recorded — 4,096 would
+    add 3,712 zero rows (logit 0 each) and refuse `midm data sft|prefs` output of that same tokenizer —
+    and the tokenizer fingerprint to-hf recorded (the export holds no tokenizer files)."""
+    d = converted / "tiny_384"
+    assert json.loads((d / "hf_trimmed" / "config.json").read_text())["vocab_size"] == 300
+    assert not (d / "hf_trimmed" / "tokenizer.json").exists()
+    recipe = json.loads((d / "ckpt_back" / "iter_0000000" / "recipe.json").read_text())
+    assert recipe["name"] == "tiny_from_hf" and recipe["model"]["vocab_size"] == 384
+    from tokenizer.fingerprint import fingerprint
+
+    state = json.loads((d / "ckpt_back" / "iter_0000000" / "trainer_state.json").read_text())
+    assert state["tokenizer_fingerprint"] == fingerprint(converted / "tokenizer")
+
+
 def test_sharded_output_has_an_index_and_reads_back(converted):
     out = converted / "gqa_untied" / "hf_back"
     index = json.loads((out / "model.safetensors.index.json").read_text())
@@ -396,6 +412,7 @@ def _worker_convert(root: Path) -> None:
         torch.save(logits, d / "megatron_logits.pt")
     hf_convert.to_hf(root / "mini_tied" / "ckpt", root / "mini_tied" / "hf_padded", dtype="fp32",
                      tokenizer_dir=root / "tokenizer")
+    _tiny_trimmed_round_trip(root / "tiny_384", convert_main)
     # `from-hf --overwrite` onto a copy of a training run's checkpoints (latest → iter_0000060)
     over = root / "mini_tied" / "ckpt_over"
     shutil.copytree(root / "mini_tied" / "ckpt", over)
@@ -403,6 +420,26 @@ def _worker_convert(root: Path) -> None:
     (over / "latest").write_text("iter_0000060")
     assert convert_main(["from-hf", "--hf", str(root / "mini_tied" / "hf"), "--output", str(over), "--overwrite",
                          "--padded-vocab-size", str(CASES["mini_tied"]["padded"])]) == 0
+
+
+def _tiny_trimmed_round_trip(d: Path, convert_main) -> None:
+    """A `tiny`-geometry model with 384 padded rows (a 300-id tokenizer) → HF trimmed to 300 → Megatron."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from megatron_ext import hf_convert
+    from recipes import get_recipe
+
+    m = get_recipe("tiny").model
+    config = LlamaConfig(hidden_size=m.hidden_size, intermediate_size=m.ffn_hidden_size, num_hidden_layers=m.num_layers,
+                         num_attention_heads=m.num_attention_heads, num_key_value_heads=m.num_query_groups,
+                         head_dim=m.kv_channels, max_position_embeddings=m.max_position_embeddings, vocab_size=384,
+                         tie_word_embeddings=False, rms_norm_eps=1e-5)
+    LlamaForCausalLM(config).save_pretrained(d / "hf")
+    shutil.copytree(d.parent / "tokenizer", d / "hf", dirs_exist_ok=True)  # exported below without it
+    hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=384)
+    assert convert_main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_trimmed"),
+                         "--vocab-size", "300"]) == 0
+    assert convert_main(["from-hf", "--hf", str(d / "hf_trimmed"), "--output", str(d / "ckpt_back")]) == 0
 
 
 def _worker_reshard(ckpt: Path, out: Path, cli_argv: list[str]) -> None:

@@ -17,8 +17,8 @@ from recipes import ModelConfig
 from tests.conftest import REPO
 from tests.megatron_ext.byte_data import VOCAB
 from tests.megatron_ext.conftest import run_env
-from tests.megatron_ext.surgery_fixtures import (assert_output_refused_first, occupied_copy, plain_tensors, pruned_tiny,
-                                               summary, trained_tiny)
+from tests.megatron_ext.surgery_fixtures import (assert_output_refused_first, fingerprinted_stub, occupied_copy,
+                                               plain_tensors, pruned_tiny, summary, trained_tiny)
 
 SRC = ModelConfig(num_layers=2, hidden_size=8, ffn_hidden_size=6, num_attention_heads=4, num_query_groups=2,
                   kv_channels=2, vocab_size=5)
@@ -107,6 +107,25 @@ def test_prune_refuses_without_calibration_data(root, byte_prefix, capsys):
     err = capsys.readouterr().err
     assert "calibration" in err and "--calib" in err and "blindly" in err
     assert not (root / "blind").exists()
+
+
+def test_prune_and_scored_dus_refuse_calibration_data_of_another_tokenizer(tmp_path, capsys):
+    """--calib tokenized with another tokenizer than the checkpoint records (same vocabulary size): the
+    activations would rank neurons, heads and blocks on meaningless ids. Refused before any weight is read."""
+    source = fingerprinted_stub(tmp_path / "ckpt", "a" * 16)
+    (tmp_path / "calib.summary.json").write_text(json.dumps({"tokenizer": "tok_b", "tokenizer_fingerprint": "b" * 16}))
+    calib = str(tmp_path / "calib")
+    for command, args in (("prune", ["--hidden", "64"]), ("dus", ["--map", "scored:5"])):
+        out = tmp_path / f"{command}_out"
+        assert midm_main([command, "--checkpoint", str(source), "--output", str(out), *args, "--calib", calib]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"midm {command}: error: --calib {calib} was tokenized with tokenizer tok_b (fingerprint "
+                       f"{'b' * 16}) but checkpoint {source} was trained with tokenizer tok_a (fingerprint "
+                       f"{'a' * 16}): "
+                       "the same ids mean other pieces in each. Calibrate on data tokenized with the checkpoint's "
+                       "tokenizer (`midm data tokenize … --tokenizer DIR`); if the change is deliberate, add "
+                       "--allow-tokenizer-mismatch\n")
+        assert not out.exists()
 
 
 def test_prune_refuses_an_existing_checkpoint_before_reading_any_weight(root, byte_prefix, capsys):

@@ -177,3 +177,23 @@ def test_a_finished_run_says_so_and_keeps_its_summary(first_run, byte_prefix, tm
     assert f"{run_dir} is already complete: step {STEPS} of train.steps={STEPS}, nothing to do" in out, out[-2000:]
     assert (run_dir / "summary.json").read_text() == summary and json.loads(summary)["final_loss"] is not None
     assert (run_dir / "metrics.jsonl").read_text() == metrics
+
+
+def test_sft_resume_without_its_base_names_the_base(tmp_path):
+    """A time-boxed `midm sft` run re-run without --base gets tiny_sft's own geometry: the refusal says to
+    pass that --base again (it used to advise `midm prune` / `midm dus`). Read before any weight."""
+    from megatron_ext.resume_check import check_resume
+    from recipes import recipe_to_dict
+
+    base = "runs/tiny/checkpoints"
+    saved = get_recipe("tiny_sft", [f"checkpoint.load={base}"])
+    saved.model = get_recipe("tiny").model  # adopted from the base at the first invocation
+    iter_dir = tmp_path / "iter_0000003"
+    iter_dir.mkdir()
+    (iter_dir / "recipe.json").write_text(json.dumps(recipe_to_dict(saved)))
+    (iter_dir / "metadata.json").write_text(json.dumps({"sharded_backend": "torch_dist"}))
+    (iter_dir / ".metadata").write_bytes(b"\0")
+    (iter_dir / "trainer_state.json").write_text(json.dumps({"step": 3, "consumed_samples": 24}))
+    with pytest.raises(ResumeError, match=f"This run took its model from --base {base}: run the same command "
+                                          f"again, with --base {base}$"):
+        check_resume(get_recipe("tiny_sft"), iter_dir)

@@ -1,7 +1,7 @@
 """``megatron_ext/tokenizer_check.py`` on the records alone (torch-free, milliseconds): pretraining data
 against the checkpoint a run starts from (``checkpoint.load``) or distils from (``--teacher``); the
-SFT/DPO, resume, blend and ``convert to-hf`` paths are tested with their stages (test_posttrain.py,
-test_sft.py, test_data_check.py)."""
+SFT/DPO, resume, blend, ``convert to-hf`` and ``--calib`` paths are tested with their stages (test_posttrain.py,
+test_sft.py, test_data_check.py, test_prune.py)."""
 from __future__ import annotations
 
 import json
@@ -44,6 +44,21 @@ def test_pretraining_data_against_the_initial_or_teacher_checkpoint(tmp_path):
     check_data_against_checkpoint(recipe("ko"), unknown, role="initial")  # checkpoint before fingerprints
     check_data_against_checkpoint(recipe("old"), other, role="initial")  # data before fingerprints
     check_data_against_checkpoint(recipe("missing"), other, role="initial")  # no summary at all
+
+
+def test_calibration_data_against_the_source_checkpoint(tmp_path):
+    """`midm prune` / `dus --map scored:L` --calib (the CLI refusal: test_prune.py): refused on another
+    fingerprint unless allowed; the same one, or a record without one, passes."""
+    from megatron_ext.tokenizer_check import TokenizerMismatchError, check_calibration
+
+    (tmp_path / "ko.summary.json").write_text(json.dumps({"tokenizer": "tok_a", "tokenizer_fingerprint": "a" * 16}))
+    other = _checkpoint(tmp_path / "other", {"tokenizer": "tok_b", "tokenizer_fingerprint": "b" * 16})
+    with pytest.raises(TokenizerMismatchError, match="add --allow-tokenizer-mismatch$"):
+        check_calibration(str(tmp_path / "ko"), other)
+    check_calibration(str(tmp_path / "ko"), other, allow=True)
+    check_calibration(str(tmp_path / "ko"), _checkpoint(tmp_path / "same", {"tokenizer_fingerprint": "a" * 16}))
+    check_calibration(str(tmp_path / "ko"), _checkpoint(tmp_path / "unknown", {}))  # before fingerprints
+    check_calibration(str(tmp_path / "missing"), other)  # a prefix without a summary
 
 
 def test_the_checks_import_no_torch():

@@ -71,6 +71,7 @@ def test_json_round_trip():
     ([], None, False, "precision.fp8 needs an NVIDIA GPU"),
     (["precision.fp8=none"], None, False, "use_distributed_optimizer needs GPUs"),
     (["data.seq_length=65536"], None, None, "exceeds model.max_position_embeddings"),
+    (["train.exit_after_steps=0"], None, None, "train.exit_after_steps must be >= 1"),  # 0 used to mean no limit
     (["precision.dtype=fp8"], None, None, "precision.dtype must be one of"),
     # the H100 knobs
     (["parallel.context_parallel_size=3"], None, None, "multiple of 2 × parallel.context_parallel_size"),

@@ -403,6 +403,50 @@ def test_sft_and_dpo_check_their_own_data_not_the_blend(posttrain_data):
         (posttrain_data / "samples.npy").rename(posttrain_data / "sft256" / "train-00000" / "samples.npy")
 
 
+def test_submit_refuses_data_of_another_tokenizer_than_its_checkpoints(tmp_path, prefixes, posttrain_data):
+    """The trainers' tokenizer checks at submission: data (sft/prefs index, blend summaries) recording another
+    tokenizer than the --base / --reference / --teacher / checkpoint.load checkpoint is refused (exit 2, one
+    line) instead of failing after the nodes were granted; the same tokenizer, the hatch, and a checkpoint an
+    earlier job has not written yet pass."""
+    def checkpoint(name: str, fingerprint: str) -> str:
+        (tmp_path / name / "iter_0000004").mkdir(parents=True)
+        (tmp_path / name / "iter_0000004" / "trainer_state.json").write_text(
+            json.dumps({"tokenizer": name, "tokenizer_fingerprint": fingerprint}))
+        (tmp_path / name / "latest").write_text("iter_0000004")
+        return str(tmp_path / name)
+
+    made_with = json.loads((posttrain_data / "sft256" / "index.json").read_text())["tokenizer_fingerprint"]
+    same, other = checkpoint("tok_same", made_with), checkpoint("tok_other", "0" * 16)
+    for ext in ("bin", "idx"):
+        (tmp_path / f"ko.{ext}").symlink_to(f"{prefixes['ok']}.{ext}")
+    (tmp_path / "ko.summary.json").write_text(json.dumps({"tokenizer": "tok_ko", "tokenizer_fingerprint": "a" * 16}))
+    ws = ["--workdir", str(posttrain_data), "--nodes", "1", "--gpus-per-node", "1", "--dry-run"]
+    sft = ["sft", "--recipe", "tiny_sft", "--data", "sft256", *ws]
+    dpo = ["dpo", "--recipe", "tiny_dpo", "--data", "prefs256", *ws]
+    pretrain = ["pretrain", "--recipe", "tiny", *_tiny_data(str(tmp_path / "ko")), *ws]
+    hatch = ["--set", "checkpoint.allow_tokenizer_change=true"]
+    for argv, role in (([*sft, "--base", other], f"base checkpoint {other}"),
+                       ([*dpo, "--reference", other], f"initial checkpoint {other}"),
+                       ([*dpo, "--reference", same, "--set", f"checkpoint.load={other}"],
+                        f"initial checkpoint {other}"),
+                       ([*pretrain, "--set", f"checkpoint.load={same}"], f"initial checkpoint {same}"),
+                       (["distill", "--recipe", "tiny", "--teacher", same, "--student", same, *pretrain[3:]],
+                        f"initial checkpoint {same}")):
+        proc = midm(["slurm", "submit", *argv], check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert "was made with tokenizer" in proc.stderr and f"but the {role} was trained with tokenizer" in proc.stderr
+        assert proc.stderr.endswith("add --set checkpoint.allow_tokenizer_change=true\n")
+        assert proc.stderr.count("\n") == 1  # one line
+        assert midm(["slurm", "submit", *argv, *hatch]).returncode == 0
+    # data made before fingerprints (the byte prefix records none): the teacher still meets the student
+    proc = midm(["slurm", "submit", "distill", "--recipe", "tiny", "--teacher", other, "--student", same,
+                 *_tiny_data(prefixes["ok"]), *ws], check=False)
+    assert proc.returncode == 2 and f"the teacher checkpoint {other} was trained with" in proc.stderr, proc.stderr
+    assert f"but the initial checkpoint {same} with" in proc.stderr
+    for argv in ([*sft, "--base", same], [*dpo, "--reference", same], [*sft, "--base", str(tmp_path / "not_yet")]):
+        assert midm(["slurm", "submit", *argv]).returncode == 0
+
+
 def test_submit_data_checks_import_no_torch(prefixes, posttrain_data):
     ws = f"'--gpus-per-node', '0', '--dry-run', '--workdir', {str(posttrain_data)!r}"
     code = ("import sys, json; from slurm.cli import main; "
