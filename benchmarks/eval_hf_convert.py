@@ -36,7 +36,7 @@ def main() -> None:
     from safetensors.torch import load_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from megatron_ext import hf_convert, loading
+    from megatron_ext import hf_convert, hf_import, loading
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.ffn,
@@ -53,7 +53,7 @@ def main() -> None:
         tmp = Path(tmp)
         model.save_pretrained(tmp / "hf")
         t0 = time.time()
-        hf_convert.from_hf(tmp / "hf", tmp / "ckpt", padded_vocab_size=args.padded_vocab)
+        hf_import.from_hf(tmp / "hf", tmp / "ckpt", padded_vocab_size=args.padded_vocab)
         t1 = time.time()
         hf_convert.to_hf(tmp / "ckpt", tmp / "hf_back", dtype="fp32", vocab_size=args.vocab, max_shard_size="200MB")
         t2 = time.time()

@@ -8,7 +8,7 @@ the same for every stage::
     commands/dpo.py      → dpo.py           (DPOTrainer(Trainer): preference pairs, frozen reference)
     commands/dus.py      → depth_upscale.py (layer maps, streaming layer copy)
     commands/prune.py    → pruner.py        (+ importance.py, prune_slice.py)
-    commands/convert.py  → hf_convert.py    (+ hf/: one registered record per HF architecture and the
+    commands/convert.py  → hf_convert.py, hf_import.py    (+ hf/: one registered record per HF architecture and the
                                              streaming safetensors shards; hf_files.py: the HF directory;
                                              ckpt_tensors.py: partial reads of a dist-checkpoint)
 

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from megatron_ext.hf_convert import _rank, from_hf, reshard, to_hf
+    from megatron_ext.hf_convert import _rank, reshard, to_hf
+    from megatron_ext.hf_import import from_hf
 
     try:
         if args.command == "to-hf":

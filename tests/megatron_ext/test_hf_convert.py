@@ -151,7 +151,7 @@ def test_mini_recipe_exports_exactly_the_published_config():
 
 
 def test_from_hf_refuses_what_our_model_cannot_represent():
-    from megatron_ext.hf_convert import ConvertError, model_fields_from_hf
+    from megatron_ext.hf_import import ConvertError, model_fields_from_hf
 
     base = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 8, "intermediate_size": 16,
             "num_attention_heads": 2, "max_position_embeddings": 32}
@@ -163,7 +163,7 @@ def test_from_hf_refuses_what_our_model_cannot_represent():
 
 
 def test_from_hf_picks_the_recipe_with_the_same_geometry():
-    from megatron_ext.hf_convert import _base_recipe, model_fields_from_hf
+    from megatron_ext.hf_import import _base_recipe, model_fields_from_hf
     from recipes import get_recipe
 
     m = get_recipe("tiny_mini").model
@@ -241,7 +241,7 @@ def test_sharded_output_has_an_index_and_reads_back(converted):
     out = converted / "gqa_untied" / "hf_back"
     index = json.loads((out / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1
-    from megatron_ext.hf_convert import read_hf
+    from megatron_ext.hf_import import read_hf
 
     _, state = read_hf(out)
     assert state.keys() == index["weight_map"].keys()
@@ -394,14 +394,14 @@ def test_tp2_and_pp2_checkpoints_convert_to_the_same_hf_weights(converted, tmp_p
 # ---------------------------------------------------------------- worker (runs in subprocesses)
 
 def _worker_convert(root: Path) -> None:
-    from megatron_ext import hf_convert, loading
+    from megatron_ext import hf_convert, hf_import, loading
     from megatron_ext.commands.convert import main as convert_main
 
     for name, case in CASES.items():
         d = root / name
         # mha_untied: no --padded-vocab-size and no recipe of this geometry, so the HF vocab is kept
         padded = None if case["padded"] == case["vocab_size"] else case["padded"]
-        hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=padded)
+        hf_import.from_hf(d / "hf", d / "ckpt", padded_vocab_size=padded)
         shard = ["--max-shard-size", "20KB"] if name == "gqa_untied" else []
         assert convert_main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_back"),
                                 "--dtype", "fp32", "--vocab-size", str(case["vocab_size"]), *shard]) == 0
@@ -426,7 +426,7 @@ def _tiny_trimmed_round_trip(d: Path, convert_main) -> None:
     """A `tiny`-geometry model with 384 padded rows (a 300-id tokenizer) → HF trimmed to 300 → Megatron."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from megatron_ext import hf_convert
+    from megatron_ext import hf_import
     from recipes import get_recipe
 
     m = get_recipe("tiny").model
@@ -436,7 +436,7 @@ def _tiny_trimmed_round_trip(d: Path, convert_main) -> None:
                          tie_word_embeddings=False, rms_norm_eps=1e-5)
     LlamaForCausalLM(config).save_pretrained(d / "hf")
     shutil.copytree(d.parent / "tokenizer", d / "hf", dirs_exist_ok=True)  # exported below without it
-    hf_convert.from_hf(d / "hf", d / "ckpt", padded_vocab_size=384)
+    hf_import.from_hf(d / "hf", d / "ckpt", padded_vocab_size=384)
     assert convert_main(["to-hf", "--checkpoint", str(d / "ckpt"), "--output", str(d / "hf_trimmed"),
                          "--vocab-size", "300"]) == 0
     assert convert_main(["from-hf", "--hf", str(d / "hf_trimmed"), "--output", str(d / "ckpt_back")]) == 0
