@@ -49,6 +49,13 @@ def existing_checkpoint(root: str | os.PathLike) -> str | None:
     return iters[-1] if iters else None
 
 
+def iteration_dir(path: str | os.PathLike) -> Path:
+    """A checkpoint root (follows its ``latest``) or an ``iter_*`` directory → the iteration directory."""
+    path = Path(path)
+    pointer = path / LATEST
+    return path / pointer.read_text().strip() if pointer.is_file() else path
+
+
 def _is_iteration(path: Path) -> bool:
     """An ``iter_*`` directory of a saved checkpoint (dist-checkpoint ``.metadata`` or our ``manifest.json``)."""
     return path.name.startswith("iter_") and ((path / ".metadata").is_file() or (path / "manifest.json").is_file())

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from megatron_ext.checkpoint_integrity import check_structure
-from megatron_ext.checkpoint_output import existing_checkpoint
+from megatron_ext.checkpoint_output import existing_checkpoint, iteration_dir
 from megatron_ext.run_files import METRICS_FILE
 from midm.errors import MidmError
 from recipes import Recipe, recipe_from_dict, recipe_to_dict
@@ -176,7 +176,7 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
     ``TokenizerMismatchError`` for data of another tokenizer than the checkpoint's
     (``checkpoint.allow_tokenizer_change``).
     """
-    path = _iter_dir(Path(checkpoint))
+    path = iteration_dir(checkpoint)
     if not (path / "recipe.json").is_file():
         return []  # not a checkpoint of ours: the loader says so, naming the path
     check_structure(path, need_trainer_state=True)  # a damaged checkpoint is named before any comparison
@@ -225,7 +225,7 @@ def check_resume(recipe: Recipe, checkpoint: str | os.PathLike, step: int | None
 
 def check_initial_weights(recipe: Recipe, checkpoint: str | os.PathLike) -> None:
     """``checkpoint.load`` must hold a model of this recipe's shape; raises ``ResumeError`` otherwise."""
-    path = _iter_dir(Path(checkpoint))
+    path = iteration_dir(checkpoint)
     if not (path / "recipe.json").is_file():
         return  # not ours to judge here: the loader reports a missing or foreign checkpoint
     saved = recipe_from_dict(json.loads((path / "recipe.json").read_text()))
@@ -276,9 +276,6 @@ def check_fresh_start(run_dir: Path, ckpt_dir: Path, resume: str, resume_from: P
                       f"{cont}choose another --set logging.run_name=… (or checkpoint.dir), or move it away yourself.")
 
 
-def _iter_dir(path: Path) -> Path:
-    """A checkpoint root (follows ``latest``) or an ``iter_*`` directory → the iter directory."""
-    return path / (path / "latest").read_text().strip() if (path / "latest").is_file() else path
 
 
 def _earlier_run(run_dir: Path, ckpt_dir: Path) -> str:

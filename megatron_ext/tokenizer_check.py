@@ -134,10 +134,9 @@ def of_data(recipe) -> TokenizerRecord | None:
 
 def of_checkpoint(path: str | os.PathLike) -> TokenizerRecord | None:
     """What a checkpoint's ``trainer_state.json`` records (root: the iteration ``latest`` names)."""
-    p = Path(path)
-    if (p / "latest").is_file():
-        p = p / (p / "latest").read_text().strip()
-    return from_record(_read_json(p / "trainer_state.json"))
+    from megatron_ext.checkpoint_output import iteration_dir
+
+    return from_record(_read_json(iteration_dir(path) / "trainer_state.json"))
 
 
 def require_same(made: TokenizerRecord | None, used: TokenizerRecord | None, *, made_says: str, used_says: str,

@@ -94,7 +94,7 @@ def test_tokenizer_trained_again_in_place_is_not_resumed(tmp_path, sample_mixed,
     tok = tmp_path / "tok"
     shutil.copytree(tokenizer_dir, tok)
     prefix = tmp_path / "out" / "corpus"
-    args = ["tokenize", str(sample_mixed), str(prefix), "--tokenizer", str(tok), "--no-progress", "--keep-shards"]
+    args = ["tokenize", str(sample_mixed), str(prefix), "--tokenizer", str(tok), "--keep-shards"]
     assert main(args) == 0
     # the same directory, another tokenizer of the same size: two learned pieces trade ids
     data = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def test_tokenizer_trained_again_in_place_is_not_resumed(tmp_path, sample_mixed,
     summary = json.loads(Path(f"{prefix}.summary.json").read_text())
     assert summary["tokenizer_fingerprint"] == fingerprint(tok) and summary["resumed_documents"] == 0
     fresh = tmp_path / "fresh" / "corpus"  # what the new tokenizer makes of the same input
-    assert main(["tokenize", str(sample_mixed), str(fresh), "--tokenizer", str(tok), "--no-progress"]) == 0
+    assert main(["tokenize", str(sample_mixed), str(fresh), "--tokenizer", str(tok)]) == 0
     assert Path(f"{prefix}.bin").read_bytes() == Path(f"{fresh}.bin").read_bytes()
 
 
